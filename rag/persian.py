@@ -1,0 +1,225 @@
+"""Persian/English text handling for *matching only*.
+
+Nothing here rewrites what the user sees: :func:`normalize` returns a matching key together with a
+map from every key character back to its raw offset, so a match in the key becomes a slice of the
+raw text. Sentence splitting works on the raw text and returns raw ``(start, end)`` offsets.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+ZWNJ = "\u200c"
+
+# One raw character becomes zero or more key characters.
+_CHAR_MAP: dict[str, str] = {
+    "ك": "ک", "ڪ": "ک",            # Arabic kaf
+    "ي": "ی", "ى": "ی", "ې": "ی", "ۍ": "ی", "ئ": "ی",  # Arabic/Pashto yeh, alef maksura, hamza-yeh
+    "ة": "ه", "ۀ": "ه", "ۂ": "ه",  # teh marbuta, heh with yeh above
+    "أ": "ا", "إ": "ا", "ٱ": "ا", "آ": "ا",  # alef variants
+    "ؤ": "و",
+    "٬": "", "،": ",", "؛": ";", "؟": "?", "٫": ".",
+    "«": '"', "»": '"',
+}
+for _i in range(10):
+    _CHAR_MAP[chr(0x06F0 + _i)] = str(_i)  # Persian digits
+    _CHAR_MAP[chr(0x0660 + _i)] = str(_i)  # Arabic-Indic digits
+
+# Dropped entirely from the key: tatweel, Arabic diacritics (harakat, shadda, sukun, superscript
+# alef, hamza above/below), and the invisible joiners/marks that scraped news scatters around.
+# ZWNJ is dropped so that `اسلام‌آباد` and `اسلامآباد` give one key; the space variant is handled
+# by the joined word pairs of :func:`terms`.
+_DROP = set("\u0640" + "".join(chr(c) for c in range(0x064B, 0x0660)) + "\u0670\u06d6\u06d7\u06d8\u06d9\u06da\u06db\u06dc"
+            + "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff\u00ad")
+
+
+def _map_char(ch: str) -> str:
+    if ch in _DROP:
+        return ""
+    mapped = _CHAR_MAP.get(ch)
+    if mapped is not None:
+        return mapped
+    o = ord(ch)
+    # Arabic presentation forms and full-width Latin fold to their plain letters.
+    if 0xFB50 <= o <= 0xFDFF or 0xFE70 <= o <= 0xFEFF or 0xFF01 <= o <= 0xFF5E:
+        folded = unicodedata.normalize("NFKC", ch)
+        return "".join(_map_char(c) for c in folded) if folded != ch else ch
+    if ch.isspace():
+        return " "
+    if unicodedata.category(ch) == "Cc":
+        return " "
+    return ch.casefold() if ch.isascii() or o < 0x0600 else ch
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """A matching key and, for each key character, the raw offset it came from.
+
+    ``offsets`` has one entry per key character plus a final entry equal to the raw length, so a key
+    span ``[i, j)`` maps to the raw span ``[offsets[i], end_of(j-1))``; use :meth:`raw_span`.
+    """
+
+    key: str
+    offsets: tuple[int, ...]
+    raw_len: int
+
+    def raw_span(self, i: int, j: int) -> tuple[int, int]:
+        """Raw ``(start, end)`` covering key characters ``i..j-1`` (``i < j``)."""
+        if not 0 <= i < j <= len(self.key):
+            raise ValueError(f"bad key span {i}:{j} for key of length {len(self.key)}")
+        start = self.offsets[i]
+        # The raw end is where the next key character's raw source begins, unless that raw
+        # source is the same character (one raw char expanded to several key chars).
+        last = self.offsets[j - 1]
+        end = last + 1
+        return start, end
+
+
+def normalize(text: str) -> Normalized:
+    """Key for matching: unified yeh/kaf/alef, ASCII digits, no diacritics/tatweel/ZWNJ, casefolded
+    Latin, whitespace runs kept as single spaces."""
+    out: list[str] = []
+    offs: list[int] = []
+    prev_space = True
+    for i, ch in enumerate(text):
+        m = _map_char(ch)
+        for c in m:
+            if c == " ":
+                if prev_space:
+                    continue
+                prev_space = True
+            else:
+                prev_space = False
+            out.append(c)
+            offs.append(i)
+    # trailing space carries no meaning
+    if out and out[-1] == " ":
+        out.pop()
+        offs.pop()
+    return Normalized("".join(out), tuple(offs), len(text))
+
+
+def normalize_text(text: str) -> str:
+    """Just the key of :func:`normalize`."""
+    return normalize(text).key
+
+
+_PERSIAN_LETTER = re.compile(r"[\u0600-\u06FF\uFB50-\uFDFF\uFE70-\uFEFF]")
+_LATIN_LETTER = re.compile(r"[A-Za-z\u00C0-\u024F]")
+
+
+def detect_language(text: str) -> str:
+    """``"fa"`` when Arabic-script letters outnumber Latin ones, else ``"en"``."""
+    fa = len(_PERSIAN_LETTER.findall(text))
+    en = len(_LATIN_LETTER.findall(text))
+    return "fa" if fa > 0 and fa >= en else "en"
+
+
+def is_rtl(text: str) -> bool:
+    return detect_language(text) == "fa"
+
+
+# ---------------------------------------------------------------- sentences
+
+_SENT_END = set(".!?؟…")
+_CLOSERS = set("»\"')]”’")
+_OPEN_QUOTE, _CLOSE_QUOTE = "«", "»"
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Raw ``(start, end)`` spans of the sentences in ``text[start:end]``, whitespace trimmed.
+
+    Sentences end at ``. ! ? ؟ …`` (a run of them, plus closing quotes/brackets) and at line
+    breaks; ``؛`` and ``،`` do not end a sentence; a full stop between digits (``3.5``) does not;
+    a ``«…»`` quotation is kept whole unless a line break intervenes.
+    """
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    s = start
+    depth = 0
+    i = start
+    while i < end:
+        ch = text[i]
+        cut = None
+        if ch == "\n" or ch == "\r" or ch == "\u2029":
+            depth = 0
+            cut = i
+            nxt = i + 1
+        elif ch == _OPEN_QUOTE:
+            depth += 1
+            nxt = i + 1
+        elif ch == _CLOSE_QUOTE:
+            depth = max(0, depth - 1)
+            nxt = i + 1
+        elif ch in _SENT_END and depth == 0:
+            if ch == "." and 0 < i < end - 1 and text[i - 1].isdigit() and text[i + 1].isdigit():
+                nxt = i + 1
+            else:
+                j = i + 1
+                while j < end and (text[j] in _SENT_END or text[j] in _CLOSERS):
+                    j += 1
+                # A full stop glued to a following letter ("e.g.x", "U.S.") is not a sentence end.
+                if ch == "." and j < end and not text[j].isspace() and text[j] not in _CLOSERS:
+                    nxt = j
+                else:
+                    cut = j
+                    nxt = j
+        else:
+            nxt = i + 1
+        if cut is not None:
+            spans.extend(_trimmed(text, s, cut))
+            s = nxt
+        i = nxt
+    spans.extend(_trimmed(text, s, end))
+    return spans
+
+
+def _trimmed(text: str, s: int, e: int) -> list[tuple[int, int]]:
+    while s < e and (text[s].isspace() or text[s] in "\u200c\u200d\u200e\u200f\ufeff"):
+        s += 1
+    while e > s and (text[e - 1].isspace() or text[e - 1] in "\u200c\u200d\u200e\u200f\ufeff"):
+        e -= 1
+    if e <= s:
+        return []
+    # a span of only punctuation is not a sentence
+    if not any(c.isalnum() for c in text[s:e]):
+        return []
+    return [(s, e)]
+
+
+# ---------------------------------------------------------------- terms for lexical matching
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_ARABIC_SCRIPT = re.compile(r"[\u0600-\u06FF]")
+
+# Very common function words that carry no topic (normalized forms).
+STOPWORDS = frozenset(
+    """و در به از که این را با است برای آن یک تا بر های ها می شود شد هم نیز یا اما کرد کرده کند
+    او وی ما من تو شما انها ان ایشان خود دیگر هر چه چرا کجا کدام چند چگونه ایا بود بودند باشد
+    the a an of in on at to for is are was were be been by with and or what which who whom whose
+    when where why how did do does from as that this it its into about than then""".split()
+)
+
+
+def words(text: str) -> list[tuple[str, int, int]]:
+    """Normalized words with their raw ``(start, end)`` spans."""
+    n = normalize(text)
+    out = []
+    for m in _WORD.finditer(n.key):
+        s, e = n.raw_span(m.start(), m.end())
+        out.append((m.group(), s, e))
+    return out
+
+
+def terms(text: str, *, stopwords: bool = False) -> list[str]:
+    """Lexical terms: normalized words plus each adjacent pair of Persian words joined, so that a
+    compound written with a space (`اسلام آباد`) meets the same compound written solid or with a
+    ZWNJ (`اسلامآباد`, `اسلام‌آباد`)."""
+    ws = _WORD.findall(normalize(text).key)
+    out = [w for w in ws if stopwords or w not in STOPWORDS]
+    for a, b in zip(ws, ws[1:]):
+        if _ARABIC_SCRIPT.match(a) and _ARABIC_SCRIPT.match(b) and a not in STOPWORDS and b not in STOPWORDS:
+            out.append(a + b)
+    return out

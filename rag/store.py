@@ -1,0 +1,374 @@
+"""The index on disk: the only code that writes ``index/``.
+
+Layout of an index folder:
+
+- ``manifest.json``: format, embedder name and dimension, and the generation the FAISS file holds.
+- ``rag.sqlite``: articles (raw text, metadata, fingerprint) and chunks (offsets and vector).
+  SQLite is the source of truth; each article is written in one transaction, so a crash leaves
+  whole articles only.
+- ``vectors.faiss``: an ``IndexIDMap2`` over inner-product vectors, ids = chunk row ids (never
+  reused, so they survive deletes). It is a cache of the SQLite vectors, written atomically
+  (temp file + rename); when its generation is not SQLite's (a crash between the two), it is
+  rebuilt from SQLite on open.
+- ``.lock``: held by a writer; a second writer waits, then gives up with a clear message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .articles import Article
+from .chunking import Chunk
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+DB = "rag.sqlite"
+FAISS_FILE = "vectors.faiss"
+LOCK = ".lock"
+
+
+class StoreError(Exception):
+    """A problem with the index folder; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    chunk_id: int
+    article_id: str
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class ArticleInfo:
+    id: str
+    title: str
+    source: str | None
+    date: str | None
+    url: str | None
+    path: str | None
+    chunks: int
+    chars: int
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL, source TEXT, date TEXT, url TEXT,
+    path TEXT, sha TEXT NOT NULL, spans TEXT NOT NULL, added REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL REFERENCES articles(id),
+    seq INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, vector BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+"""
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def rebuild_hint(path: Path) -> str:
+    return f"rebuild it with: rag ingest ARTICLES... --index {path} (after moving {path} away)"
+
+
+class Store:
+    """Articles, chunks and their vectors in one folder. Thread-safe within a process."""
+
+    def __init__(self, path: Path, manifest: dict) -> None:
+        import faiss  # noqa: F401  (fail early with a clear import error)
+
+        self.path = path
+        self.manifest = manifest
+        self.embedder: str = manifest["embedder"]
+        self.dim: int = int(manifest["dim"])
+        self._lock = threading.RLock()
+        db_path = path / DB
+        try:
+            self._db = sqlite3.connect(db_path, timeout=30, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=DELETE")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("SELECT count(*) FROM articles").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"index database {db_path} is unreadable ({exc}); {rebuild_hint(path)}") from None
+        self._generation = -1
+        self._faiss = None
+        self._load_vectors()
+
+    # ------------------------------------------------------------ opening
+
+    @classmethod
+    def exists(cls, path: str | os.PathLike) -> bool:
+        return (Path(path) / MANIFEST).exists()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "Store":
+        path = Path(path)
+        mf = path / MANIFEST
+        if not mf.exists():
+            raise StoreError(f"no index at {path}; build one with: rag ingest seeds/ --index {path}")
+        try:
+            manifest = json.loads(mf.read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict) or "embedder" not in manifest or "dim" not in manifest:
+                raise ValueError("missing embedder or dim")
+        except (ValueError, OSError) as exc:
+            raise StoreError(f"index manifest {mf} is damaged ({exc}); {rebuild_hint(path)}") from None
+        if manifest.get("format") != FORMAT:
+            raise StoreError(f"index {path} has format {manifest.get('format')}, this version reads {FORMAT}; "
+                             f"{rebuild_hint(path)}")
+        return cls(path, manifest)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, embedder: str, dim: int) -> "Store":
+        path = Path(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            manifest = {"format": FORMAT, "embedder": embedder, "dim": int(dim), "faiss_generation": -1,
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            _atomic_write(path / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1).encode())
+        except OSError as exc:
+            raise StoreError(f"cannot create index at {path}: {exc.strerror or exc}") from None
+        return cls(path, manifest)
+
+    # ------------------------------------------------------------ vectors
+
+    def _db_generation(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _load_vectors(self) -> None:
+        """Load the FAISS file if it matches SQLite's generation, else rebuild it from SQLite."""
+        import faiss
+
+        gen = self._db_generation()
+        fpath = self.path / FAISS_FILE
+        index = None
+        if self.manifest.get("faiss_generation") == gen and fpath.exists():
+            try:
+                index = faiss.read_index(str(fpath))
+                if index.d != self.dim or index.ntotal != self._count_chunks():
+                    index = None
+            except RuntimeError:
+                index = None  # damaged cache: rebuilt below from the source of truth
+        if index is None:
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+            ids, vecs = [], []
+            for cid, blob in self._db.execute("SELECT id, vector FROM chunks ORDER BY id"):
+                ids.append(cid)
+                vecs.append(np.frombuffer(blob, dtype=np.float32))
+            if ids:
+                mat = np.vstack(vecs)
+                if mat.shape[1] != self.dim:
+                    raise StoreError(f"vectors in {self.path / DB} have dimension {mat.shape[1]}, manifest says "
+                                     f"{self.dim}; {rebuild_hint(self.path)}")
+                index.add_with_ids(mat, np.asarray(ids, dtype=np.int64))
+        self._faiss = index
+        self._generation = gen
+
+    def _count_chunks(self) -> int:
+        return self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def refresh(self) -> bool:
+        """Pick up writes made by another process since we loaded. Returns True when it reloaded."""
+        with self._lock:
+            if self._db_generation() == self._generation:
+                return False
+            try:
+                self.manifest = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+            except (ValueError, OSError):
+                pass
+            self._load_vectors()
+            return True
+
+    def flush(self) -> None:
+        """Persist the FAISS cache (temp file + rename) and record its generation in the manifest."""
+        import faiss
+
+        with self._lock:
+            if self.manifest.get("faiss_generation") == self._generation and (self.path / FAISS_FILE).exists():
+                return
+            data = faiss.serialize_index(self._faiss).tobytes()
+            _atomic_write(self.path / FAISS_FILE, data)
+            self.manifest["faiss_generation"] = self._generation
+            _atomic_write(self.path / MANIFEST, json.dumps(self.manifest, ensure_ascii=False, indent=1).encode())
+
+    # ------------------------------------------------------------ writing
+
+    @contextmanager
+    def writing(self, timeout: float = 10.0) -> Iterator["Store"]:
+        """Hold the index's writer lock (other processes wait up to ``timeout`` s), flush at the end."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK))
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise StoreError(f"another process is writing to the index {self.path} (lock {self.path / LOCK}); "
+                             "wait for it to finish and try again") from None
+        except OSError as exc:
+            raise StoreError(f"cannot write to the index {self.path}: {exc.strerror or exc}") from None
+        try:
+            yield self
+        finally:
+            try:
+                self.flush()
+            finally:
+                lock.release()
+
+    def state(self, article_id: str) -> tuple[str, str | None] | None:
+        """``(sha, path)`` of a stored article, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT sha, path FROM articles WHERE id=?", (article_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def put(self, article: Article, chunks: list[Chunk], vectors: np.ndarray) -> str:
+        """Add or replace one article with its chunks, in one transaction. Returns
+        ``"added"``, ``"updated"`` or ``"unchanged"``."""
+        import faiss  # noqa: F401
+
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(chunks) and vectors.shape[1] != self.dim:
+            raise StoreError(f"embedder gives dimension {vectors.shape[1]}, index {self.path} holds {self.dim}")
+        for c in chunks:
+            if not (0 <= c.start < c.end <= len(article.text)):
+                raise ValueError(f"chunk {c} outside article {article.id!r}")
+        sha = article.sha
+        with self._lock:
+            old = self.state(article.id)
+            if old and old[0] == sha:
+                return "unchanged"
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                old_ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE article_id=?", (article.id,))]
+                db.execute("DELETE FROM chunks WHERE article_id=?", (article.id,))
+                db.execute("DELETE FROM articles WHERE id=?", (article.id,))
+                db.execute("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
+                           (article.id, article.title, article.text, article.source, article.date, article.url,
+                            article.path, sha, json.dumps(article.content_spans), time.time()))
+                new_ids = []
+                for seq, (c, v) in enumerate(zip(chunks, vectors)):
+                    cur = db.execute('INSERT INTO chunks (article_id, seq, start, "end", vector) VALUES (?,?,?,?,?)',
+                                     (article.id, seq, c.start, c.end, v.tobytes()))
+                    new_ids.append(cur.lastrowid)
+                gen = self._bump(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            if old_ids:
+                self._faiss.remove_ids(np.asarray(old_ids, dtype=np.int64))
+            if new_ids:
+                self._faiss.add_with_ids(vectors, np.asarray(new_ids, dtype=np.int64))
+            self._generation = gen
+            return "updated" if old else "added"
+
+    def remove(self, article_id: str) -> bool:
+        with self._lock:
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE article_id=?", (article_id,))]
+                db.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
+                n = db.execute("DELETE FROM articles WHERE id=?", (article_id,)).rowcount
+                gen = self._bump(db) if n else self._generation
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            if ids:
+                self._faiss.remove_ids(np.asarray(ids, dtype=np.int64))
+            self._generation = gen
+            return bool(n)
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        gen = (int(row[0]) if row else 0) + 1
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(gen),))
+        return gen
+
+    # ------------------------------------------------------------ reading
+
+    def search(self, query_vec: np.ndarray, k: int) -> list[ChunkRow]:
+        """The ``k`` chunks nearest to ``query_vec`` (inner product of normalized vectors)."""
+        with self._lock:
+            if self._faiss.ntotal == 0 or k <= 0:
+                return []
+            q = np.ascontiguousarray(query_vec, dtype=np.float32).reshape(1, -1)
+            scores, ids = self._faiss.search(q, min(k, self._faiss.ntotal))
+            pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+            rows = self.chunks([i for i, _ in pairs])
+        by_id = {r.chunk_id: r for r in rows}
+        return [ChunkRow(**{**by_id[i].__dict__, "score": s}) for i, s in pairs if i in by_id]
+
+    def chunks(self, ids: list[int]) -> list[ChunkRow]:
+        if not ids:
+            return []
+        with self._lock:
+            marks = ",".join("?" * len(ids))
+            rows = self._db.execute(
+                f'SELECT c.id, c.article_id, a.title, c.start, c."end", substr(a.text, c.start + 1, c."end" - c.start) '
+                f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})", ids).fetchall()
+        return [ChunkRow(*r) for r in rows]
+
+    def article_chunks(self, article_id: str) -> list[ChunkRow]:
+        with self._lock:
+            ids = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE article_id=? ORDER BY seq",
+                                                  (article_id,))]
+        return sorted(self.chunks(ids), key=lambda r: r.start)
+
+    def get(self, article_id: str) -> Article | None:
+        with self._lock:
+            row = self._db.execute("SELECT id, title, text, source, date, url, path, spans FROM articles WHERE id=?",
+                                   (article_id,)).fetchone()
+        if not row:
+            return None
+        return Article(*row[:7], content_spans=[tuple(s) for s in json.loads(row[7])])
+
+    def articles(self) -> list[ArticleInfo]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT a.id, a.title, a.source, a.date, a.url, a.path, "
+                "(SELECT count(*) FROM chunks c WHERE c.article_id = a.id), length(a.text) "
+                "FROM articles a ORDER BY a.added, a.id").fetchall()
+        return [ArticleInfo(*r) for r in rows]
+
+    def count(self) -> tuple[int, int]:
+        with self._lock:
+            n_art = self._db.execute("SELECT count(*) FROM articles").fetchone()[0]
+            return n_art, self._count_chunks()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
