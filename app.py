@@ -1,0 +1,39 @@
+"""Start the Gradio app: `python app.py [--host H] [--port P] [--index DIR]`.
+
+On first start with an empty index it indexes `seeds/` (shipped with the project) first.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the app to the network: use --auth)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--index", default=str(HERE / "index"), help="index folder (default ./index)")
+    p.add_argument("--seeds", default=str(HERE / "seeds"), help="articles indexed on first start when the index is empty")
+    p.add_argument("--auth", default=os.environ.get("RAG_AUTH"),
+                   help="USER:PASSWORD required to open the app (or set RAG_AUTH)")
+    args = p.parse_args(argv)
+    auth = None
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user or not password:
+            sys.exit("error: --auth must be USER:PASSWORD")
+        auth = (user, password)
+
+    from rag.cli import user_errors
+    from rag.ui import launch
+
+    with user_errors():
+        launch(index=args.index, host=args.host, port=args.port, seeds=args.seeds, auth=auth)
+
+
+if __name__ == "__main__":
+    main()
