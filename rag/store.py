@@ -6,6 +6,9 @@ Layout of an index folder:
 - ``rag.sqlite``: articles (raw text, metadata, fingerprint) and chunks (offsets and vector).
   SQLite is the source of truth; each article is written in one transaction, so a crash leaves
   whole articles only.
+- The lexical side lives in SQLite too: an FTS5 table of each passage's normalized Persian/English
+  terms (rowid = chunk id), scored with FTS5's BM25 and written in the article's own transaction,
+  so it is incremental, persisted and never out of step with the vectors.
 - ``vectors.faiss``: an ``IndexIDMap2`` over inner-product vectors, ids = chunk row ids (never
   reused, so they survive deletes). It is a cache of the SQLite vectors, written atomically
   (temp file + rename); when its generation is not SQLite's (a crash between the two), it is
@@ -28,8 +31,10 @@ from typing import Iterator
 
 import numpy as np
 
+from .errors import UserError
 from .articles import Article
 from .chunking import Chunk
+from .persian import terms
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -38,7 +43,7 @@ FAISS_FILE = "vectors.faiss"
 LOCK = ".lock"
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """A problem with the index folder; the message names the file and what to do."""
 
 
@@ -74,12 +79,28 @@ CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL REFERENCES articles(id),
     seq INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, vector BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS lexicon USING fts5(terms, tokenize='unicode61 remove_diacritics 0');
+CREATE VIRTUAL TABLE IF NOT EXISTS lexicon_vocab USING fts5vocab(lexicon, 'row');
 """
+
+# Bump when rag.persian.terms changes: stored lexical terms are then rebuilt on open.
+LEXICON_VERSION = "3"
+
+
+def passage_terms(title: str, text: str) -> str:
+    """What the lexical index holds for a passage: its normalized terms (title included, as the
+    dense side embeds it), space-separated for FTS5."""
+    return " ".join(terms(f"{title}\n{text}"))
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; index files are as readable as any other
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -119,6 +140,7 @@ class Store:
             raise StoreError(f"index database {db_path} is unreadable ({exc}); {rebuild_hint(path)}") from None
         self._generation = -1
         self._faiss = None
+        self._check_lexicon()
         self._load_vectors()
 
     # ------------------------------------------------------------ opening
@@ -190,6 +212,28 @@ class Store:
                 index.add_with_ids(mat, np.asarray(ids, dtype=np.int64))
         self._faiss = index
         self._generation = gen
+
+    def _check_lexicon(self) -> None:
+        """(Re)build the lexical terms when they were made by another version of the term rules
+        (or by a version without them)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key='lexicon'").fetchone()
+        n_lex = self._db.execute("SELECT count(*) FROM lexicon").fetchone()[0]
+        if row and row[0] == LEXICON_VERSION and n_lex == self._count_chunks():
+            return
+        try:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM lexicon")
+            rows = db.execute('SELECT c.id, a.title, substr(a.text, c.start + 1, c."end" - c.start) '
+                              "FROM chunks c JOIN articles a ON a.id = c.article_id").fetchall()
+            db.executemany("INSERT INTO lexicon(rowid, terms) VALUES (?, ?)",
+                           [(cid, passage_terms(title, text)) for cid, title, text in rows])
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('lexicon', ?)", (LEXICON_VERSION,))
+            db.execute("COMMIT")
+        except sqlite3.OperationalError:
+            # A read-only index keeps working on its dense side; writes will report the problem.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
 
     def _count_chunks(self) -> int:
         return self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
@@ -269,6 +313,7 @@ class Store:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 old_ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE article_id=?", (article.id,))]
+                db.executemany("DELETE FROM lexicon WHERE rowid=?", [(i,) for i in old_ids])
                 db.execute("DELETE FROM chunks WHERE article_id=?", (article.id,))
                 db.execute("DELETE FROM articles WHERE id=?", (article.id,))
                 db.execute("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -279,6 +324,8 @@ class Store:
                     cur = db.execute('INSERT INTO chunks (article_id, seq, start, "end", vector) VALUES (?,?,?,?,?)',
                                      (article.id, seq, c.start, c.end, v.tobytes()))
                     new_ids.append(cur.lastrowid)
+                    db.execute("INSERT INTO lexicon(rowid, terms) VALUES (?, ?)",
+                               (cur.lastrowid, passage_terms(article.title, article.text[c.start:c.end])))
                 gen = self._bump(db)
                 db.execute("COMMIT")
             except BaseException:
@@ -298,6 +345,7 @@ class Store:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE article_id=?", (article_id,))]
+                db.executemany("DELETE FROM lexicon WHERE rowid=?", [(i,) for i in ids])
                 db.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
                 n = db.execute("DELETE FROM articles WHERE id=?", (article_id,)).rowcount
                 gen = self._bump(db) if n else self._generation
@@ -323,14 +371,49 @@ class Store:
     def search(self, query_vec: np.ndarray, k: int) -> list[ChunkRow]:
         """The ``k`` chunks nearest to ``query_vec`` (inner product of normalized vectors)."""
         with self._lock:
+            pairs = self.dense(query_vec, k)
+            rows = self.chunks([i for i, _ in pairs])
+        by_id = {r.chunk_id: r for r in rows}
+        return [ChunkRow(**{**by_id[i].__dict__, "score": s}) for i, s in pairs if i in by_id]
+
+    def dense(self, query_vec: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """``(chunk_id, cosine)`` of the ``k`` nearest chunks."""
+        with self._lock:
             if self._faiss.ntotal == 0 or k <= 0:
                 return []
             q = np.ascontiguousarray(query_vec, dtype=np.float32).reshape(1, -1)
             scores, ids = self._faiss.search(q, min(k, self._faiss.ntotal))
-            pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-            rows = self.chunks([i for i, _ in pairs])
-        by_id = {r.chunk_id: r for r in rows}
-        return [ChunkRow(**{**by_id[i].__dict__, "score": s}) for i, s in pairs if i in by_id]
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def dense_scores(self, query_vec: np.ndarray, ids: list[int]) -> dict[int, float]:
+        """Cosine of ``query_vec`` with the given chunks (for chunks found by the lexical side)."""
+        if not ids:
+            return {}
+        with self._lock:
+            vecs = np.vstack([self._faiss.reconstruct(int(i)) for i in ids])
+        return dict(zip(ids, (vecs @ np.asarray(query_vec, dtype=np.float32)).tolist()))
+
+    def lexical(self, query_terms: list[str], k: int) -> list[tuple[int, float]]:
+        """``(chunk_id, bm25)`` of the ``k`` best chunks for any of ``query_terms`` (higher is better)."""
+        uniq = sorted({t for t in query_terms if t})
+        if not uniq or k <= 0:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in uniq)
+        with self._lock:
+            rows = self._db.execute("SELECT rowid, -bm25(lexicon) AS s FROM lexicon WHERE lexicon MATCH ? "
+                                    "ORDER BY s DESC LIMIT ?", (match, k)).fetchall()
+        return [(int(r), float(s)) for r, s in rows]
+
+    def document_frequencies(self, query_terms: list[str]) -> dict[str, int]:
+        """How many passages hold each term (0 for unknown terms)."""
+        uniq = sorted(set(query_terms))
+        if not uniq:
+            return {}
+        with self._lock:
+            rows = self._db.execute(f"SELECT term, doc FROM lexicon_vocab WHERE term IN ({','.join('?' * len(uniq))})",
+                                    uniq).fetchall()
+        found = dict(rows)
+        return {t: int(found.get(t, 0)) for t in uniq}
 
     def chunks(self, ids: list[int]) -> list[ChunkRow]:
         if not ids:
