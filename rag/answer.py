@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .embedders import Embedder
-from .persian import detect_language, split_sentences, terms
+from .persian import detect_language, terms
 from .retrieval import Retrieved
 from .store import Store
 
@@ -69,33 +68,32 @@ def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
     return len(a & b) / min(len(a), len(b)) >= 0.8
 
 
-def compose(question: str, retrieved: Retrieved, store: Store, embedder: Embedder,
-            max_quotes: int = MAX_QUOTES) -> Answer:
+def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int = MAX_QUOTES) -> Answer:
     """Choose the sentences of the top passages that best answer ``question``."""
     lang = detect_language(question)
     frame = FRAMING[lang]
     hits = retrieved.hits[:CANDIDATE_PASSAGES]
-    seen: set[tuple[str, int, int]] = set()
+    missing = [h.chunk_id for h in hits if h.chunk_id not in retrieved.sentences]
+    sentences = {**retrieved.sentences, **store.sentences_in(missing)}
+    cos = dict(retrieved.sentence_cos)
+    ids = [sid for h in hits for sid, _, _ in sentences.get(h.chunk_id, []) if sid not in cos]
+    cos.update(store.sentence_scores(retrieved.query_vector, ids))
+    q_terms = set(terms(question))
+    seen: set[int] = set()
     cands: list[_Candidate] = []
-    passage_scores: list[float] = []
     for h in hits:
-        for s, e in split_sentences(h.text):
-            key = (h.article_id, h.start + s, h.start + e)
-            if key in seen:
+        for sid, s, e in sentences.get(h.chunk_id, []):
+            if sid in seen:
                 continue
-            seen.add(key)
-            text = h.text[s:e]
-            cands.append(_Candidate(h.article_id, h.title, key[1], key[2], text, 0.0, frozenset(terms(text))))
-            passage_scores.append(h.dense)
+            seen.add(sid)
+            text = h.text[s - h.start:e - h.start]
+            c_terms = frozenset(terms(text))
+            lex = len(q_terms & c_terms) / len(q_terms) if q_terms else 0.0
+            score = cos[sid] + W_PASSAGE * h.dense + W_LEXICAL * lex
+            cands.append(_Candidate(h.article_id, h.title, s, e, text, score, c_terms))
     if not cands:
         return Answer(question, lang, frame["none"], True)
 
-    q_terms = set(terms(question))
-    vecs = embedder.embed_passages([c.text for c in cands])
-    cos = vecs @ retrieved.query_vector
-    for c, sc, ps in zip(cands, cos, passage_scores):
-        lex = len(q_terms & c.terms) / len(q_terms) if q_terms else 0.0
-        c.score = float(sc) + W_PASSAGE * ps + W_LEXICAL * lex
     cands.sort(key=lambda c: -c.score)
     best = cands[0].score
     if best < ABSTAIN_BELOW:

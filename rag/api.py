@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 from .errors import UserError
 from .answer import Answer, compose
 from .articles import Article, Skipped, iter_files, load_file
-from .chunking import chunk_article
+from .chunking import segment_article
 from .embedders import Embedder, canonical_name, load_embedder
 from .retrieval import Retrieved, Retriever
 from .store import ArticleInfo, Store, StoreError
@@ -142,11 +142,15 @@ class RAG:
         if old and old[0] == art.sha:
             report.unchanged.append(art.id)
             return
-        chunks = chunk_article(art, self.embedder.count_tokens)
-        texts = [f"{art.title}\n{art.text[c.start:c.end]}" for c in chunks]
+        seg = segment_article(art, self.embedder.count_tokens)
+        # Passages are embedded with their title (it says what the passage is about); sentences
+        # alone (they are what a quote will be).
+        texts = [f"{art.title}\n{art.text[c.start:c.end]}" for c in seg.chunks]
+        texts += [art.text[s.start:s.end] for s in seg.sentences]
         vectors = self.embedder.embed_passages(texts)
-        status = self.store.put(art, chunks, vectors)
-        report.chunks += len(chunks)
+        n = len(seg.chunks)
+        status = self.store.put(art, seg.chunks, vectors[:n], seg.sentences, vectors[n:])
+        report.chunks += n
         report.tokens += sum(self.embedder.count_tokens(t) for t in texts)
         getattr(report, status).append(art.id)
 
@@ -166,7 +170,7 @@ class RAG:
         and is the fallback whenever the model's quotes do not verify."""
         q = check_question(question)
         retrieved = self.retriever.retrieve(q, max(k, 1))
-        answer = compose(q, retrieved, self.store, self.embedder)
+        answer = compose(q, retrieved, self.store)
         if llm is None or answer.abstained:
             return answer
         from .llm import llm_answer

@@ -1,4 +1,5 @@
-"""Article → chunks: runs of whole sentences, sized in model tokens, with a one-sentence overlap.
+"""Article → sentences and chunks: chunks are runs of whole sentences, sized in model tokens, with a
+one-sentence overlap. Both are embedded: chunks find the passage, sentences find the quote.
 
 Every chunk is ``article.text[start:end]``; chunks never cross a content-span boundary (so a
 repeated title or a footer never lands inside one). A sentence longer than the budget is cut at
@@ -47,10 +48,20 @@ def _cut_long(text: str, s: int, e: int, count: Callable[[str], int], budget: in
     return pieces
 
 
-def chunk_article(article: Article, count_tokens: Callable[[str], int], max_tokens: int = MAX_TOKENS,
-                  overlap_tokens: int = OVERLAP_TOKENS) -> list[Chunk]:
+@dataclass(frozen=True)
+class Segmented:
+    """An article cut for indexing: ``sentences`` (whole sentences, or word-boundary pieces of one
+    longer than the budget) and ``chunks`` (runs of them). Every sentence lies inside a chunk."""
+
+    sentences: list[Chunk]
+    chunks: list[Chunk]
+
+
+def segment_article(article: Article, count_tokens: Callable[[str], int], max_tokens: int = MAX_TOKENS,
+                    overlap_tokens: int = OVERLAP_TOKENS) -> Segmented:
     text = article.text
     chunks: list[Chunk] = []
+    sentences: list[Chunk] = []
     for span_s, span_e in article.content_spans:
         units: list[tuple[int, int, int]] = []  # (start, end, tokens)
         for s, e in split_sentences(text, span_s, span_e):
@@ -59,6 +70,7 @@ def chunk_article(article: Article, count_tokens: Callable[[str], int], max_toke
                 units.extend((ps, pe, count_tokens(text[ps:pe])) for ps, pe in _cut_long(text, s, e, count_tokens, max_tokens))
             else:
                 units.append((s, e, n))
+        sentences.extend(Chunk(s, e) for s, e, _ in units)
         i = 0
         while i < len(units):
             j, total = i, 0
@@ -71,4 +83,9 @@ def chunk_article(article: Article, count_tokens: Callable[[str], int], max_toke
             # Start the next chunk with the last sentence of this one when it is short, so a fact
             # stated across a sentence boundary is whole in at least one chunk.
             i = j - 1 if j - 1 > i and units[j - 1][2] <= overlap_tokens else j
-    return chunks
+    return Segmented(sentences, chunks)
+
+
+def chunk_article(article: Article, count_tokens: Callable[[str], int], max_tokens: int = MAX_TOKENS,
+                  overlap_tokens: int = OVERLAP_TOKENS) -> list[Chunk]:
+    return segment_article(article, count_tokens, max_tokens, overlap_tokens).chunks

@@ -15,7 +15,7 @@ over Persian articles gets only what its digits and names are worth.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,6 +26,8 @@ from .store import Store
 RRF_K = 60          # the usual reciprocal-rank-fusion constant
 CANDIDATES = 50     # passages taken from each side before fusion
 LEXICAL_WEIGHT = 0.6  # weight of the lexical side in the combination, before scaling by coverage
+SENTENCE_CANDIDATES = 100  # nearest sentences whose passages join the candidates
+SENTENCE_WEIGHT = 0.5  # share of the best sentence's cosine in a passage's dense score
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Hit:
     start: int
     end: int
     score: float          # fused score (what the ranking is by)
-    dense: float = 0.0    # cosine of question and passage
+    dense: float = 0.0    # meaning score: cosine of question and passage, blended with its best sentence's
     lexical: float = 0.0  # BM25 of the passage for the question's terms (0 when not matched)
 
     def to_json(self) -> dict:
@@ -52,6 +54,9 @@ class Retrieved:
     query_vector: np.ndarray
     hits: list[Hit]
     lexical_weight: float = 0.0
+    # For each candidate passage, its sentences ``(sentence_id, start, end)``, and their cosines.
+    sentences: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
+    sentence_cos: dict[int, float] = field(default_factory=dict)
 
     def articles(self) -> list[tuple[str, float]]:
         """Articles in order of their best passage (a JSONL line is one article)."""
@@ -117,7 +122,6 @@ class Retriever:
         qv = self.embedder.embed_queries([question])[0]
         n = max(CANDIDATES, k)
         q_terms = terms(question)
-        dense = self.store.dense(qv, n) if self.mode != "lexical" else []
         lexical: list[tuple[int, float]] = []
         w_lex = 0.0
         if self.mode != "dense" and q_terms:
@@ -125,17 +129,43 @@ class Retriever:
                 self.store.document_frequencies(q_terms), self.store.count()[1])
             if w_lex > 0:
                 lexical = self.store.lexical(q_terms, n)
-        cos = dict(dense)
-        if self.fusion == "combine" and self.mode == "hybrid":
-            cos.update(self.store.dense_scores(qv, [i for i, _ in lexical if i not in cos]))
-            ranked = combine(cos, lexical, w_lex * self.lexical_scale)[:k]
+        candidates: set[int] = {cid for cid, _ in lexical}
+        if self.mode != "lexical":
+            candidates.update(cid for cid, _ in self.store.dense(qv, n))
+            near = [sid for sid, _ in self.store.nearest_sentences(qv, SENTENCE_CANDIDATES)]
+            candidates.update(cid for _, cid in self.store.sentence_chunks(near))
+        meaning = self._meaning(qv, sorted(candidates))
+        if self.mode == "hybrid":
+            ranked = combine(meaning.score, lexical, w_lex * self.lexical_scale)
+        elif self.mode == "dense":
+            ranked = sorted(meaning.score.items(), key=lambda x: (-x[1], x[0]))
         else:
-            ranked = fuse(dense, lexical, w_lex * self.lexical_scale, w_dense=0.0 if self.mode == "lexical" else 1.0)[:k]
-        ids = [cid for cid, _ in ranked]
-        cos.update(self.store.dense_scores(qv, [i for i in ids if i not in cos]))
+            ranked = lexical
+        ranked = ranked[:k]
         bm25 = dict(lexical)
-        rows = {r.chunk_id: r for r in self.store.chunks(ids)}
+        rows = {r.chunk_id: r for r in self.store.chunks([cid for cid, _ in ranked])}
         hits = [Hit(rank, cid, rows[cid].article_id, rows[cid].title, rows[cid].text, rows[cid].start, rows[cid].end,
-                    score, cos.get(cid, 0.0), bm25.get(cid, 0.0))
+                    score, meaning.score.get(cid, 0.0), bm25.get(cid, 0.0))
                 for rank, (cid, score) in enumerate(((c, s) for c, s in ranked if c in rows), 1)]
-        return Retrieved(question, qv, hits, w_lex)
+        return Retrieved(question, qv, hits, w_lex, meaning.sentences, meaning.sentence_cos)
+
+    def _meaning(self, qv: np.ndarray, chunk_ids: list[int]) -> "_Meaning":
+        """Dense score of each passage: its own cosine blended with its best sentence's, so a
+        passage holding one sentence that answers the question is not drowned by the rest."""
+        if not chunk_ids:
+            return _Meaning({}, {}, {})
+        cos = self.store.dense_scores(qv, chunk_ids)
+        sentences = self.store.sentences_in(chunk_ids)
+        sentence_cos = self.store.sentence_scores(qv, sorted({sid for v in sentences.values() for sid, _, _ in v}))
+        score = {}
+        for cid in chunk_ids:
+            best = max((sentence_cos[sid] for sid, _, _ in sentences.get(cid, [])), default=cos[cid])
+            score[cid] = (1 - SENTENCE_WEIGHT) * cos[cid] + SENTENCE_WEIGHT * best
+        return _Meaning(score, sentences, sentence_cos)
+
+
+@dataclass
+class _Meaning:
+    score: dict[int, float]
+    sentences: dict[int, list[tuple[int, int, int]]]
+    sentence_cos: dict[int, float]

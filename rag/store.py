@@ -9,8 +9,8 @@ Layout of an index folder:
 - The lexical side lives in SQLite too: an FTS5 table of each passage's normalized Persian/English
   terms (rowid = chunk id), scored with FTS5's BM25 and written in the article's own transaction,
   so it is incremental, persisted and never out of step with the vectors.
-- ``vectors.faiss``: an ``IndexIDMap2`` over inner-product vectors, ids = chunk row ids (never
-  reused, so they survive deletes). It is a cache of the SQLite vectors, written atomically
+- ``vectors.faiss`` / ``sentences.faiss``: ``IndexIDMap2`` over inner-product vectors of passages
+  and of sentences, ids = row ids (never reused, so they survive deletes). It is a cache of the SQLite vectors, written atomically
   (temp file + rename); when its generation is not SQLite's (a crash between the two), it is
   rebuilt from SQLite on open.
 - ``.lock``: held by a writer; a second writer waits, then gives up with a clear message.
@@ -36,10 +36,13 @@ from .articles import Article
 from .chunking import Chunk
 from .persian import terms
 
-FORMAT = 1
+FORMAT = 2  # 2: sentence vectors beside passage vectors
 MANIFEST = "manifest.json"
 DB = "rag.sqlite"
 FAISS_FILE = "vectors.faiss"
+SENTENCES_FAISS_FILE = "sentences.faiss"
+# The two vector kinds: table in SQLite → FAISS cache file.
+KINDS = {"chunks": FAISS_FILE, "sentences": SENTENCES_FAISS_FILE}
 LOCK = ".lock"
 
 
@@ -79,6 +82,10 @@ CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL REFERENCES articles(id),
     seq INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, vector BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE TABLE IF NOT EXISTS sentences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL REFERENCES articles(id),
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, vector BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS sentences_article ON sentences(article_id, start);
 CREATE VIRTUAL TABLE IF NOT EXISTS lexicon USING fts5(terms, tokenize='unicode61 remove_diacritics 0');
 CREATE VIRTUAL TABLE IF NOT EXISTS lexicon_vocab USING fts5vocab(lexicon, 'row');
 """
@@ -139,7 +146,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"index database {db_path} is unreadable ({exc}); {rebuild_hint(path)}") from None
         self._generation = -1
-        self._faiss = None
+        self._faiss: dict = {}
         self._check_lexicon()
         self._load_vectors()
 
@@ -185,33 +192,38 @@ class Store:
         return int(row[0]) if row else 0
 
     def _load_vectors(self) -> None:
-        """Load the FAISS file if it matches SQLite's generation, else rebuild it from SQLite."""
+        """Load each FAISS file if it matches SQLite's generation, else rebuild it from SQLite."""
+        gen = self._db_generation()
+        self._faiss = {kind: self._load_kind(kind, gen) for kind in KINDS}
+        self._generation = gen
+
+    def _load_kind(self, kind: str, gen: int):
         import faiss
 
-        gen = self._db_generation()
-        fpath = self.path / FAISS_FILE
-        index = None
+        fpath = self.path / KINDS[kind]
+        count = self._db.execute(f"SELECT count(*) FROM {kind}").fetchone()[0]
         if self.manifest.get("faiss_generation") == gen and fpath.exists():
             try:
                 index = faiss.read_index(str(fpath))
-                if index.d != self.dim or index.ntotal != self._count_chunks():
-                    index = None
+                if index.d == self.dim and index.ntotal == count:
+                    return index
             except RuntimeError:
-                index = None  # damaged cache: rebuilt below from the source of truth
-        if index is None:
-            index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-            ids, vecs = [], []
-            for cid, blob in self._db.execute("SELECT id, vector FROM chunks ORDER BY id"):
-                ids.append(cid)
-                vecs.append(np.frombuffer(blob, dtype=np.float32))
-            if ids:
+                pass  # damaged cache: rebuilt below from the source of truth
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        ids, vecs = [], []
+        for rid, blob in self._db.execute(f"SELECT id, vector FROM {kind} ORDER BY id"):
+            ids.append(rid)
+            vecs.append(np.frombuffer(blob, dtype=np.float32))
+        if ids:
+            try:
                 mat = np.vstack(vecs)
-                if mat.shape[1] != self.dim:
-                    raise StoreError(f"vectors in {self.path / DB} have dimension {mat.shape[1]}, manifest says "
-                                     f"{self.dim}; {rebuild_hint(self.path)}")
-                index.add_with_ids(mat, np.asarray(ids, dtype=np.int64))
-        self._faiss = index
-        self._generation = gen
+            except ValueError:
+                mat = np.zeros((0, 0), dtype=np.float32)
+            if mat.ndim != 2 or mat.shape[1] != self.dim:
+                raise StoreError(f"vectors in {self.path / DB} do not have the manifest's dimension {self.dim}; "
+                                 f"{rebuild_hint(self.path)}")
+            index.add_with_ids(mat, np.asarray(ids, dtype=np.int64))
+        return index
 
     def _check_lexicon(self) -> None:
         """(Re)build the lexical terms when they were made by another version of the term rules
@@ -251,14 +263,15 @@ class Store:
             return True
 
     def flush(self) -> None:
-        """Persist the FAISS cache (temp file + rename) and record its generation in the manifest."""
+        """Persist the FAISS caches (temp file + rename) and record their generation in the manifest."""
         import faiss
 
         with self._lock:
-            if self.manifest.get("faiss_generation") == self._generation and (self.path / FAISS_FILE).exists():
+            if self.manifest.get("faiss_generation") == self._generation and all(
+                    (self.path / f).exists() for f in KINDS.values()):
                 return
-            data = faiss.serialize_index(self._faiss).tobytes()
-            _atomic_write(self.path / FAISS_FILE, data)
+            for kind, fname in KINDS.items():
+                _atomic_write(self.path / fname, faiss.serialize_index(self._faiss[kind]).tobytes())
             self.manifest["faiss_generation"] = self._generation
             _atomic_write(self.path / MANIFEST, json.dumps(self.manifest, ensure_ascii=False, indent=1).encode())
 
@@ -291,19 +304,13 @@ class Store:
             row = self._db.execute("SELECT sha, path FROM articles WHERE id=?", (article_id,)).fetchone()
         return (row[0], row[1]) if row else None
 
-    def put(self, article: Article, chunks: list[Chunk], vectors: np.ndarray) -> str:
-        """Add or replace one article with its chunks, in one transaction. Returns
+    def put(self, article: Article, chunks: list[Chunk], vectors: np.ndarray, sentences: list[Chunk] | None = None,
+            sentence_vectors: np.ndarray | None = None) -> str:
+        """Add or replace one article with its passages and sentences, in one transaction. Returns
         ``"added"``, ``"updated"`` or ``"unchanged"``."""
-        import faiss  # noqa: F401
-
-        if len(chunks) != len(vectors):
-            raise ValueError("one vector per chunk")
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if len(chunks) and vectors.shape[1] != self.dim:
-            raise StoreError(f"embedder gives dimension {vectors.shape[1]}, index {self.path} holds {self.dim}")
-        for c in chunks:
-            if not (0 <= c.start < c.end <= len(article.text)):
-                raise ValueError(f"chunk {c} outside article {article.id!r}")
+        sentences = sentences or []
+        rows = {"chunks": (chunks, self._check_vectors(article, chunks, vectors)),
+                "sentences": (sentences, self._check_vectors(article, sentences, sentence_vectors))}
         sha = article.sha
         with self._lock:
             old = self.state(article.id)
@@ -312,52 +319,78 @@ class Store:
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
-                old_ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE article_id=?", (article.id,))]
-                db.executemany("DELETE FROM lexicon WHERE rowid=?", [(i,) for i in old_ids])
-                db.execute("DELETE FROM chunks WHERE article_id=?", (article.id,))
-                db.execute("DELETE FROM articles WHERE id=?", (article.id,))
+                old_ids = self._delete_article(db, article.id)
                 db.execute("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
                            (article.id, article.title, article.text, article.source, article.date, article.url,
                             article.path, sha, json.dumps(article.content_spans), time.time()))
-                new_ids = []
-                for seq, (c, v) in enumerate(zip(chunks, vectors)):
+                new_ids: dict[str, list[int]] = {"chunks": [], "sentences": []}
+                for seq, (c, v) in enumerate(zip(chunks, rows["chunks"][1])):
                     cur = db.execute('INSERT INTO chunks (article_id, seq, start, "end", vector) VALUES (?,?,?,?,?)',
                                      (article.id, seq, c.start, c.end, v.tobytes()))
-                    new_ids.append(cur.lastrowid)
+                    new_ids["chunks"].append(cur.lastrowid)
                     db.execute("INSERT INTO lexicon(rowid, terms) VALUES (?, ?)",
                                (cur.lastrowid, passage_terms(article.title, article.text[c.start:c.end])))
+                for c, v in zip(sentences, rows["sentences"][1]):
+                    cur = db.execute('INSERT INTO sentences (article_id, start, "end", vector) VALUES (?,?,?,?)',
+                                     (article.id, c.start, c.end, v.tobytes()))
+                    new_ids["sentences"].append(cur.lastrowid)
                 gen = self._bump(db)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-            if old_ids:
-                self._faiss.remove_ids(np.asarray(old_ids, dtype=np.int64))
-            if new_ids:
-                self._faiss.add_with_ids(vectors, np.asarray(new_ids, dtype=np.int64))
+            for kind in KINDS:
+                if old_ids[kind]:
+                    self._faiss[kind].remove_ids(np.asarray(old_ids[kind], dtype=np.int64))
+                if new_ids[kind]:
+                    self._faiss[kind].add_with_ids(rows[kind][1], np.asarray(new_ids[kind], dtype=np.int64))
             self._generation = gen
             return "updated" if old else "added"
 
+    def _check_vectors(self, article: Article, spans: list[Chunk], vectors: np.ndarray | None) -> np.ndarray:
+        if not spans:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(spans):
+            raise ValueError("one vector per passage or sentence")
+        if vectors.shape[1] != self.dim:
+            raise StoreError(f"embedder gives dimension {vectors.shape[1]}, index {self.path} holds {self.dim}")
+        for c in spans:
+            if not (0 <= c.start < c.end <= len(article.text)):
+                raise ValueError(f"span {c} outside article {article.id!r}")
+        return vectors
+
+    @staticmethod
+    def _delete_article(db: sqlite3.Connection, article_id: str) -> dict[str, list[int]]:
+        """Delete an article's rows (inside the caller's transaction); returns the vector ids gone."""
+        ids = {kind: [r[0] for r in db.execute(f"SELECT id FROM {kind} WHERE article_id=?", (article_id,))]
+               for kind in KINDS}
+        db.executemany("DELETE FROM lexicon WHERE rowid=?", [(i,) for i in ids["chunks"]])
+        for kind in KINDS:
+            db.execute(f"DELETE FROM {kind} WHERE article_id=?", (article_id,))
+        db.execute("DELETE FROM articles WHERE id=?", (article_id,))
+        return ids
+
     def remove(self, article_id: str) -> bool:
         with self._lock:
+            if self.state(article_id) is None:
+                return False
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
-                ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE article_id=?", (article_id,))]
-                db.executemany("DELETE FROM lexicon WHERE rowid=?", [(i,) for i in ids])
-                db.execute("DELETE FROM chunks WHERE article_id=?", (article_id,))
-                n = db.execute("DELETE FROM articles WHERE id=?", (article_id,)).rowcount
-                gen = self._bump(db) if n else self._generation
+                ids = self._delete_article(db, article_id)
+                gen = self._bump(db)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-            if ids:
-                self._faiss.remove_ids(np.asarray(ids, dtype=np.int64))
+            for kind in KINDS:
+                if ids[kind]:
+                    self._faiss[kind].remove_ids(np.asarray(ids[kind], dtype=np.int64))
             self._generation = gen
-            return bool(n)
+            return True
 
     @staticmethod
     def _bump(db: sqlite3.Connection) -> int:
@@ -379,18 +412,58 @@ class Store:
     def dense(self, query_vec: np.ndarray, k: int) -> list[tuple[int, float]]:
         """``(chunk_id, cosine)`` of the ``k`` nearest chunks."""
         with self._lock:
-            if self._faiss.ntotal == 0 or k <= 0:
-                return []
-            q = np.ascontiguousarray(query_vec, dtype=np.float32).reshape(1, -1)
-            scores, ids = self._faiss.search(q, min(k, self._faiss.ntotal))
+            return self._nearest("chunks", query_vec, k)
+
+    def _nearest(self, kind: str, query_vec: np.ndarray, k: int) -> list[tuple[int, float]]:
+        index = self._faiss[kind]
+        if index.ntotal == 0 or k <= 0:
+            return []
+        q = np.ascontiguousarray(query_vec, dtype=np.float32).reshape(1, -1)
+        scores, ids = index.search(q, min(k, index.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def nearest_sentences(self, query_vec: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """``(sentence_id, cosine)`` of the ``k`` nearest sentences."""
+        with self._lock:
+            return self._nearest("sentences", query_vec, k)
+
+    def sentence_chunks(self, sentence_ids: list[int]) -> list[tuple[int, int]]:
+        """``(sentence_id, chunk_id)`` for every passage that holds each sentence."""
+        if not sentence_ids:
+            return []
+        with self._lock:
+            return self._db.execute(
+                f'SELECT s.id, c.id FROM sentences s JOIN chunks c ON c.article_id = s.article_id '
+                f'AND c.start <= s.start AND c."end" >= s."end" WHERE s.id IN ({",".join("?" * len(sentence_ids))})',
+                sentence_ids).fetchall()
+
+    def sentences_in(self, chunk_ids: list[int]) -> dict[int, list[tuple[int, int, int]]]:
+        """For each passage, its sentences as ``(sentence_id, start, end)`` in text order."""
+        if not chunk_ids:
+            return {}
+        out: dict[int, list[tuple[int, int, int]]] = {c: [] for c in chunk_ids}
+        with self._lock:
+            rows = self._db.execute(
+                f'SELECT c.id, s.id, s.start, s."end" FROM chunks c JOIN sentences s ON s.article_id = c.article_id '
+                f'AND s.start >= c.start AND s."end" <= c."end" WHERE c.id IN ({",".join("?" * len(chunk_ids))}) '
+                f"ORDER BY c.id, s.start", chunk_ids).fetchall()
+        for cid, sid, st, en in rows:
+            out[cid].append((sid, st, en))
+        return out
+
+    def sentence_scores(self, query_vec: np.ndarray, ids: list[int]) -> dict[int, float]:
+        """Cosine of ``query_vec`` with the given sentences."""
+        return self._scores("sentences", query_vec, ids)
 
     def dense_scores(self, query_vec: np.ndarray, ids: list[int]) -> dict[int, float]:
         """Cosine of ``query_vec`` with the given chunks (for chunks found by the lexical side)."""
+        return self._scores("chunks", query_vec, ids)
+
+    def _scores(self, kind: str, query_vec: np.ndarray, ids: list[int]) -> dict[int, float]:
         if not ids:
             return {}
         with self._lock:
-            vecs = np.vstack([self._faiss.reconstruct(int(i)) for i in ids])
+            vecs = np.vstack([self._faiss[kind].reconstruct(int(i)) for i in ids])
         return dict(zip(ids, (vecs @ np.asarray(query_vec, dtype=np.float32)).tolist()))
 
     def lexical(self, query_terms: list[str], k: int) -> list[tuple[int, float]]:

@@ -107,7 +107,7 @@ def test_quotes_always_slice_to_themselves(tmp_path_factory, body, question):
     if not question.strip():
         return
     retrieved = rag.retriever.retrieve(question, 5)
-    ans = compose(question, retrieved, rag.store, rag.embedder)
+    ans = compose(question, retrieved, rag.store)
     for c in ans.citations:
         assert body[c.start:c.end] == c.quote
         assert f"[{c.n}]" in ans.answer

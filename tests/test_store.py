@@ -71,14 +71,14 @@ def test_lifecycle_add_unchanged_update_remove_reopen(tmp_path, corpus):
     assert rep.ok and rep.updated == [] and rep.unchanged == []
     n_art, n_chunks = r.store.count()
     assert n_art == 3 and n_chunks >= 3 and rep.chunks == n_chunks
-    assert r.store._faiss.ntotal == n_chunks
+    assert r.store._faiss["chunks"].ntotal == n_chunks
 
     # unchanged: nothing re-embedded, nothing added
     rep = r.ingest([corpus])
     assert sorted(rep.unchanged) == ["kabul", "rain", "wheat"]
     assert rep.added == [] and rep.updated == [] and rep.chunks == 0
     assert r.store.count() == (3, n_chunks)
-    assert r.store._faiss.ntotal == n_chunks
+    assert r.store._faiss["chunks"].ntotal == n_chunks
 
     # a changed file replaces its own chunks only
     old_kabul = _chunk_ids(r, "kabul")
@@ -92,20 +92,20 @@ def test_lifecycle_add_unchanged_update_remove_reopen(tmp_path, corpus):
     assert r.article("kabul").text == KABUL_V2
     assert all(r.article("kabul").text[c.start:c.end] == c.text for c in r.store.article_chunks("kabul"))
     _, n_chunks = r.store.count()
-    assert r.store._faiss.ntotal == n_chunks
+    assert r.store._faiss["chunks"].ntotal == n_chunks
     for cid in old_kabul:
         with pytest.raises(RuntimeError):
-            r.store._faiss.reconstruct(cid)
+            r.store._faiss["chunks"].reconstruct(cid)
     hits = r.search("وزیر خارجه طالبان یکشنبه تجارت ترانزیت", k=10).hits
     assert hits[0].article_id == "kabul" and hits[0].chunk_id in new_kabul
     assert not {h.chunk_id for h in hits} & set(old_kabul)
 
     # removal takes the vectors with it
-    before = r.store._faiss.ntotal
+    before = r.store._faiss["chunks"].ntotal
     rain_chunks = len(_chunk_ids(r, "rain"))
     assert "rain" in {h.article_id for h in r.search("سیلاب در هرات", k=10).hits}
     r.remove("rain")
-    assert r.store._faiss.ntotal == before - rain_chunks
+    assert r.store._faiss["chunks"].ntotal == before - rain_chunks
     assert "rain" not in {a.id for a in r.articles()}
     assert "rain" not in {h.article_id for h in r.search("سیلاب در هرات", k=10).hits}
     with pytest.raises(KeyError):
@@ -120,7 +120,7 @@ def test_lifecycle_add_unchanged_update_remove_reopen(tmp_path, corpus):
     assert [(a.id, a.title, a.chunks, a.chars) for a in r2.articles()] == arts
     assert _hits(r2, q) == results
     assert results[0][0] == "wheat"
-    assert r2.store._faiss.ntotal == r2.store.count()[1]
+    assert r2.store._faiss["chunks"].ntotal == r2.store.count()[1]
 
 
 def test_remove_unknown_id_raises_keyerror(tmp_path, corpus):
@@ -135,14 +135,14 @@ def test_surviving_faiss_ids_unchanged_after_removing_another(tmp_path, corpus):
     r = RAG(tmp_path / "index", create=True)
     r.ingest([corpus])
     keep = {aid: _chunk_ids(r, aid) for aid in ("kabul", "wheat")}
-    vecs = {cid: r.store._faiss.reconstruct(cid) for ids in keep.values() for cid in ids}
+    vecs = {cid: r.store._faiss["chunks"].reconstruct(cid) for ids in keep.values() for cid in ids}
     r.remove("rain")
     r.close()
     r2 = RAG(tmp_path / "index")
     for aid, ids in keep.items():
         assert _chunk_ids(r2, aid) == ids
     for cid, v in vecs.items():
-        np.testing.assert_array_equal(r2.store._faiss.reconstruct(cid), v)
+        np.testing.assert_array_equal(r2.store._faiss["chunks"].reconstruct(cid), v)
     # and a new article never reuses a removed id
     r2.ingest([corpus / "rain.txt"])
     assert min(_chunk_ids(r2, "rain")) > max(cid for ids in keep.values() for cid in ids)
@@ -193,7 +193,7 @@ def test_faiss_cache_rebuilt_from_sqlite(tmp_path, corpus, damage):
     else:
         (index / FAISS_FILE).write_bytes(b"this is not a faiss index")
     r2 = RAG(index)
-    assert r2.store._faiss.ntotal == n_chunks
+    assert r2.store._faiss["chunks"].ntotal == n_chunks
     got = _hits(r2, q)
     assert [h[:2] for h in got] == [h[:2] for h in expected]
     assert got[0][0] == "rain"
