@@ -153,7 +153,9 @@ def search(question: str | None, index: str, k: int, as_json: bool, questions: s
             res = rag.search(q, k=k)
             if as_json:
                 obj: dict = {} if qid is None else {"id": qid}
-                obj.update(question=q, hits=[h.to_json() for h in res.hits])
+                obj.update(question=q, hits=[h.to_json() for h in res.hits],
+                           articles=[{"rank": i, "article_id": a, "score": round(sc, 6)}
+                                     for i, (a, sc) in enumerate(res.articles(), 1)])
                 _print_json(obj)
             else:
                 for h in res.hits:

@@ -22,6 +22,7 @@ from .articles import Article
 from .embedders import canonical_name
 from .persian import normalize_text
 from .retrieval import Retriever
+from .store import FORMAT
 
 
 def cache_root() -> Path:
@@ -40,9 +41,19 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 def eval_index(data_dir: Path, model: str | None) -> Path:
     h = hashlib.sha256()
-    h.update(canonical_name(model).encode())
+    h.update(f"{canonical_name(model)}|format {FORMAT}|".encode())
     h.update((data_dir / "passages.jsonl").read_bytes())
     return cache_root() / f"{data_dir.name}-{h.hexdigest()[:16]}"
+
+
+def open_index(data_dir: Path, model: str | None = None, passages: list[dict] | None = None) -> RAG:
+    """The cached index of an evaluation set's passages (built on first use; unchanged passages
+    are skipped on later runs)."""
+    if passages is None:
+        passages = _read_jsonl(data_dir / "passages.jsonl")
+    rag = RAG(eval_index(data_dir, model), model=model, create=True)
+    rag.add_articles(Article(id=str(p["passage_id"]), title=p.get("title") or "", text=p["text"]) for p in passages)
+    return rag
 
 
 def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None, limit: int | None = None,
@@ -53,10 +64,8 @@ def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None,
     questions = _read_jsonl(data_dir / "questions.jsonl")
     if limit:
         questions = questions[:limit]
-    index = eval_index(data_dir, model)
-    rag = RAG(index, model=model, create=True)
     t0 = time.perf_counter()
-    rag.add_articles(Article(id=str(p["passage_id"]), title=p.get("title") or "", text=p["text"]) for p in passages)
+    rag = open_index(data_dir, model, passages)
     index_seconds = time.perf_counter() - t0
 
     retriever = Retriever(rag.store, rag.embedder, mode=retrieval)

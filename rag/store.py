@@ -233,19 +233,15 @@ class Store:
         if row and row[0] == LEXICON_VERSION and n_lex == self._count_chunks():
             return
         try:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("DELETE FROM lexicon")
-            rows = db.execute('SELECT c.id, a.title, substr(a.text, c.start + 1, c."end" - c.start) '
-                              "FROM chunks c JOIN articles a ON a.id = c.article_id").fetchall()
-            db.executemany("INSERT INTO lexicon(rowid, terms) VALUES (?, ?)",
-                           [(cid, passage_terms(title, text)) for cid, title, text in rows])
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('lexicon', ?)", (LEXICON_VERSION,))
-            db.execute("COMMIT")
+            with self._transaction() as db:
+                db.execute("DELETE FROM lexicon")
+                rows = db.execute('SELECT c.id, a.title, substr(a.text, c.start + 1, c."end" - c.start) '
+                                  "FROM chunks c JOIN articles a ON a.id = c.article_id").fetchall()
+                db.executemany("INSERT INTO lexicon(rowid, terms) VALUES (?, ?)",
+                               [(cid, passage_terms(title, text)) for cid, title, text in rows])
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('lexicon', ?)", (LEXICON_VERSION,))
         except sqlite3.OperationalError:
-            # A read-only index keeps working on its dense side; writes will report the problem.
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            pass  # a read-only index keeps working on its dense side; writes will report the problem
 
     def _count_chunks(self) -> int:
         return self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
@@ -316,9 +312,7 @@ class Store:
             old = self.state(article.id)
             if old and old[0] == sha:
                 return "unchanged"
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
+            with self._transaction() as db:
                 old_ids = self._delete_article(db, article.id)
                 db.execute("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
                            (article.id, article.title, article.text, article.source, article.date, article.url,
@@ -335,18 +329,32 @@ class Store:
                                      (article.id, c.start, c.end, v.tobytes()))
                     new_ids["sentences"].append(cur.lastrowid)
                 gen = self._bump(db)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            for kind in KINDS:
-                if old_ids[kind]:
-                    self._faiss[kind].remove_ids(np.asarray(old_ids[kind], dtype=np.int64))
-                if new_ids[kind]:
-                    self._faiss[kind].add_with_ids(rows[kind][1], np.asarray(new_ids[kind], dtype=np.int64))
-            self._generation = gen
+            self._apply(gen, old_ids, {kind: (new_ids[kind], rows[kind][1]) for kind in KINDS})
             return "updated" if old else "added"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed whole or rolled back whole."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _apply(self, gen: int, removed: dict[str, list[int]],
+               added: dict[str, tuple[list[int], np.ndarray]] | None = None) -> None:
+        """Mirror a committed transaction in the in-memory FAISS indexes."""
+        for kind in KINDS:
+            if removed[kind]:
+                self._faiss[kind].remove_ids(np.asarray(removed[kind], dtype=np.int64))
+            ids, vectors = (added or {}).get(kind, ([], None))
+            if ids:
+                self._faiss[kind].add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+        self._generation = gen
 
     def _check_vectors(self, article: Article, spans: list[Chunk], vectors: np.ndarray | None) -> np.ndarray:
         if not spans:
@@ -376,20 +384,10 @@ class Store:
         with self._lock:
             if self.state(article_id) is None:
                 return False
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
+            with self._transaction() as db:
                 ids = self._delete_article(db, article_id)
                 gen = self._bump(db)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            for kind in KINDS:
-                if ids[kind]:
-                    self._faiss[kind].remove_ids(np.asarray(ids[kind], dtype=np.int64))
-            self._generation = gen
+            self._apply(gen, ids)
             return True
 
     @staticmethod

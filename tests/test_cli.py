@@ -168,6 +168,8 @@ def test_search_batch_in_input_order(runner, seed_index, tmp_path):
             assert h["article_id"] == SEED_ID
             assert text[h["start"]:h["end"]] == h["text"]
         assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+        # Per article as well as per passage: one seed article, ranked by its best passage.
+        assert o["articles"] == [{"rank": 1, "article_id": SEED_ID, "score": hits[0]["score"]}]
 
 
 def test_search_single_question_plain(runner, seed_index):
