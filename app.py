@@ -1,4 +1,4 @@
-"""Start the Gradio app: `python app.py [--host H] [--port P] [--index DIR]`.
+"""Start the Gradio app: `python app.py [--host H] [--port P] [--index DIR] [--auth USER:PASSWORD]`.
 
 On first start with an empty index it indexes `seeds/` (shipped with the project) first.
 """
@@ -20,6 +20,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default=str(HERE / "seeds"), help="articles indexed on first start when the index is empty")
     p.add_argument("--auth", default=os.environ.get("RAG_AUTH"),
                    help="USER:PASSWORD required to open the app (or set RAG_AUTH)")
+    p.add_argument("--max-upload-files", type=int, default=None,
+                   help="files per upload (default 20, or RAG_MAX_UPLOAD_FILES)")
+    p.add_argument("--max-upload-mb", type=int, default=None,
+                   help="megabytes per uploaded file (default 50, or RAG_MAX_UPLOAD_MB)")
     args = p.parse_args(argv)
     auth = None
     if args.auth:
@@ -28,11 +32,16 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit("error: --auth must be USER:PASSWORD")
         auth = (user, password)
 
+    for flag in ("max_upload_files", "max_upload_mb"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            sys.exit(f"error: --{flag.replace('_', '-')} must be at least 1")
+
     from rag.cli import user_errors
-    from rag.ui import launch
+    from rag.ui import MAX_UPLOAD_FILES, MAX_UPLOAD_MB, launch
 
     with user_errors():
-        launch(index=args.index, host=args.host, port=args.port, seeds=args.seeds, auth=auth)
+        launch(index=args.index, host=args.host, port=args.port, seeds=args.seeds, auth=auth,
+               max_files=args.max_upload_files or MAX_UPLOAD_FILES, max_mb=args.max_upload_mb or MAX_UPLOAD_MB)
 
 
 if __name__ == "__main__":

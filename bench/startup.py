@@ -3,7 +3,8 @@
     python bench/startup.py [--runs 3]
 
 Prints a Markdown table: seconds until the port accepts connections, until the page is served,
-and until a first question is answered through gradio_client.
+and until a first question is answered through gradio_client; and, for scale, how long a bare
+`python -c "import gradio"` takes (most of the start-up).
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ def one_run(index: Path) -> tuple[float, float, float]:
         proc.wait(timeout=30)
 
 
+def import_gradio() -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import gradio"], check=True,
+                   env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
@@ -66,9 +74,9 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(ROOT / "seeds"), "--index", str(index)],
                        check=True, stdout=subprocess.DEVNULL)
         one_run(index)  # warm the OS file cache, as a second start on a laptop would be
-        runs = [one_run(index) for _ in range(args.runs)]
+        runs = [(*one_run(index), import_gradio()) for _ in range(args.runs)]
     print("| measure | median s | runs |\n|---|---|---|")
-    for i, name in enumerate(("port open", "page served", "first answer")):
+    for i, name in enumerate(("port open", "page served", "first answer", "python -c 'import gradio'")):
         xs = [r[i] for r in runs]
         print(f"| {name} | {statistics.median(xs):.2f} | {', '.join(f'{x:.2f}' for x in xs)} |")
 

@@ -1,30 +1,63 @@
 """The Gradio app: a chat whose answers are cited verbatim quotes, a sources panel with each
-quoted span highlighted, and article management. A thin face over :class:`rag.api.RAG`.
+quoted span highlighted and the whole article one click away, and article management. A thin face
+over :class:`rag.api.RAG`; no logic lives only here.
 
-Every piece of user or article text passes through :func:`esc` before it reaches the page, and
-every message, quote and passage carries ``dir="auto"`` so Persian reads right-to-left and
-English left-to-right, each on its own (Gradio's ``rtl`` flag is one global switch).
+Why it is built this way:
+
+- **Escaping.** Every piece of user or article text passes through :func:`esc` before it reaches
+  the page. The chat bubble runs Markdown and a sanitizer, the sources panel (``gr.HTML``) runs
+  neither, and Gradio's error toasts render HTML: escaping is the one defence that holds in all
+  three.
+- **Direction.** Gradio's ``rtl`` flag is one global switch. Here each message, quote, title and
+  passage carries its own ``dir`` (computed from its script by :func:`rag.persian.detect_language`),
+  so Persian reads right-to-left and English left-to-right side by side. The ``[n]`` marker is its
+  own isolated ``dir="ltr"`` span right after the quote's last word, so it stays next to the words
+  it cites whatever the surrounding direction.
+- **Citations.** The chat's sanitizer drops ``data-*`` attributes, so markers carry their number
+  and their answer as classes (``rag-cite rag-n-2`` inside ``rag-answer rag-a-0``). Every source
+  card holds the whole article in a ``<details>``: opening it needs no round trip, and the page
+  script (:data:`JS`) opens the card and scrolls its ``<mark>`` into view when a marker is clicked.
+  A marker of an older answer first brings that answer's sources back (the chat's ``select`` event).
+- **One model call at a time.** Asking, uploading and removing share one queue slot
+  (``concurrency_id="rag"``): the embedder uses every core, and two calls at once are slower than
+  two calls in turn.
 """
 
 from __future__ import annotations
 
 import html
+import importlib.util
 import os
 import re
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
 
 from .answer import Answer, Citation
-from .api import RAG, IngestReport, QuestionError
+from .api import RAG, IngestReport, QuestionError, check_question
 from .articles import SUPPORTED, Article
+from .errors import UserError
 from .persian import detect_language
 
-MAX_UPLOAD_FILES = int(os.environ.get("RAG_MAX_UPLOAD_FILES", "20"))
-MAX_UPLOAD_MB = int(os.environ.get("RAG_MAX_UPLOAD_MB", "50"))
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, default)))
+    except ValueError:
+        return default
+
+
+MAX_UPLOAD_FILES = _env_int("RAG_MAX_UPLOAD_FILES", 20)
+MAX_UPLOAD_MB = _env_int("RAG_MAX_UPLOAD_MB", 50)
+# The whole article is shown up to this many characters; a longer one is shown around the quote.
+ARTICLE_VIEW_CHARS = 200_000
+MAX_K = 20  # passages to consider: the settings slider's range, also enforced for API callers
+PASSAGE_CONTEXT = 600  # characters of the quote's paragraph shown on each side in a source card
+HAS_LLM = importlib.util.find_spec("langchain") is not None  # finds, does not import
 
 EXAMPLES = [
     "اسحاق دار در کدام شهر سخنرانی کرد؟",
@@ -33,29 +66,97 @@ EXAMPLES = [
     "When did the Pakistani foreign minister visit Kabul?",
 ]
 
+TEXTS = {
+    "fa": {"searching": "در حال جستجو در مقاله‌ها…", "whole": "متن کامل مقاله",
+           "none": "هیچ بخشی از مقاله‌ها به این پرسش پاسخ نمی‌دهد.", "cut": "…"},
+    "en": {"searching": "Searching the articles…", "whole": "Whole article",
+           "none": "No passage of the articles answers this question.", "cut": "…"},
+}
+
 CSS = """
-.rag-msg, .rag-quote, .rag-src, .rag-article { unicode-bidi: plaintext; }
-.rag-quote { margin: .35em 0; }
-.rag-cite { font-weight: 600; color: #1d4ed8; white-space: nowrap; }
-.rag-src { border: 1px solid #e5e7eb; border-radius: 8px; padding: .6em .8em; margin-bottom: .7em; }
-.rag-src-head { font-weight: 600; margin-bottom: .3em; }
+.rag-msg, .rag-quote, .rag-src-head, .rag-src-meta { text-align: start; }
+.rag-passage, .rag-article { text-align: start; unicode-bidi: plaintext; white-space: pre-wrap; line-height: 1.9; }
+.rag-msg + .rag-quote { margin-top: .5em; }
+.rag-quote { margin: .3em 0; padding-inline-start: .7em; border-inline-start: 3px solid #fbbf24; }
+.rag-pending { color: #6b7280; font-style: italic; }
+.rag-error { color: #b91c1c; }
+.rag-cite { font-weight: 600; color: #1d4ed8; white-space: nowrap; cursor: pointer; }
+.rag-cite:hover { text-decoration: underline; }
+#rag-sources .rag-src { border: 1px solid #e5e7eb; border-radius: 8px; padding: .6em .8em; margin-bottom: .7em;
+  transition: box-shadow .3s; }
+#rag-sources .rag-src.rag-flash { box-shadow: 0 0 0 3px #93c5fd; }
+.rag-src-head { font-weight: 600; margin-bottom: .2em; cursor: pointer; }
 .rag-src-meta { color: #6b7280; font-size: .85em; margin-bottom: .3em; }
-.rag-passage, .rag-article { white-space: pre-wrap; line-height: 1.9; }
-.rag-src mark, .rag-article mark { background: #fde68a; padding: 0 .1em; border-radius: 3px; }
-[dir=rtl] { font-family: Vazirmatn, Tahoma, "Noto Naskh Arabic", sans-serif; }
+.rag-passage { cursor: pointer; }
+.rag-full summary { cursor: pointer; color: #1d4ed8; font-size: .9em; margin-top: .3em; }
+.rag-full .rag-article { border-top: 1px dashed #e5e7eb; margin-top: .4em; padding-top: .4em; }
+#rag-sources mark, #rag-chat mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: 3px; }
+.rag-empty { color: #6b7280; }
+.rag-report li { margin: .2em 0; }
+.rag-report .st-added, .rag-report .st-updated { color: #047857; font-weight: 600; }
+.rag-report .st-unchanged { color: #6b7280; font-weight: 600; }
+.rag-report .st-skipped { color: #b91c1c; font-weight: 600; }
+.rag-example { unicode-bidi: plaintext; }
+#rag-question textarea { unicode-bidi: plaintext; text-align: start; }
+#rag-articles [role=gridcell] span { display: block; unicode-bidi: plaintext; text-align: start;
+  font-family: var(--font), Vazirmatn, "Noto Naskh Arabic", Tahoma, "DejaVu Sans", sans-serif; }
+[dir=rtl], .rag-example, #rag-question textarea {
+  font-family: Vazirmatn, "Noto Naskh Arabic", "Noto Sans Arabic", Tahoma, "DejaVu Sans", sans-serif; }
 """
 
-# Scroll the highlighted span of the article view into view whenever it changes.
+# Runs once on page load. Clicking a citation marker ([n] in the chat or in a source card) or a
+# source card opens that card's whole article and scrolls the highlighted quote into view. A
+# marker of an older answer waits until the chat's select event has put that answer's sources back.
 JS = """
 () => {
-  const obs = new MutationObserver(() => {
-    const m = document.querySelector('#rag-article mark');
-    if (m && !m.dataset.seen) { m.dataset.seen = '1'; m.scrollIntoView({block: 'center'}); }
+  const num = (el, prefix) => {
+    for (const c of (el ? el.classList : [])) if (c.startsWith(prefix)) return c.slice(prefix.length);
+    return null;
+  };
+  const panel = () => document.querySelector('#rag-sources .rag-sources');
+  const reveal = (root) => {
+    const m = root && root.querySelector('mark');
+    if (m) m.scrollIntoView({block: 'center'});
+  };
+  const openSource = (n) => {
+    const card = document.getElementById('rag-src-' + n);
+    if (!card) return;
+    const full = card.querySelector('details.rag-full');
+    if (full && !full.open) full.open = true;  /* the toggle listener scrolls */
+    else reveal(full || card);
+    card.classList.add('rag-flash');
+    setTimeout(() => card.classList.remove('rag-flash'), 1500);
+  };
+  let pending = null;
+  document.addEventListener('toggle', (e) => {
+    const d = e.target;
+    if (d && d.matches && d.matches('details.rag-full') && d.open) reveal(d.querySelector('.rag-article'));
+  }, true);
+  document.addEventListener('click', (e) => {
+    const t = e.target && e.target.closest ? e.target : e.target.parentElement;
+    if (!t) return;
+    const cite = t.closest('.rag-cite');
+    if (cite) {
+      const n = num(cite, 'rag-n-');
+      const a = num(cite.closest('.rag-answer'), 'rag-a-');
+      const p = panel();
+      if (a === null || (p && p.dataset.a === a)) openSource(n);
+      else pending = {a, n};
+      return;
+    }
+    const card = t.closest('#rag-sources .rag-src');
+    const selecting = String(window.getSelection ? window.getSelection() : '').length > 0;
+    if (card && !selecting && !t.closest('details.rag-full')) openSource(card.dataset.n);
   });
-  obs.observe(document.body, {childList: true, subtree: true});
+  new MutationObserver(() => {
+    const p = pending && panel();
+    if (p && p.dataset.a === pending.a) { const n = pending.n; pending = null; openSource(n); }
+  }).observe(document.body, {childList: true, subtree: true});
 }
 """
 
+
+# ---------------------------------------------------------------- rendering (pure functions)
 
 def esc(text: str) -> str:
     """HTML-escape user or article text (quotes included), and neutralise characters that could
@@ -75,65 +176,149 @@ def _dir(text: str) -> str:
     return "rtl" if detect_language(text) == "fa" else "ltr"
 
 
+def _cite(n: int) -> str:
+    # An isolated LTR run: "[1]" keeps its shape and stays at the end of the quote in RTL text.
+    return f'<span class="rag-cite rag-n-{n}" dir="ltr" title="source {n}">&#91;{n}&#93;</span>'
+
+
 def render_user(question: str) -> str:
     return _one_line(f'<div class="rag-msg" dir="{_dir(question)}">{esc(question)}</div>')
 
 
-def render_answer(ans: Answer) -> str:
-    """The answer bubble: framing in the question's language, each quote in its own direction,
-    with its ``[n]`` marker right after its last word."""
+def render_pending(question: str) -> str:
+    lang = detect_language(question)
+    return f'<div class="rag-msg rag-pending" dir="{_dir(question)}">{TEXTS[lang]["searching"]}</div>'
+
+
+def render_error(message: str) -> str:
+    return _one_line(f'<div class="rag-msg rag-error" dir="{_dir(message)}">{esc(message)}</div>')
+
+
+def _prose(text: str, numbers: set[int]) -> str:
+    """Escaped text with each ``[n]`` of a known citation turned into its marker."""
+    out, pos = [], 0
+    for m in re.finditer(r"\[(\d+)\]", text):
+        if int(m.group(1)) in numbers:
+            out.append(esc(text[pos:m.start()].rstrip(" ")) + "&nbsp;" + _cite(int(m.group(1))))
+            pos = m.end()
+    out.append(esc(text[pos:]))
+    return "".join(out)
+
+
+def render_answer(ans: Answer, a: int = 0) -> str:
+    """The answer bubble. The framing is in the question's language; a quote on its own line
+    (the extractive answer) is a block in its own direction, a «quote» inside a sentence (an LLM's
+    answer) is isolated in its own direction; each is followed by its ``[n]``. ``a`` numbers the
+    answer within the conversation, so a marker can find its sources."""
     lead_dir = "rtl" if ans.language == "fa" else "ltr"
     if ans.abstained:
-        return _one_line(f'<div class="rag-msg" dir="{lead_dir}">{esc(ans.answer)}</div>')
-    lead = ans.answer.split("\n", 1)[0]
-    parts = [f'<div class="rag-msg" dir="{lead_dir}">{esc(lead)}</div>']
-    for c in ans.citations:
-        parts.append(f'<div class="rag-quote" dir="{_dir(c.quote)}">{esc(c.quote)}&nbsp;'
-                     f'<span class="rag-cite" data-n="{c.n}">&#91;{c.n}&#93;</span></div>')
-    return _one_line("".join(parts))
+        body = f'<div class="rag-msg rag-abstained" dir="{lead_dir}">{esc(ans.answer)}</div>'
+        return _one_line(f'<div class="rag-answer rag-a-{a}">{body}</div>')
+    blocks = {f"{c.quote} [{c.n}]": c for c in ans.citations}
+    inline = {f"«{c.quote}» [{c.n}]": c for c in ans.citations}
+    inline_re = (re.compile("|".join(re.escape(s) for s in sorted(inline, key=len, reverse=True)))
+                 if inline else None)
+    numbers = {c.n for c in ans.citations}
+    parts = []
+    for line in ans.answer.split("\n"):
+        if not line.strip():
+            continue
+        c = blocks.get(line)
+        if c is not None:
+            parts.append(f'<div class="rag-quote" dir="{_dir(c.quote)}"><span class="rag-quote-text">'
+                         f'{esc(c.quote)}</span>&nbsp;{_cite(c.n)}</div>')
+            continue
+        pieces, pos = [], 0
+        for m in (inline_re.finditer(line) if inline_re else ()):
+            c = inline[m.group()]
+            pieces.append(_prose(line[pos:m.start()], numbers))
+            pieces.append(f'«<bdi class="rag-quote-text" dir="{_dir(c.quote)}">{esc(c.quote)}</bdi>»&nbsp;{_cite(c.n)}')
+            pos = m.end()
+        pieces.append(_prose(line[pos:], numbers))
+        parts.append(f'<div class="rag-msg" dir="{lead_dir}">{"".join(pieces)}</div>')
+    return _one_line(f'<div class="rag-answer rag-a-{a}">{"".join(parts)}</div>')
 
 
-def _paragraph(article: Article, start: int, end: int) -> tuple[int, int]:
-    """The paragraph (text between line breaks) around ``[start, end)``, for context."""
+def _paragraph(article: Article, start: int, end: int, context: int = PASSAGE_CONTEXT) -> tuple[int, int]:
+    """The paragraph (text between line breaks) around ``[start, end)``, for context; at most
+    ``context`` characters on each side, cut at a space."""
     text = article.text
     s = text.rfind("\n", 0, start) + 1
     e = text.find("\n", end)
-    return s, (len(text) if e < 0 else e)
+    e = len(text) if e < 0 else e
+    if start - s > context:
+        cut = text.find(" ", start - context, start)
+        s = cut + 1 if cut >= 0 else start - context
+    if e - end > context:
+        cut = text.rfind(" ", end, end + context)
+        e = cut if cut >= 0 else end + context
+    return s, e
 
 
 def highlight(text: str, start: int, end: int, lo: int = 0, hi: int | None = None) -> str:
     """``text[lo:hi]`` escaped, with ``[start, end)`` in a ``<mark>``."""
     hi = len(text) if hi is None else hi
-    return (esc(text[lo:start]) + f'<mark dir="auto">{esc(text[start:end])}</mark>' + esc(text[end:hi]))
+    return esc(text[lo:start]) + f'<mark class="rag-hl">{esc(text[start:end])}</mark>' + esc(text[end:hi])
 
 
-def render_sources(rag: RAG, citations: list[Citation]) -> str:
+def _article_window(text: str, start: int, end: int, limit: int = ARTICLE_VIEW_CHARS) -> tuple[int, int]:
+    """The whole text, or ``limit`` characters around the quote when the article is longer."""
+    if len(text) <= limit:
+        return 0, len(text)
+    room = max(0, limit - (end - start)) // 2
+    lo = max(0, start - room)
+    hi = min(len(text), end + room)
+    return lo, hi
+
+
+def _meta(article: Article) -> str:
+    parts = [f"<bdi>{esc(x)}</bdi>" for x in (article.source, article.date) if x]
+    return " · ".join(parts)
+
+
+def render_sources(rag: RAG, citations: list[Citation], a: int = 0, language: str = "en") -> str:
+    """One card per citation: number, title, agency and date, the paragraph with the quote in a
+    ``<mark>``, and the whole article (quote highlighted) in a ``<details>``."""
+    words = TEXTS.get(language, TEXTS["en"])
+    lang_dir = "rtl" if language == "fa" else "ltr"
     if not citations:
-        return '<div class="rag-src-empty">—</div>'
+        return f'<div class="rag-sources rag-empty" data-a="{a}">—</div>'
     out = []
     for c in citations:
         art = rag.store.get(c.article_id)
         if art is None:
             continue
-        meta = " · ".join(esc(x) for x in (art.source, art.date, c.article_id) if x)
         lo, hi = _paragraph(art, c.start, c.end)
+        passage = art.text[lo:hi]
+        cut_lo = words["cut"] if lo and art.text[lo - 1] != "\n" else ""
+        cut_hi = words["cut"] if hi < len(art.text) and art.text[hi] != "\n" else ""
+        alo, ahi = _article_window(art.text, c.start, c.end)
+        whole = ((words["cut"] + "\n" if alo else "") + highlight(art.text, c.start, c.end, alo, ahi)
+                 + ("\n" + words["cut"] if ahi < len(art.text) else ""))
+        title = art.title or c.title
+        meta = _meta(art)
         out.append(
-            f'<div class="rag-src" id="rag-src-{c.n}" dir="auto">'
-            f'<div class="rag-src-head" dir="auto">[{c.n}] {esc(c.title)}</div>'
-            f'<div class="rag-src-meta" dir="auto">{meta}</div>'
-            f'<div class="rag-passage" dir="auto">{highlight(art.text, c.start, c.end, lo, hi)}</div></div>')
-    return "".join(out)
+            f'<div class="rag-src" id="rag-src-{c.n}" data-n="{c.n}" dir="{_dir(title)}">'
+            f'<div class="rag-src-head" dir="{_dir(title)}" title="{esc(c.article_id)}">'
+            f'{_cite(c.n)} <bdi>{esc(title)}</bdi></div>'
+            + (f'<div class="rag-src-meta" dir="{_dir(meta)}">{meta}</div>' if meta else "")
+            + f'<div class="rag-passage" dir="{_dir(passage)}">{cut_lo}{highlight(art.text, c.start, c.end, lo, hi)}{cut_hi}</div>'
+            f'<details class="rag-full"><summary dir="{lang_dir}">{words["whole"]}</summary>'
+            f'<div class="rag-article" dir="{_dir(art.text[:5000])}">{whole}</div></details></div>')
+    return f'<div class="rag-sources" data-a="{a}">{"".join(out)}</div>'
 
 
-def render_article(rag: RAG, citation: Citation | None) -> str:
-    if citation is None:
-        return ""
-    art = rag.store.get(citation.article_id)
-    if art is None:
-        return ""
-    return (f'<div class="rag-src-head" dir="auto">[{citation.n}] {esc(art.title)}</div>'
-            f'<div class="rag-article" dir="auto">{highlight(art.text, citation.start, citation.end)}</div>')
+def render_no_sources(language: str, a: int) -> str:
+    words = TEXTS.get(language, TEXTS["en"])
+    return f'<div class="rag-sources rag-empty" data-a="{a}" dir="{"rtl" if language == "fa" else "ltr"}">{words["none"]}</div>'
 
+
+EMPTY_SOURCES = ('<div class="rag-sources rag-empty" data-a="">'
+                 '<div dir="ltr">The sources of the latest answer appear here.</div>'
+                 '<div dir="rtl">منابع آخرین پاسخ اینجا نمایش داده می‌شوند.</div></div>')
+
+
+# ---------------------------------------------------------------- uploads
 
 def sanitize_filename(name: str) -> str:
     """A safe base name for an uploaded file: no folders, no traversal, no odd characters."""
@@ -142,103 +327,259 @@ def sanitize_filename(name: str) -> str:
     return (base or "upload")[:120]
 
 
-def report_markdown(report: IngestReport) -> str:
-    lines = []
-    for label, ids in (("added", report.added), ("updated", report.updated), ("unchanged", report.unchanged)):
-        lines += [f"- {label}: `{esc(i)}`" for i in ids]
-    lines += [f"- skipped: `{esc(s.path)}`: {esc(s.reason)}" for s in report.skipped]
-    return "\n".join(lines) or "nothing to ingest"
+def _unique(name: str, used: set[str]) -> str:
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    out, i = name, 2
+    while out.lower() in used:
+        out = f"{stem}-{i}{dot}{ext}"
+        i += 1
+    used.add(out.lower())
+    return out
 
 
-def build_app(rag: RAG) -> gr.Blocks:
-    def articles_table() -> list[list]:
-        return [[a.id, a.title, a.source or "", a.date or "", a.chunks] for a in rag.articles()]
+class UploadError(UserError):
+    """The upload as a whole is refused (too many files, nothing chosen); the message says why."""
 
-    def ask(question: str, history: list, k: int):
-        history = list(history or [])
+
+@dataclass
+class FileReport:
+    """What happened to one uploaded file."""
+    name: str
+    report: IngestReport | None = None
+    reason: str | None = None  # set when the file was refused before ingestion
+
+    @property
+    def status(self) -> str:
+        r = self.report
+        if self.reason or r is None:
+            return "skipped"
+        for s in ("added", "updated", "unchanged"):
+            if getattr(r, s):
+                return s if not r.skipped else f"{s}, with problems"
+        return "skipped"
+
+
+def ingest_uploads(rag: RAG, paths: list[str], max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPLOAD_MB,
+                   progress=None) -> list[FileReport]:
+    """Ingest uploaded files one by one (each reported on its own). The files are copied under
+    sanitised, de-duplicated names into a private temporary folder: the uploaded name is never a
+    path. ``progress(done, total, name)`` is called before each file."""
+    if not paths:
+        raise UploadError("choose one or more files first")
+    if len(paths) > max_files:
+        raise UploadError(f"too many files: {len(paths)} in one upload; the limit is {max_files} "
+                          f"(RAG_MAX_UPLOAD_FILES)")
+    out: list[FileReport] = []
+    used: set[str] = set()
+    work = Path(tempfile.mkdtemp(prefix="rag-upload-"))
+    try:
+        for i, p in enumerate(paths):
+            src = Path(p)
+            name = _unique(sanitize_filename(src.name), used)
+            if progress:
+                progress(i, len(paths), name)
+            if src.suffix.lower() not in SUPPORTED:
+                out.append(FileReport(name, reason=f"unsupported file type; supported: {' '.join(SUPPORTED)}"))
+                continue
+            size = src.stat().st_size
+            if size > max_mb * 2**20:
+                out.append(FileReport(name, reason=f"{size / 2**20:.1f} MB; the limit is {max_mb} MB "
+                                                   f"(RAG_MAX_UPLOAD_MB)"))
+                continue
+            dst = work / name
+            shutil.copyfile(src, dst)
+            try:
+                out.append(FileReport(name, rag.ingest([dst], uploaded=True)))
+            finally:
+                dst.unlink(missing_ok=True)
+        if progress:
+            progress(len(paths), len(paths), "done")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _ids(label: str, ids: list[str], limit: int = 8) -> str:
+    shown = ", ".join(f"<bdi>{esc(i)}</bdi>" for i in ids[:limit])
+    more = f" … (+{len(ids) - limit})" if len(ids) > limit else ""
+    return f"{label} {shown}{more}"
+
+
+def report_html(files: list[FileReport]) -> str:
+    """One line per uploaded file: its status, the article ids it produced, and any reasons."""
+    items = []
+    for f in files:
+        status = f.status
+        cls = "st-" + status.split(",")[0]
+        detail = []
+        if f.reason:
+            detail.append(esc(f.reason))
+        r = f.report
+        if r is not None:
+            for label in ("added", "updated", "unchanged"):
+                ids = getattr(r, label)
+                if ids:
+                    detail.append(_ids(f"{label}:", ids))
+            if r.chunks:
+                detail.append(f"{r.chunks} passages")
+            for s in r.skipped:
+                detail.append(f'skipped <bdi>{esc(s.path)}</bdi>: {esc(s.reason)}')
+            if not (r.added or r.updated or r.unchanged or r.skipped):
+                detail.append("no article found in the file")
+        items.append(f'<li><bdi class="rag-file">{esc(f.name)}</bdi>: <span class="{cls}">{esc(status)}</span>'
+                     + (" — " + "; ".join(detail) if detail else "") + "</li>")
+    return f'<ul class="rag-report">{"".join(items)}</ul>' if items else ""
+
+
+# ---------------------------------------------------------------- the app
+
+def _articles_table(rag: RAG) -> list[list]:
+    return [[a.id, a.title, a.source or "", a.date or "", a.chunks, a.chars] for a in rag.articles()]
+
+
+def _article_choices(rag: RAG) -> list[tuple[str, str]]:
+    return [(f"{a.title[:70]} ({a.id})", a.id) for a in rag.articles()]
+
+
+def _error(message: str) -> gr.Error:
+    # Gradio renders toast messages as HTML: escape what may come from an article or a file name.
+    return gr.Error(html.escape(message), print_exception=False)
+
+
+def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPLOAD_MB,
+              llm_field: bool | None = None) -> gr.Blocks:
+    """The Blocks app over ``rag``. ``llm_field`` (default: whether LangChain is installed) shows
+    the chat-model setting."""
+    llm_field = HAS_LLM if llm_field is None else llm_field
+
+    def ask(question: str, history: list, k: float, llm: str = "", answers: list | None = None):
+        """Progressive: first the question and a "searching" line, then the answer and its sources."""
         try:
-            ans = rag.ask(question, k=int(k))
+            q = check_question(question)
         except QuestionError as exc:
-            raise gr.Error(str(exc))
-        history.append({"role": "user", "content": render_user(question)})
-        history.append({"role": "assistant", "content": render_answer(ans)})
-        choices = [(f"[{c.n}] {c.title[:60]}", c.n) for c in ans.citations]
-        first = ans.citations[0] if ans.citations else None
-        return (history, "", render_sources(rag, ans.citations), ans.to_json(),
-                gr.update(choices=choices, value=first.n if first else None), render_article(rag, first))
-
-    def open_citation(n, answer_json):
-        cits = (answer_json or {}).get("citations", [])
-        for c in cits:
-            if c["n"] == n:
-                return render_article(rag, Citation(**c))
-        return ""
-
-    def upload(files):
-        files = files or []
-        if len(files) > MAX_UPLOAD_FILES:
-            raise gr.Error(f"too many files ({len(files)}); the limit is {MAX_UPLOAD_FILES} per upload")
-        work = Path(tempfile.mkdtemp(prefix="rag-upload-"))
+            raise _error(str(exc))
+        answers = list(answers or [])
+        a = len(answers)
+        history = list(history or [])
+        history.append({"role": "user", "content": render_user(q)})
+        yield history + [{"role": "assistant", "content": render_pending(q)}], "", gr.skip(), answers, gr.skip()
         try:
-            named = []
-            for f in files:
-                src = Path(f if isinstance(f, str) else f.name)
-                size = src.stat().st_size
-                if size > MAX_UPLOAD_MB * 2**20:
-                    raise gr.Error(f"{sanitize_filename(src.name)} is {size / 2**20:.1f} MB; "
-                                   f"the limit is {MAX_UPLOAD_MB} MB")
-                dst = work / sanitize_filename(src.name)
-                shutil.copyfile(src, dst)
-                named.append(dst)
-            report = rag.ingest(named, uploaded=True)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        return report_markdown(report), articles_table(), gr.update(choices=[a.id for a in rag.articles()])
+            ans = rag.ask(q, k=min(max(int(k or 5), 1), MAX_K), llm=(llm or "").strip() or None)
+        except UserError as exc:
+            answers = answers + [None]
+            yield (history + [{"role": "assistant", "content": render_error(str(exc))}], "", gr.skip(),
+                   answers, gr.skip())
+            return
+        answers = answers + [ans.to_json()]
+        sources = (render_sources(rag, ans.citations, a, ans.language) if ans.citations
+                   else render_no_sources(ans.language, a))
+        yield history + [{"role": "assistant", "content": render_answer(ans, a)}], "", sources, answers, a
+
+    def show_answer_sources(answers: list, shown, evt: gr.SelectData):
+        """A click in an older answer (or its [n]) brings that answer's sources back."""
+        m = re.search(r"rag-a-(\d+)", str(evt.value or ""))
+        if not m:
+            return gr.skip(), gr.skip()
+        a = int(m.group(1))
+        if a == shown or not answers or a >= len(answers) or answers[a] is None:
+            return gr.skip(), gr.skip()
+        data = answers[a]
+        cits = [Citation(**c) for c in data.get("citations", [])]
+        html_out = (render_sources(rag, cits, a, data.get("language", "en")) if cits
+                    else render_no_sources(data.get("language", "en"), a))
+        return html_out, a
+
+    def upload(files, progress=gr.Progress()):
+        paths = [f if isinstance(f, str) else f.name for f in (files or [])]
+
+        def tick(done: int, total: int, name: str) -> None:
+            progress((done, total), desc="done" if name == "done" else f"indexing {name}", unit="files")
+
+        try:
+            reports = ingest_uploads(rag, paths, max_files, max_mb, tick)
+        except UserError as exc:  # refused as a whole: say so where the report goes, keep the files
+            gr.Warning(html.escape(str(exc)))
+            return (f'<div class="rag-report st-skipped" dir="ltr">{esc(str(exc))}; nothing was added.</div>',
+                    gr.skip(), gr.skip(), gr.skip())
+        choices = _article_choices(rag)
+        return report_html(reports), None, _articles_table(rag), gr.update(choices=choices, value=None)
 
     def remove(article_id):
         if not article_id:
-            raise gr.Error("choose an article to remove")
+            return ('<div class="rag-report st-skipped">choose an article to remove first</div>',
+                    gr.skip(), gr.skip())
         try:
             rag.remove(article_id)
         except KeyError as exc:
-            raise gr.Error(str(exc.args[0]))
-        return articles_table(), gr.update(choices=[a.id for a in rag.articles()], value=None)
+            return (f'<div class="rag-report st-skipped">{esc(str(exc.args[0]))}</div>', *refresh())
+        return (f'<div class="rag-report">removed <bdi>{esc(article_id)}</bdi></div>', _articles_table(rag),
+                gr.update(choices=_article_choices(rag), value=None))
+
+    def pick_row(evt: gr.SelectData):
+        row = evt.row_value or []
+        return gr.update(value=row[0]) if row else gr.skip()
+
+    def refresh():
+        return _articles_table(rag), gr.update(choices=_article_choices(rag), value=None)
 
     with gr.Blocks(title="Persian/English cited-quote answers") as app:
-        last_answer = gr.State(None)
-        with gr.Tab("Ask"):
-            with gr.Row():
+        answers = gr.State([])   # per browser session: the citations of each answer, by answer number
+        shown = gr.State(None)   # the answer whose sources the panel shows
+        with gr.Tab("Ask · پرسش", id="ask"):
+            with gr.Row(equal_height=False):
                 with gr.Column(scale=3):
-                    chat = gr.Chatbot(label="Answers", height=520, sanitize_html=True, latex_delimiters=[],
-                                      elem_id="rag-chat", buttons=["copy"])
+                    chat = gr.Chatbot(label="Answers · پاسخ‌ها", height=560, sanitize_html=True, latex_delimiters=[],
+                                      elem_id="rag-chat", buttons=[], placeholder=(
+                                          "Ask in Persian or English; every answer is quoted from the articles.<br>"
+                                          '<span dir="rtl">به فارسی یا انگلیسی بپرسید؛ هر پاسخ نقل‌قولی از مقاله‌هاست.</span>'))
                     with gr.Row():
                         q = gr.Textbox(placeholder="پرسش خود را بنویسید… / Ask a question…", show_label=False,
-                                       scale=5, rtl=False, elem_id="rag-question", max_length=2000)
-                        send = gr.Button("Ask", variant="primary", scale=1, elem_id="rag-ask")
-                    gr.Examples(EXAMPLES, inputs=[q], label="Examples")
-                    k = gr.Slider(1, 20, value=5, step=1, label="Passages to consider")
-                with gr.Column(scale=2):
-                    gr.Markdown("### Sources")
-                    sources = gr.HTML(render_sources(rag, []), elem_id="rag-sources")
-                    cite_pick = gr.Radio(choices=[], label="Open cited article", elem_id="rag-cite-pick")
-                    article_view = gr.HTML("", elem_id="rag-article", max_height=500)
-        with gr.Tab("Articles"):
-            files = gr.File(label=f"Add articles ({', '.join(SUPPORTED)})", file_count="multiple",
-                            file_types=list(SUPPORTED), elem_id="rag-upload")
-            add_btn = gr.Button("Add to index", elem_id="rag-add")
-            ingest_report = gr.Markdown(elem_id="rag-report")
-            table = gr.Dataframe(headers=["id", "title", "source", "date", "passages"], value=articles_table,
+                                       scale=5, elem_id="rag-question", max_length=2000, lines=1, max_lines=4)
+                        send = gr.Button("Ask · بپرس", variant="primary", scale=1, elem_id="rag-ask")
+                    with gr.Row(elem_id="rag-examples"):
+                        example_buttons = [gr.Button(e, size="sm", scale=0, elem_classes=["rag-example"])
+                                           for e in EXAMPLES]
+                    with gr.Accordion("Settings · تنظیمات", open=False, elem_id="rag-settings"):
+                        k = gr.Slider(1, MAX_K, value=5, step=1, label="Passages to consider", elem_id="rag-k")
+                        if llm_field:
+                            llm = gr.Textbox(label="Chat model (optional)", value="", elem_id="rag-llm",
+                                             placeholder="openai:qwen2.5-7b",
+                                             info="PROVIDER:MODEL writes the answer around verified quotes "
+                                                  "(OPENAI_BASE_URL for a local server). Empty: quotes only.")
+                        else:
+                            llm = gr.State("")
+                with gr.Column(scale=2, min_width=320):
+                    gr.Markdown("### Sources · منابع")
+                    sources = gr.HTML(EMPTY_SOURCES, elem_id="rag-sources", max_height=640, padding=False)
+        with gr.Tab("Articles · مقاله‌ها", id="articles"):
+            gr.Markdown(f"Add articles: {' '.join(SUPPORTED)}; at most {max_files} files of {max_mb} MB each "
+                        f"per upload. Uploading a file with the same name again updates its article.")
+            files = gr.File(label="Files", file_count="multiple", file_types=list(SUPPORTED), elem_id="rag-upload",
+                            height=150)
+            add_btn = gr.Button("Add to index", variant="primary", elem_id="rag-add")
+            ingest_report = gr.HTML("", elem_id="rag-report")
+            table = gr.Dataframe(headers=["id", "title", "source", "date", "passages", "characters"],
+                                 datatype=["str", "str", "str", "str", "number", "number"],
                                  interactive=False, wrap=True, elem_id="rag-articles")
             with gr.Row():
-                to_remove = gr.Dropdown(choices=[a.id for a in rag.articles()], label="Article", scale=3)
-                rm_btn = gr.Button("Remove", variant="stop", scale=1)
+                to_remove = gr.Dropdown(choices=[], label="Article to remove (or click its row)", scale=3,
+                                        elem_id="rag-remove-pick")
+                rm_btn = gr.Button("Remove", variant="stop", scale=1, elem_id="rag-remove")
 
-        outs = [chat, q, sources, last_answer, cite_pick, article_view]
-        send.click(ask, [q, chat, k], outs, api_name="ask")
-        q.submit(ask, [q, chat, k], outs, api_name=False)
-        cite_pick.change(open_citation, [cite_pick, last_answer], [article_view], api_name=False)
-        add_btn.click(upload, [files], [ingest_report, table, to_remove], api_name="upload")
-        rm_btn.click(remove, [to_remove], [table, to_remove], api_name=False)
+        outs = [chat, q, sources, answers, shown]
+        send.click(ask, [q, chat, k, llm, answers], outs, api_name="ask", concurrency_id="rag")
+        q.submit(ask, [q, chat, k, llm, answers], outs, api_name=False, concurrency_id="rag")
+        for b in example_buttons:
+            b.click(ask, [b, chat, k, llm, answers], outs, api_name=False, concurrency_id="rag")
+        chat.select(show_answer_sources, [answers, shown], [sources, shown], api_name=False)
+        chat.clear(lambda: (EMPTY_SOURCES, None), None, [sources, shown], api_name=False)
+        add_btn.click(upload, [files], [ingest_report, files, table, to_remove], api_name="upload",
+                      concurrency_id="rag")
+        rm_btn.click(remove, [to_remove], [ingest_report, table, to_remove], api_name=False, concurrency_id="rag")
+        table.select(pick_row, None, [to_remove], api_name=False)
+        app.load(refresh, None, [table, to_remove], api_name=False)
     return app
 
 
@@ -261,10 +602,11 @@ def open_index(index: str, seeds: str | None = None) -> RAG:
 
 
 def launch(index: str = "index", host: str = "127.0.0.1", port: int = 7860, seeds: str | None = None,
-           auth: tuple[str, str] | None = None, prevent_thread_lock: bool = False):
+           auth: tuple[str, str] | None = None, prevent_thread_lock: bool = False,
+           max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPLOAD_MB):
     rag = open_index(index, seeds)
-    app = build_app(rag)
+    app = build_app(rag, max_files=max_files, max_mb=max_mb)
     app.queue(default_concurrency_limit=1)
     return app.launch(server_name=host, server_port=port, css=CSS, js=JS, auth=auth,
-                      max_file_size=f"{MAX_UPLOAD_MB}mb", footer_links=["api"],
+                      max_file_size=f"{max_mb}mb", footer_links=["api"],
                       prevent_thread_lock=prevent_thread_lock, show_error=True)
