@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .persian import normalize_text
 
-SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
+SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".pdf", ".docx")
 MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are refused with this reason (see README)
 
 
@@ -249,6 +249,54 @@ def parse_html(html: str, *, article_id: str, path: str | None = None) -> Articl
     return art
 
 
+# ---------------------------------------------------------------- PDF and Word (the [docs] extra)
+
+def _extractor(module: str, package: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise LoadError(f"reading this file type needs {package}: pip install -e '.[docs]'") from None
+
+
+def parse_pdf(data: bytes, *, article_id: str, path: str | None = None) -> Article:
+    """The PDF's text layer, page by page (pypdf). A scanned PDF has none and is skipped."""
+    import io
+
+    pypdf = _extractor("pypdf", "pypdf")
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise LoadError("encrypted PDF")
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+    except LoadError:
+        raise
+    except Exception as exc:  # pypdf raises many kinds on damaged files
+        raise LoadError(f"unreadable PDF ({type(exc).__name__})") from None
+    text = "\n\n".join(p for p in pages if p)
+    if not text.strip():
+        raise LoadError("no text layer in the PDF (scanned?)")
+    return parse_text(text, article_id=article_id, path=path)
+
+
+def parse_docx(data: bytes, *, article_id: str, path: str | None = None) -> Article:
+    """A Word document's paragraphs (python-docx); its title property wins over the first line."""
+    import io
+
+    docx = _extractor("docx", "python-docx")
+    try:
+        doc = docx.Document(io.BytesIO(data))
+    except Exception as exc:
+        raise LoadError(f"unreadable Word document ({type(exc).__name__})") from None
+    text = "\n".join(p.text for p in doc.paragraphs)
+    if not text.strip():
+        raise LoadError("empty Word document")
+    art = parse_text(text, article_id=article_id, path=path)
+    title = (doc.core_properties.title or "").strip()
+    if title:
+        art.title = title
+    return art
+
+
 # ---------------------------------------------------------------- JSONL
 
 def parse_jsonl(text: str, *, path: str) -> Loaded:
@@ -316,6 +364,10 @@ def load_file(path: Path) -> Loaded:
         return Loaded(skipped=[Skipped(shown, f"cannot read file ({exc.strerror or exc})")])
     stored = str(path.resolve())  # the article remembers where it came from, independent of the cwd
     try:
+        if suffix == ".pdf":
+            return Loaded(articles=[parse_pdf(data, article_id=article_id_for(path), path=stored)])
+        if suffix == ".docx":
+            return Loaded(articles=[parse_docx(data, article_id=article_id_for(path), path=stored)])
         text = decode_bytes(data)
         if suffix == ".jsonl":
             return parse_jsonl(text, path=shown)

@@ -254,7 +254,9 @@ def test_utf16_bom_and_utf8_bom_and_cp1256_decoded():
     ("blank.md", b"  \n\n  ", "empty"),
     ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "binary"),
     ("latin1.txt", "café crème brûlée résumé".encode("latin-1"), "UTF-8"),
-    ("doc.pdf", b"%PDF-1.4 something", "unsupported file type .pdf"),
+    ("doc.pdf", b"%PDF-1.4 something", "unreadable PDF"),
+    ("doc.docx", b"PK\x03\x04 not really a zip", "unreadable Word document"),
+    ("sheet.xlsx", b"PK\x03\x04", "unsupported file type .xlsx"),
     ("noext", b"text", "unsupported file type"),
 ])
 def test_load_file_skips_with_reason(tmp_path, name, data, reason):
@@ -266,6 +268,48 @@ def test_load_file_skips_with_reason(tmp_path, name, data, reason):
     assert loaded.skipped[0].path == str(f)
     assert reason in loaded.skipped[0].reason
     assert str(f) in str(loaded.skipped[0])
+
+
+def _minimal_pdf(lines: list[str]) -> bytes:
+    """A one-page PDF with a real text layer (Helvetica, ASCII), written by hand."""
+    content = "BT /F1 12 Tf 72 720 Td 14 TL " + " ".join(f"({ln}) Tj T*" for ln in lines) + " ET"
+    objs = ["<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+            "/Resources << /Font << /F1 5 0 R >> >> >>",
+            f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def test_pdf_text_layer_becomes_an_article(tmp_path):
+    f = tmp_path / "report.pdf"
+    f.write_bytes(_minimal_pdf(["Kabul talks resume", "Officials met in Doha on Monday."]))
+    [art] = load_file(f).articles
+    assert art.id == "report" and art.title == "Kabul talks resume"
+    body = art.content()
+    assert "Doha" in body and "Kabul talks resume" not in body
+
+
+def test_docx_paragraphs_become_an_article(tmp_path):
+    import docx
+
+    doc = docx.Document()
+    doc.core_properties.title = "گزارش کابل"
+    for para in ("گزارش کابل", "مذاکرات در دوحه از سر گرفته شد.", "مقامات روز دوشنبه دیدار کردند."):
+        doc.add_paragraph(para)
+    f = tmp_path / "news.docx"
+    doc.save(f)
+    [art] = load_file(f).articles
+    assert art.title == "گزارش کابل"
+    assert "مذاکرات در دوحه" in art.content()
 
 
 def test_load_file_utf16_text(tmp_path):
