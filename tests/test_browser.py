@@ -232,13 +232,13 @@ def test_upload_ask_remove_and_nothing_in_an_article_runs(browser, app_url, tmp_
     try:
         (tmp_path / "kites.md").write_text(KITES, encoding="utf-8")
         (tmp_path / "zebra <evil>.txt").write_text(EVIL, encoding="utf-8")
-        (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4 not really")
+        (tmp_path / "notes.xlsx").write_bytes(b"%PDF-1.4 not really")
         page.get_by_role("tab", name="Articles · مقاله‌ها").click()
 
         # Gradio refuses an unsupported type on selection, with a message; the others go on.
         page.set_input_files("#rag-upload input[type=file]",
-                             [tmp_path / "kites.md", tmp_path / "zebra <evil>.txt", tmp_path / "notes.pdf"])
-        page.wait_for_selector("[data-testid=toast-body] :text('Invalid file type: notes.pdf')")
+                             [tmp_path / "kites.md", tmp_path / "zebra <evil>.txt", tmp_path / "notes.xlsx"])
+        page.wait_for_selector("[data-testid=toast-body] :text('Invalid file type: notes.xlsx')")
         page.click("[data-testid=toast-close]")
         page.wait_for_selector("#rag-upload td.filename[aria-label*='zebra']")
         page.click("#rag-add")

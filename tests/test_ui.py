@@ -136,17 +136,17 @@ def test_uploads_are_reported_per_file_with_limits_and_safe_names(tmp_path):
         ("..\\..\\evil<1>.txt", "Evil <script>x</script>\n\nThe parade ended with drums.\n"),
         ("evil_1_.txt", "Second\n\nA different file whose sanitised name collides.\n"),
         ("big.txt", "Big\n\n" + "x " * 600_000),
-        ("notes.pdf", b"%PDF-1.4"),
+        ("notes.xlsx", b"%PDF-1.4"),
         ("list.jsonl", '{"id": "j1", "title": "J1", "text": "One."}\nnot json\n'),
     ])
     seen = []
     reports = ingest_uploads(rag, paths, max_files=5, max_mb=1, progress=lambda d, t, n: seen.append((d, t, n)))
     by_name = {r.name: r for r in reports}
-    assert list(by_name) == ["evil_1_.txt", "evil_1_-2.txt", "big.txt", "notes.pdf", "list.jsonl"]
+    assert list(by_name) == ["evil_1_.txt", "evil_1_-2.txt", "big.txt", "notes.xlsx", "list.jsonl"]
     assert by_name["evil_1_.txt"].status == "added" and by_name["evil_1_-2.txt"].status == "added"
     assert sorted(a.id for a in rag.articles()) == ["evil_1_", "evil_1_-2", "j1"]
     assert by_name["big.txt"].status == "skipped" and "the limit is 1 MB" in by_name["big.txt"].reason
-    assert by_name["notes.pdf"].status == "skipped" and "unsupported" in by_name["notes.pdf"].reason
+    assert by_name["notes.xlsx"].status == "skipped" and "unsupported" in by_name["notes.xlsx"].reason
     assert by_name["list.jsonl"].status == "added, with problems"
     assert seen[0] == (0, 5, "evil_1_.txt") and seen[-1] == (5, 5, "done")
     out = report_html(reports)
