@@ -220,7 +220,7 @@ def eval_(data_dir: str, k: int, model: str | None, limit: int | None, as_json: 
 
     with user_errors():
         result = evaluate(data_dir, k=k, model=model, limit=limit, details=details, retrieval=retrieval,
-                          answers=not retrieval_only)
+                          with_answers=not retrieval_only)
     click.echo(json.dumps(result, ensure_ascii=False) if as_json else markdown_table(result))
 
 

@@ -57,7 +57,7 @@ def open_index(data_dir: Path, model: str | None = None, passages: list[dict] | 
 
 
 def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None, limit: int | None = None,
-             retrieval: str = "hybrid", answers: bool = True,
+             retrieval: str = "hybrid", with_answers: bool = True,
              progress: Callable[[int, int], None] | None = None, details: str | None = None) -> dict:
     data_dir = Path(data_dir)
     passages = _read_jsonl(data_dir / "passages.jsonl")
@@ -73,7 +73,7 @@ def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None,
     for i, q in enumerate(questions):
         t = time.perf_counter()
         retrieved = retriever.retrieve(q["question"], max(k, 10))
-        ans = compose(q["question"], retrieved, rag.store) if answers else None
+        ans = compose(q["question"], retrieved, rag.store) if with_answers else None
         latency = time.perf_counter() - t
         ranked = [a for a, _ in retrieved.articles()]
         gold = str(q["passage_id"])
