@@ -11,6 +11,13 @@ import os
 # Set before anything imports huggingface_hub / transformers: a hub lookup can hang for ~75 s.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# Caches the code writes (eval indexes, the materialized e5-small model) go to a folder of this run,
+# never to the user's cache; removed at the end of the session.
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+_TEST_HOME = tempfile.mkdtemp(prefix="rag-test-home-")
+os.environ["RAG_HOME"] = _TEST_HOME
 
 from pathlib import Path  # noqa: E402
 
@@ -22,6 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = Path(__file__).parent.parent / "seeds"
 SEED_FILE = next(iter(sorted(SEEDS.glob("*.txt"))))
 SEED_ID = SEED_FILE.stem
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_test_home():
+    yield
+    shutil.rmtree(_TEST_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
