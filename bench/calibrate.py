@@ -51,7 +51,7 @@ def main() -> None:
         other = b if d == a else a
         records += confidences(rags[other], qs[d], lambda q: "off-topic")
     chosen = {}
-    print(f"| lang | threshold | answerable wrongly abstained | unanswerable abstained | off-topic abstained |")
+    print("| lang | threshold | answerable wrongly abstained | unanswerable abstained | off-topic abstained |")
     print("|---|---|---|---|---|")
     for lang in sorted({r["lang"] for r in records}):
         conf = {lab: np.array([r["confidence"] for r in records if r["lang"] == lang and r["label"] == lab])

@@ -19,6 +19,11 @@ import tempfile  # noqa: E402
 _TEST_HOME = tempfile.mkdtemp(prefix="rag-test-home-")
 os.environ["RAG_HOME"] = _TEST_HOME
 
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -62,3 +67,40 @@ def seed_index(tmp_path_factory) -> Path:
 def seed_rag(seed_index) -> rag.RAG:
     """A read-only RAG over the seed index."""
     return rag.RAG(seed_index)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app_py(index: Path, log_path: Path, *args: str, timeout: float = 120):
+    """``python app.py`` on a free local port over ``index``; yields its URL once it listens, and
+    stops it afterwards. Fails the test (with the app's output) if it exits or never listens."""
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    with open(log_path, "w+") as log:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--index", str(index),
+                                 *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + timeout
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    pytest.fail(f"app.py exited early:\n{log.read()[-3000:]}")
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        pytest.fail(f"app.py did not start listening within {timeout:.0f} s")
+                    time.sleep(0.3)
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()

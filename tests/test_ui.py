@@ -3,15 +3,12 @@ gradio_client on a local port."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
+from conftest import running_app_py
 
 from rag import RAG
 from rag.articles import Article
@@ -187,38 +184,11 @@ def test_llm_setting_only_when_langchain_is_installed(seed_rag):
     assert not has_llm_box(build_app(seed_rag, llm_field=False))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def running_app(tmp_path_factory):
-    port = _free_port()
     index = tmp_path_factory.mktemp("app") / "index"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--index", str(index)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited early:\n{proc.stdout.read()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("app.py did not start listening within 120 s")
-    yield url, index
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with running_app_py(index, tmp_path_factory.getbasetemp() / "ui-app.log") as url:
+        yield url, index
 
 
 def test_app_indexes_seeds_on_first_start_and_answers_through_gradio_client(running_app):
