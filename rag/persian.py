@@ -112,10 +112,6 @@ def detect_language(text: str) -> str:
     return "fa" if fa > 0 and fa >= en else "en"
 
 
-def is_rtl(text: str) -> bool:
-    return detect_language(text) == "fa"
-
-
 # ---------------------------------------------------------------- sentences
 
 _SENT_END = set(".!?؟…")

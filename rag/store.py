@@ -399,14 +399,6 @@ class Store:
 
     # ------------------------------------------------------------ reading
 
-    def search(self, query_vec: np.ndarray, k: int) -> list[ChunkRow]:
-        """The ``k`` chunks nearest to ``query_vec`` (inner product of normalized vectors)."""
-        with self._lock:
-            pairs = self.dense(query_vec, k)
-            rows = self.chunks([i for i, _ in pairs])
-        by_id = {r.chunk_id: r for r in rows}
-        return [ChunkRow(**{**by_id[i].__dict__, "score": s}) for i, s in pairs if i in by_id]
-
     def dense(self, query_vec: np.ndarray, k: int) -> list[tuple[int, float]]:
         """``(chunk_id, cosine)`` of the ``k`` nearest chunks."""
         with self._lock:
