@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 
 from .errors import UserError
 from .answer import Answer, compose
-from .articles import Article, Skipped, iter_files, load_file
+from .articles import Article, Skipped, iter_files, load_file, scrub_surrogates
 from .chunking import segment_article
 from .embedders import Embedder, canonical_name, load_embedder
 from .retrieval import Retrieved, Retriever
@@ -53,7 +53,7 @@ class IngestReport:
 
 
 def check_question(question: str) -> str:
-    q = (question or "").strip()
+    q = scrub_surrogates(question or "").strip()
     if not q:
         raise QuestionError("the question is empty")
     if len(q) > MAX_QUESTION_CHARS:

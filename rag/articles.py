@@ -20,6 +20,14 @@ SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".pdf", ".do
 MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are refused with this reason (see README)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def scrub_surrogates(text: str) -> str:
+    """Replace lone surrogate code points (never valid text) by U+FFFD, keeping the length."""
+    return _SURROGATE.sub("\ufffd", text) if text else text
+
+
 @dataclass
 class Article:
     id: str
@@ -32,6 +40,10 @@ class Article:
     content_spans: list[tuple[int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # A lone surrogate (JSON "\ud800", or an API caller's string) cannot be stored or embedded as
+        # UTF-8; it becomes U+FFFD one for one, so every offset stays valid.
+        self.text = scrub_surrogates(self.text)
+        self.title = scrub_surrogates(self.title)
         if not self.content_spans:
             self.content_spans = [(0, len(self.text))] if self.text else []
 

