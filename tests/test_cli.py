@@ -78,6 +78,8 @@ def test_ingest_seeds_then_unchanged(runner, tmp_path):
     assert res.exit_code == 0, res.output
     assert f"added: {SEED_ID}" in res.stdout
     assert "1 added" in res.stdout
+    rate = re.search(r"passages embedded in [\d.]+ s \(([\d,]+) tokens/s\)", res.stdout)
+    assert rate and int(rate.group(1).replace(",", "")) > 0, res.stdout
     res = _run(runner, "ingest", SEEDS, "--index", index)
     assert res.exit_code == 0, res.output
     assert f"unchanged: {SEED_ID}" in res.stdout
@@ -267,3 +269,16 @@ def test_console_script_entry_point(seed_index):
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)
     _check_answer(obj, EN_Q, "en", seed_index)
+
+
+def test_ingest_progress_carries_the_throughput(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"{i}.txt").write_text(f"خبر {i}\n" + Path(SEEDS, SEED_ID + ".txt").read_text(encoding="utf-8"),
+                                        encoding="utf-8")
+    seen: list[tuple[int, int, str]] = []
+    RAG(tmp_path / "index", create=True).ingest([docs], progress=lambda d, t, m: seen.append((d, t, m)))
+    assert [(d, t) for d, t, _ in seen] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert "tokens/s" not in seen[0][2]  # nothing embedded yet
+    assert all(re.search(r"\([\d,]+ tokens/s\)$", m) for _, _, m in seen[1:3]), seen
