@@ -585,6 +585,8 @@ class FastE5Embedder:
         self.path = materialize(root=root)
         self.materialize_seconds = time.perf_counter() - t0
         self.quantize = quantize
+        if quantize:
+            self.name = f"{MODEL_NAME}-{quantize}"
         self.threads = threads or cpu_count()
         torch.set_num_threads(self.threads)
         t1 = time.perf_counter()

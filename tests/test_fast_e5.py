@@ -298,3 +298,12 @@ def test_indexes_of_either_engine_open_with_the_other(tmp_path, seeds_dir):
     assert rag.RAG(tmp_path / "old", model="e5-small").ask(q).citations[0].quote == a.citations[0].quote
     with pytest.raises(rag.StoreError, match="re-index"):
         rag.RAG(tmp_path / "old", model=str(Path(__file__).parent / "no-such-model"))
+
+
+def test_int8_mode_is_selectable_by_name(tmp_path, seeds_dir):
+    r = rag.RAG(tmp_path / "int8", model="e5-small-int8", create=True)
+    assert isinstance(r.embedder, FastE5Embedder) and r.embedder.quantize == "int8"
+    r.ingest([seeds_dir])
+    assert r.store.embedder == "e5-small-int8"
+    a = r.ask("In which city did Ishaq Dar speak?")
+    assert not a.abstained and "کوالالامپور" in a.citations[0].quote
