@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,10 @@ from .persian import normalize_text
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".pdf", ".docx")
 MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are refused with this reason (see README)
+# A text line this long is not an article (minified or encoded data): embedding it would take many
+# minutes and quote nothing a reader wants. Such .txt/.md files are refused with this reason.
+MAX_LINE_CHARS = 100_000
+MAX_TITLE_CHARS = 300  # a longer title is cut at a word (it is prefixed to every passage embedded)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -43,7 +48,7 @@ class Article:
         # A lone surrogate (JSON "\ud800", or an API caller's string) cannot be stored or embedded as
         # UTF-8; it becomes U+FFFD one for one, so every offset stays valid.
         self.text = scrub_surrogates(self.text)
-        self.title = scrub_surrogates(self.title)
+        self.title = short_title(scrub_surrogates(self.title))
         if not self.content_spans:
             self.content_spans = [(0, len(self.text))] if self.text else []
 
@@ -80,6 +85,20 @@ class LoadError(Exception):
     """A file (or line) that cannot become an article; the message is the reason shown to the user."""
 
 
+def short_title(title: str, limit: int = MAX_TITLE_CHARS) -> str:
+    """``title``, or its first words up to ``limit`` characters and "…" when it is longer."""
+    if len(title) <= limit:
+        return title
+    cut = title.rfind(" ", limit // 2, limit)
+    return title[:cut if cut > 0 else limit].rstrip() + "…"
+
+
+def _check_indexable(body: str) -> None:
+    # Sentences are runs holding a letter or digit: without any, the article could never be found.
+    if not any(c.isalnum() for c in body):
+        raise LoadError("no letters or digits: nothing to index")
+
+
 # ---------------------------------------------------------------- decoding
 
 def decode_bytes(data: bytes) -> str:
@@ -99,6 +118,14 @@ def decode_bytes(data: bytes) -> str:
         return _check_text(data.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         utf8_error = exc
+    # UTF-8 with a few bad bytes (a damaged download) has far more valid multi-byte characters than
+    # bad bytes; Windows-1256 Persian read as UTF-8 is nearly all bad bytes. Read as Windows-1256,
+    # damaged Persian UTF-8 would pass the Arabic-letter test below as mojibake.
+    lenient = data.decode("utf-8", "replace")
+    bad = lenient.count("\ufffd")
+    if sum(1 for c in lenient if c > "\x7f") - bad > bad:
+        raise LoadError(f"not valid UTF-8: {bad} bad byte(s), the first at offset {utf8_error.start} "
+                        "(the rest is UTF-8, so the file is damaged)")
     # Older Persian sites and Windows tools write Windows-1256; accept it only when the result
     # is clearly Arabic-script text.
     try:
@@ -183,19 +210,29 @@ def parse_text(text: str, *, article_id: str, path: str | None = None, markdown:
     """A news text: first non-empty line is the title; a repeat of it is not content twice; the
     share-button / related-articles footer is not content."""
     lines = _lines(text)
+    longest = max((e - s for s, e in lines), default=0)
+    if longest > MAX_LINE_CHARS:
+        raise LoadError(f"a line of {longest:,} characters (the limit is {MAX_LINE_CHARS:,}): not article text "
+                        "(minified or encoded data?)")
     nonempty = [i for i, (s, e) in enumerate(lines) if text[s:e].strip()]
     if not nonempty:
         raise LoadError("empty file (whitespace only)")
     t_idx = nonempty[0]
     title = _title_of(text[slice(*lines[t_idx])], markdown)
-    title_key = normalize_text(title)
     keep = [False] * len(lines)
     for i in nonempty[1:]:
         keep[i] = True
-    # A title repeated as a line (scraped pages print the headline twice) is not content.
-    for i in nonempty[1:]:
-        if normalize_text(_title_of(text[slice(*lines[i])], markdown)) == title_key:
-            keep[i] = False
+    if len(title) > MAX_TITLE_CHARS:
+        # A first line this long is a paragraph, not a headline: it stays content, and the title is
+        # its beginning.
+        keep[t_idx] = True
+        title = short_title(title)
+    else:
+        # A title repeated as a line (scraped pages print the headline twice) is not content.
+        title_key = normalize_text(title)
+        for i in nonempty[1:]:
+            if normalize_text(_title_of(text[slice(*lines[i])], markdown)) == title_key:
+                keep[i] = False
     # Footer: everything from a "related articles" line on, and trailing share-button lines.
     for i in nonempty[1:]:
         if normalize_text(text[slice(*lines[i])]) in _RELATED and i > nonempty[len(nonempty) // 2]:
@@ -224,6 +261,7 @@ def parse_text(text: str, *, article_id: str, path: str | None = None, markdown:
         # Title-only file: the title line itself is the content.
         spans = [lines[t_idx]]
     body = "\n".join(text[s:e] for s, e in spans)
+    _check_indexable(body)
     return Article(id=article_id, title=title, text=text, source=find_source(body), date=find_date(body),
                    path=path, content_spans=spans)
 
@@ -246,6 +284,7 @@ def parse_html(html: str, *, article_id: str, path: str | None = None) -> Articl
     meta = trafilatura.extract_metadata(html)
     if not text or not text.strip():
         raise LoadError("no readable main text found in the HTML")
+    _check_indexable(text)
     text = text.replace(ph, "\u200c")
     if meta:
         for attr in ("title", "sitename"):
@@ -337,6 +376,9 @@ def parse_jsonl(text: str, *, path: str) -> Loaded:
         if not isinstance(body, str) or not body.strip():
             out.skipped.append(Skipped(where, f'article {aid!r} has no "text"'))
             continue
+        if not any(c.isalnum() for c in body):
+            out.skipped.append(Skipped(where, f"article {aid!r} has no letters or digits: nothing to index"))
+            continue
         if aid in seen:
             out.skipped.append(Skipped(where, f"duplicate id {aid!r} (first one kept)"))
             continue
@@ -367,11 +409,22 @@ def load_file(path: Path) -> Loaded:
         return Loaded(skipped=[Skipped(shown, f"unsupported file type {suffix or '(none)'}; "
                                               f"supported: {' '.join(SUPPORTED)}")])
     try:
-        size = path.stat().st_size
+        if not stat.S_ISREG(path.stat().st_mode):
+            # a FIFO would block forever, /dev/zero would never end
+            return Loaded(skipped=[Skipped(shown, "not a regular file")])
+        # O_NONBLOCK: should the path have become a FIFO since, opening it does not hang.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return Loaded(skipped=[Skipped(shown, "not a regular file")])
+            size = st.st_size
+            if size <= MAX_FILE_BYTES:
+                data = f.read(MAX_FILE_BYTES + 1)  # bounded, even if the file grows meanwhile
+                size = max(size, len(data))
         if size > MAX_FILE_BYTES:
             return Loaded(skipped=[Skipped(shown, f"file too large ({size / 2**20:.1f} MiB > "
                                                   f"{MAX_FILE_BYTES // 2**20} MiB limit)")])
-        data = path.read_bytes()
     except OSError as exc:
         return Loaded(skipped=[Skipped(shown, f"cannot read file ({exc.strerror or exc})")])
     stored = str(path.resolve())  # the article remembers where it came from, independent of the cwd
@@ -401,8 +454,8 @@ def iter_files(paths: list[str | os.PathLike]) -> tuple[list[Path], list[Skipped
         if not p.exists():
             problems.append(Skipped(str(p), "no such file or folder"))
             continue
-        if p.is_file():
-            files.append(p)
+        if not p.is_dir():
+            files.append(p)  # a file, or something load_file reports (a FIFO, a device)
             continue
         for root, dirs, names in os.walk(p, followlinks=True, onerror=lambda e: problems.append(
                 Skipped(str(e.filename), f"cannot read folder ({e.strerror})"))):
