@@ -11,9 +11,13 @@ Layout of an index folder:
   so it is incremental, persisted and never out of step with the vectors.
 - ``vectors.faiss`` / ``sentences.faiss``: ``IndexIDMap2`` over inner-product vectors of passages
   and of sentences, ids = row ids (never reused, so they survive deletes). It is a cache of the SQLite vectors, written atomically
-  (temp file + rename); when its generation is not SQLite's (a crash between the two), it is
-  rebuilt from SQLite on open.
-- ``.lock``: held by a writer; a second writer waits, then gives up with a clear message.
+  (temp file + rename); when its generation is not SQLite's (a crash between the two), or its
+  checksum is not the one the manifest recorded (a damaged file), it is rebuilt from SQLite on open.
+- ``.lock``: held by a writer; a second writer waits, then gives up with a clear message. A writer
+  first picks up what other processes wrote since it opened the index.
+
+A damaged ``rag.sqlite`` or ``manifest.json`` (or one the index cannot write to) is a
+:class:`StoreError` naming the file and what to do, never a raw SQLite error.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +130,23 @@ def rebuild_hint(path: Path) -> str:
     return f"rebuild it with: rag ingest ARTICLES... --index {path} (after moving {path} away)"
 
 
+# SQLite result codes that mean "not allowed / not possible here" rather than "damaged".
+_ACCESS_CODES = {3, 5, 6, 8, 13, 14}  # PERM, BUSY, LOCKED, READONLY, FULL, CANTOPEN
+
+
+def _is_access_error(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _ACCESS_CODES
+
+
+def _crc32_file(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
 class Store:
     """Articles, chunks and their vectors in one folder. Thread-safe within a process."""
 
@@ -137,6 +159,13 @@ class Store:
         self.dim: int = int(manifest["dim"])
         self._lock = threading.RLock()
         db_path = path / DB
+        # The FAISS files were written from SQLite at this generation: a database that is missing
+        # or older lost its articles (emptied, truncated, replaced), which must not pass for an
+        # empty index.
+        made_from = manifest.get("faiss_generation")
+        made_from = made_from if isinstance(made_from, int) else -1
+        if made_from > 0 and not db_path.exists():
+            raise StoreError(f"index database {db_path} is missing; {rebuild_hint(path)}")
         try:
             self._db = sqlite3.connect(db_path, timeout=30, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=DELETE")
@@ -147,8 +176,28 @@ class Store:
             raise StoreError(f"index database {db_path} is unreadable ({exc}); {rebuild_hint(path)}") from None
         self._generation = -1
         self._faiss: dict = {}
-        self._check_lexicon()
-        self._load_vectors()
+        with self._db_errors():
+            if made_from > self._db_generation():
+                raise StoreError(f"index database {db_path} has lost writes (generation {self._db_generation()}, "
+                                 f"the index was at {made_from}): it was emptied, truncated or replaced; "
+                                 f"{rebuild_hint(path)}")
+            self._check_lexicon()
+            self._load_vectors()
+
+    @contextmanager
+    def _db_errors(self, writing: bool = False) -> Iterator[None]:
+        """SQLite's errors as a :class:`StoreError` that names the file and what to do."""
+        try:
+            yield
+        except sqlite3.ProgrammingError:
+            raise  # a bug in this module, not a property of the file
+        except sqlite3.DatabaseError as exc:
+            db = self.path / DB
+            if _is_access_error(exc):
+                raise StoreError(f"cannot {'write to' if writing else 'read'} the index database {db} ({exc}); "
+                                 f"check that {self.path} and its files are {'writable' if writing else 'readable'} "
+                                 "and that no other program holds them") from None
+            raise StoreError(f"index database {db} is damaged ({exc}); {rebuild_hint(self.path)}") from None
 
     # ------------------------------------------------------------ opening
 
@@ -166,7 +215,9 @@ class Store:
             manifest = json.loads(mf.read_text(encoding="utf-8"))
             if not isinstance(manifest, dict) or "embedder" not in manifest or "dim" not in manifest:
                 raise ValueError("missing embedder or dim")
-        except (ValueError, OSError) as exc:
+            if not isinstance(manifest["embedder"], str) or int(manifest["dim"]) <= 0:
+                raise ValueError("bad embedder or dim")
+        except (ValueError, TypeError, OSError) as exc:
             raise StoreError(f"index manifest {mf} is damaged ({exc}); {rebuild_hint(path)}") from None
         if manifest.get("format") != FORMAT:
             raise StoreError(f"index {path} has format {manifest.get('format')}, this version reads {FORMAT}; "
@@ -204,10 +255,13 @@ class Store:
         count = self._db.execute(f"SELECT count(*) FROM {kind}").fetchone()[0]
         if self.manifest.get("faiss_generation") == gen and fpath.exists():
             try:
-                index = faiss.read_index(str(fpath))
-                if index.d == self.dim and index.ntotal == count:
-                    return index
-            except RuntimeError:
+                # Indexes written before checksums were recorded have none to compare.
+                crc = (self.manifest.get("faiss_crc32") or {}).get(KINDS[kind])
+                if crc is None or _crc32_file(fpath) == crc:
+                    index = faiss.read_index(str(fpath))
+                    if index.d == self.dim and index.ntotal == count:
+                        return index
+            except (RuntimeError, OSError, AttributeError):
                 pass  # damaged cache: rebuilt below from the source of truth
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
         ids, vecs = [], []
@@ -235,20 +289,23 @@ class Store:
         try:
             with self._transaction() as db:
                 db.execute("DELETE FROM lexicon")
-                rows = db.execute('SELECT c.id, a.title, substr(a.text, c.start + 1, c."end" - c.start) '
+                rows = db.execute('SELECT c.id, c.article_id, a.title, c.start, c."end", '
+                                  'substr(a.text, c.start + 1, c."end" - c.start) '
                                   "FROM chunks c JOIN articles a ON a.id = c.article_id").fetchall()
                 db.executemany("INSERT INTO lexicon(rowid, terms) VALUES (?, ?)",
-                               [(cid, passage_terms(title, text)) for cid, title, text in rows])
+                               [(r[0], passage_terms(r[2], text)) for r, text in zip(rows, self._slices(rows))])
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('lexicon', ?)", (LEXICON_VERSION,))
-        except sqlite3.OperationalError:
-            pass  # a read-only index keeps working on its dense side; writes will report the problem
+        except sqlite3.OperationalError as exc:
+            if not _is_access_error(exc):
+                raise
+            # a read-only index keeps working on its dense side; writes will report the problem
 
     def _count_chunks(self) -> int:
         return self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
 
     def refresh(self) -> bool:
         """Pick up writes made by another process since we loaded. Returns True when it reloaded."""
-        with self._lock:
+        with self._lock, self._db_errors():
             if self._db_generation() == self._generation:
                 return False
             try:
@@ -266,10 +323,17 @@ class Store:
             if self.manifest.get("faiss_generation") == self._generation and all(
                     (self.path / f).exists() for f in KINDS.values()):
                 return
-            for kind, fname in KINDS.items():
-                _atomic_write(self.path / fname, faiss.serialize_index(self._faiss[kind]).tobytes())
-            self.manifest["faiss_generation"] = self._generation
-            _atomic_write(self.path / MANIFEST, json.dumps(self.manifest, ensure_ascii=False, indent=1).encode())
+            crcs = {}
+            try:
+                for kind, fname in KINDS.items():
+                    data = faiss.serialize_index(self._faiss[kind]).tobytes()
+                    _atomic_write(self.path / fname, data)
+                    crcs[fname] = zlib.crc32(data)
+                self.manifest["faiss_generation"] = self._generation
+                self.manifest["faiss_crc32"] = crcs
+                _atomic_write(self.path / MANIFEST, json.dumps(self.manifest, ensure_ascii=False, indent=1).encode())
+            except OSError as exc:
+                raise StoreError(f"cannot write to the index {self.path}: {exc.strerror or exc}") from None
 
     # ------------------------------------------------------------ writing
 
@@ -287,6 +351,7 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot write to the index {self.path}: {exc.strerror or exc}") from None
         try:
+            self.refresh()  # another process may have written since we opened the index
             yield self
         finally:
             try:
@@ -296,7 +361,7 @@ class Store:
 
     def state(self, article_id: str) -> tuple[str, str | None] | None:
         """``(sha, path)`` of a stored article, or None."""
-        with self._lock:
+        with self._lock, self._db_errors():
             row = self._db.execute("SELECT sha, path FROM articles WHERE id=?", (article_id,)).fetchone()
         return (row[0], row[1]) if row else None
 
@@ -308,7 +373,7 @@ class Store:
         rows = {"chunks": (chunks, self._check_vectors(article, chunks, vectors)),
                 "sentences": (sentences, self._check_vectors(article, sentences, sentence_vectors))}
         sha = article.sha
-        with self._lock:
+        with self._lock, self._db_errors(writing=True):
             old = self.state(article.id)
             if old and old[0] == sha:
                 return "unchanged"
@@ -381,7 +446,7 @@ class Store:
         return ids
 
     def remove(self, article_id: str) -> bool:
-        with self._lock:
+        with self._lock, self._db_errors(writing=True):
             if self.state(article_id) is None:
                 return False
             with self._transaction() as db:
@@ -421,7 +486,7 @@ class Store:
         """``(sentence_id, chunk_id)`` for every passage that holds each sentence."""
         if not sentence_ids:
             return []
-        with self._lock:
+        with self._lock, self._db_errors():
             return self._db.execute(
                 f'SELECT s.id, c.id FROM sentences s JOIN chunks c ON c.article_id = s.article_id '
                 f'AND c.start <= s.start AND c."end" >= s."end" WHERE s.id IN ({",".join("?" * len(sentence_ids))})',
@@ -432,7 +497,7 @@ class Store:
         if not chunk_ids:
             return {}
         out: dict[int, list[tuple[int, int, int]]] = {c: [] for c in chunk_ids}
-        with self._lock:
+        with self._lock, self._db_errors():
             rows = self._db.execute(
                 f'SELECT c.id, s.id, s.start, s."end" FROM chunks c JOIN sentences s ON s.article_id = c.article_id '
                 f'AND s.start >= c.start AND s."end" <= c."end" WHERE c.id IN ({",".join("?" * len(chunk_ids))}) '
@@ -462,7 +527,7 @@ class Store:
         if not uniq or k <= 0:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in uniq)
-        with self._lock:
+        with self._lock, self._db_errors():
             rows = self._db.execute("SELECT rowid, -bm25(lexicon) AS s FROM lexicon WHERE lexicon MATCH ? "
                                     "ORDER BY s DESC LIMIT ?", (match, k)).fetchall()
         return [(int(r), float(s)) for r, s in rows]
@@ -472,7 +537,7 @@ class Store:
         uniq = sorted(set(query_terms))
         if not uniq:
             return {}
-        with self._lock:
+        with self._lock, self._db_errors():
             rows = self._db.execute(f"SELECT term, doc FROM lexicon_vocab WHERE term IN ({','.join('?' * len(uniq))})",
                                     uniq).fetchall()
         found = dict(rows)
@@ -481,21 +546,34 @@ class Store:
     def chunks(self, ids: list[int]) -> list[ChunkRow]:
         if not ids:
             return []
-        with self._lock:
+        with self._lock, self._db_errors():
             marks = ",".join("?" * len(ids))
             rows = self._db.execute(
                 f'SELECT c.id, c.article_id, a.title, c.start, c."end", substr(a.text, c.start + 1, c."end" - c.start) '
                 f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})", ids).fetchall()
-        return [ChunkRow(*r) for r in rows]
+            return [ChunkRow(*r[:5], text) for r, text in zip(rows, self._slices(rows))]
+
+    def _slices(self, rows: list[tuple]) -> list[str]:
+        """The passage text of rows ``(id, article_id, title, start, end, substr)``. SQLite's substr
+        stops at a NUL character, which raw text may hold: a short slice is cut again in Python."""
+        texts: dict[str, str] = {}
+        out = []
+        for _, aid, _, start, end, text in rows:
+            if len(text) != end - start:
+                if aid not in texts:
+                    texts[aid] = self._db.execute("SELECT text FROM articles WHERE id=?", (aid,)).fetchone()[0]
+                text = texts[aid][start:end]
+            out.append(text)
+        return out
 
     def article_chunks(self, article_id: str) -> list[ChunkRow]:
-        with self._lock:
+        with self._lock, self._db_errors():
             ids = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE article_id=? ORDER BY seq",
                                                   (article_id,))]
         return sorted(self.chunks(ids), key=lambda r: r.start)
 
     def get(self, article_id: str) -> Article | None:
-        with self._lock:
+        with self._lock, self._db_errors():
             row = self._db.execute("SELECT id, title, text, source, date, url, path, spans FROM articles WHERE id=?",
                                    (article_id,)).fetchone()
         if not row:
@@ -503,7 +581,7 @@ class Store:
         return Article(*row[:7], content_spans=[tuple(s) for s in json.loads(row[7])])
 
     def articles(self) -> list[ArticleInfo]:
-        with self._lock:
+        with self._lock, self._db_errors():
             rows = self._db.execute(
                 "SELECT a.id, a.title, a.source, a.date, a.url, a.path, "
                 "(SELECT count(*) FROM chunks c WHERE c.article_id = a.id), length(a.text) "
@@ -511,7 +589,7 @@ class Store:
         return [ArticleInfo(*r) for r in rows]
 
     def count(self) -> tuple[int, int]:
-        with self._lock:
+        with self._lock, self._db_errors():
             n_art = self._db.execute("SELECT count(*) FROM articles").fetchone()[0]
             return n_art, self._count_chunks()
 
