@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 from typing import Iterator
@@ -20,6 +21,18 @@ index_option = click.option("--index", "index", default=DEFAULT_INDEX, show_defa
                             type=click.Path(file_okay=False), help="Index folder.")
 
 
+# C0 and C1 control characters, tab and line feed excepted: printed raw, an ESC sequence in a title,
+# an article id or a file name could recolour, retitle or rewrite the user's terminal.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shown(text: object, one_line: bool = True) -> str:
+    """Article or user text for the terminal: control characters as visible ``\\xNN`` escapes (and,
+    for ``one_line`` fields such as titles, ids and paths, tabs and line feeds too)."""
+    pattern = re.compile("[\x00-\x1f\x7f-\x9f]") if one_line else _CONTROL
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one line on stderr and exit code 2."""
@@ -28,10 +41,10 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {shown(exc)}", err=True)
         sys.exit(2)
     except KeyError as exc:
-        click.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
+        click.echo(f"error: {shown(exc.args[0] if exc.args else exc)}", err=True)
         sys.exit(2)
 
 
@@ -88,9 +101,9 @@ def ingest(paths: tuple[str, ...], index: str, model: str | None, as_json: bool)
     else:
         for label, ids in (("added", report.added), ("updated", report.updated), ("unchanged", report.unchanged)):
             for aid in ids:
-                click.echo(f"{label}: {aid}")
+                click.echo(f"{label}: {shown(aid)}")
         for s in report.skipped:
-            click.echo(f"skipped: {s.path}: {s.reason}")
+            click.echo(f"skipped: {shown(s.path)}: {shown(s.reason)}")
         rate = report.tokens / report.seconds if report.seconds else 0.0
         click.echo(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
                    f"{len(report.skipped)} skipped; {report.chunks} passages embedded in {report.seconds:.1f} s "
@@ -128,9 +141,9 @@ def ask(question: str | None, index: str, k: int, as_json: bool, questions: str 
             if as_json:
                 _print_json(ans.to_json(qid))
             else:
-                click.echo(ans.answer)
+                click.echo(shown(ans.answer, one_line=False))
                 for c in ans.citations:
-                    click.echo(f"[{c.n}] {c.title} ({c.article_id}, {c.start}-{c.end})")
+                    click.echo(f"[{c.n}] {shown(c.title)} ({shown(c.article_id)}, {c.start}-{c.end})")
                 if len(items) > 1:
                     click.echo()
 
@@ -160,7 +173,8 @@ def search(question: str | None, index: str, k: int, as_json: bool, questions: s
             else:
                 for h in res.hits:
                     snippet = " ".join(h.text.split())
-                    click.echo(f"{h.rank}. [{h.score:.3f}] {h.title} ({h.article_id}): {snippet[:200]}")
+                    click.echo(f"{h.rank}. [{h.score:.3f}] {shown(h.title)} ({shown(h.article_id)}): "
+                               f"{shown(snippet[:200])}")
 
 
 @main.command(name="list")
@@ -176,7 +190,7 @@ def list_(index: str, as_json: bool) -> None:
         if as_json:
             _print_json({"id": a.id, "title": a.title, "source": a.source, "date": a.date, "chunks": a.chunks})
         else:
-            click.echo(f"{a.id}\t{a.title}\t{a.chunks} passages")
+            click.echo(f"{shown(a.id)}\t{shown(a.title)}\t{a.chunks} passages")
 
 
 @main.command()
@@ -188,7 +202,7 @@ def remove(article_id: str, index: str) -> None:
 
     with user_errors():
         RAG(index).remove(article_id)
-    click.echo(f"removed: {article_id}")
+    click.echo(f"removed: {shown(article_id)}")
 
 
 @main.command()
