@@ -249,7 +249,7 @@ def test_charsmap_reproduces_the_bundled_map_on_every_code_point():
 
 def test_int8_mode_stays_close(fast):
     q = FastE5Embedder(quantize="int8")
-    assert q.quantize == "int8" and q.name == fast.name
+    assert q.quantize == "int8" and q.name == "e5-small-int8" and fast.name == "e5-small"
     from torch.ao.nn.quantized.dynamic import Linear as QLinear
 
     layers = dict(q._st[0].auto_model.named_modules())
