@@ -464,12 +464,14 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
         a = len(answers)
         history = list(history or [])
         history.append({"role": "user", "content": render_user(q)})
-        yield history + [{"role": "assistant", "content": render_pending(q)}], "", gr.skip(), answers, gr.skip()
+        # The sources panel gets a value, never gr.skip(): Gradio 6.31 keeps every gr.HTML it rebuilds
+        # for a skip alive, so skipping it here grew the server by ~40 KB a question (bench/load.py).
+        yield history + [{"role": "assistant", "content": render_pending(q)}], "", EMPTY_SOURCES, answers, gr.skip()
         try:
             ans = rag.ask(q, k=min(max(int(k or 5), 1), MAX_K), llm=(llm or "").strip() or None)
         except UserError as exc:
             answers = answers + [None]
-            yield (history + [{"role": "assistant", "content": render_error(str(exc))}], "", gr.skip(),
+            yield (history + [{"role": "assistant", "content": render_error(str(exc))}], "", EMPTY_SOURCES,
                    answers, gr.skip())
             return
         answers = answers + [ans.to_json()]
