@@ -91,7 +91,7 @@ def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int =
     confidence = float("-inf")
     for h in hits:
         for sid, s, e in sentences.get(h.chunk_id, []):
-            if sid in seen:
+            if sid in seen or sid not in cos:  # not in the loaded vectors yet (Store._scores)
                 continue
             seen.add(sid)
             text = h.text[s - h.start:e - h.start]

@@ -159,7 +159,10 @@ class Retriever:
         sentence_cos = self.store.sentence_scores(qv, sorted({sid for v in sentences.values() for sid, _, _ in v}))
         score = {}
         for cid in chunk_ids:
-            best = max((sentence_cos[sid] for sid, _, _ in sentences.get(cid, [])), default=cos[cid])
+            if cid not in cos:  # written by another process during this question (Store._scores)
+                continue
+            best = max((sentence_cos[sid] for sid, _, _ in sentences.get(cid, []) if sid in sentence_cos),
+                       default=cos[cid])
             score[cid] = (1 - SENTENCE_WEIGHT) * cos[cid] + SENTENCE_WEIGHT * best
         return _Meaning(score, sentences, sentence_cos)
 

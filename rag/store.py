@@ -518,7 +518,20 @@ class Store:
         if not ids:
             return {}
         with self._lock:
-            vecs = np.vstack([self._faiss[kind].reconstruct(int(i)) for i in ids])
+            try:
+                vecs = np.vstack([self._faiss[kind].reconstruct(int(i)) for i in ids])
+            except RuntimeError:
+                # Another process committed after this question's refresh, and an SQLite read already
+                # returned its new ids: pick the write up, and leave out ids still unknown (removed
+                # meanwhile, or not yet visible), so the question sees the old or the new index.
+                import faiss
+
+                self.refresh()
+                known = set(faiss.vector_to_array(self._faiss[kind].id_map).tolist())
+                ids = [i for i in ids if i in known]
+                if not ids:
+                    return {}
+                vecs = np.vstack([self._faiss[kind].reconstruct(int(i)) for i in ids])
         return dict(zip(ids, (vecs @ np.asarray(query_vec, dtype=np.float32)).tolist()))
 
     def lexical(self, query_terms: list[str], k: int) -> list[tuple[int, float]]:
