@@ -225,8 +225,9 @@ def render_answer(ans: Answer, a: int = 0) -> str:
             continue
         c = blocks.get(line)
         if c is not None:
-            parts.append(f'<div class="rag-quote" dir="{_dir(c.quote)}"><span class="rag-quote-text">'
-                         f'{esc(c.quote)}</span>&nbsp;{_cite(c.n)}</div>')
+            # <bdi>: an override (U+202E) inside the quote must not reach across to its [n]
+            parts.append(f'<div class="rag-quote" dir="{_dir(c.quote)}"><bdi class="rag-quote-text" dir="{_dir(c.quote)}">'
+                         f'{esc(c.quote)}</bdi>&nbsp;{_cite(c.n)}</div>')
             continue
         pieces, pos = [], 0
         for m in (inline_re.finditer(line) if inline_re else ()):

@@ -46,7 +46,7 @@ def test_answer_rendering_keeps_markers_and_directions():
     assert out.startswith('<div class="rag-answer rag-a-3"><div class="rag-msg" dir="ltr">According to the articles:')
     # The quote in its own direction, the marker an isolated LTR run right after its last word; the
     # number travels in classes because the chat's sanitizer drops data-* attributes.
-    assert (f'<div class="rag-quote" dir="rtl"><span class="rag-quote-text">{quote}</span>&nbsp;'
+    assert (f'<div class="rag-quote" dir="rtl"><bdi class="rag-quote-text" dir="rtl">{quote}</bdi>&nbsp;'
             f'<span class="rag-cite rag-n-1" dir="ltr" title="source 1">&#91;1&#93;</span></div>') in out
     assert "\n" not in out
 
