@@ -201,6 +201,20 @@ STOPWORDS = frozenset(
 _DIGIT_GROUPS = re.compile(r"(?<=\d)[,'](?=\d{3}(?!\d))")
 
 
+# Plural suffixes written solid or with a ZWNJ (which the key drops): `کتاب‌ها`, `کتابهای`, `کتابهایی`.
+# Only these: `ان`, `ات`, `ی`, `تر` also end many stems (`ایران`, `دفتر`).
+_SUFFIXES = ("هایی", "های", "ها")
+
+
+def _stem(word: str) -> str:
+    """The word without a plural suffix, when at least three letters remain (Persian words only)."""
+    if _ARABIC_SCRIPT.match(word):
+        for suf in _SUFFIXES:
+            if word.endswith(suf) and len(word) - len(suf) >= 3:
+                return word[: -len(suf)]
+    return word
+
+
 def words(text: str) -> list[tuple[str, int, int]]:
     """Normalized words with their raw ``(start, end)`` spans."""
     n = normalize(text)
@@ -219,6 +233,7 @@ def terms(text: str, *, stopwords: bool = False) -> list[str]:
     # A lone Latin letter ("s" of "city's") matches everything and means nothing.
     ws = [w for w in ws if len(w) > 1 or not w.isascii() or w.isdigit()]
     out = [w for w in ws if stopwords or w not in STOPWORDS]
+    out += [st for w in out if (st := _stem(w)) != w]
     for a, b in zip(ws, ws[1:]):
         if _ARABIC_SCRIPT.match(a) and _ARABIC_SCRIPT.match(b) and a not in STOPWORDS and b not in STOPWORDS:
             out.append(a + b)

@@ -96,7 +96,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS lexicon_vocab USING fts5vocab(lexicon, 'row')
 """
 
 # Bump when rag.persian.terms changes: stored lexical terms are then rebuilt on open.
-LEXICON_VERSION = "3"
+LEXICON_VERSION = "4"
 
 
 def passage_terms(title: str, text: str) -> str:

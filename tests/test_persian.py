@@ -116,6 +116,17 @@ def test_islamabad_spellings_share_a_term():
     assert "اسلاماباد" in shared
 
 
+@pytest.mark.parametrize("plural", [f"کتاب{ZWNJ}ها", "کتابها", "کتاب ها", f"کتاب{ZWNJ}های", f"کتاب{ZWNJ}هایی"])
+def test_a_plural_meets_its_singular(plural):
+    assert "کتاب" in terms(f"{plural} تازه")
+
+
+@pytest.mark.parametrize("word", ["ایران", "دفتر", "تهران", "اطلاعات", "ماها"])
+def test_only_plural_suffixes_are_stripped(word):
+    # other endings are parts of many stems; a stem keeps at least three letters
+    assert terms(word) == [word]
+
+
 def test_terms_drop_stopwords_unless_asked():
     t = terms("the city of Kabul")
     assert "kabul" in t and "city" in t
