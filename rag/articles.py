@@ -93,10 +93,17 @@ def short_title(title: str, limit: int = MAX_TITLE_CHARS) -> str:
     return title[:cut if cut > 0 else limit].rstrip() + "…"
 
 
-def _check_indexable(body: str) -> None:
+NOT_INDEXABLE = "no letters or digits: nothing to index"
+
+
+def _indexable(body: str) -> bool:
     # Sentences are runs holding a letter or digit: without any, the article could never be found.
-    if not any(c.isalnum() for c in body):
-        raise LoadError("no letters or digits: nothing to index")
+    return any(c.isalnum() for c in body)
+
+
+def _check_indexable(body: str) -> None:
+    if not _indexable(body):
+        raise LoadError(NOT_INDEXABLE)
 
 
 # ---------------------------------------------------------------- decoding
@@ -376,8 +383,8 @@ def parse_jsonl(text: str, *, path: str) -> Loaded:
         if not isinstance(body, str) or not body.strip():
             out.skipped.append(Skipped(where, f'article {aid!r} has no "text"'))
             continue
-        if not any(c.isalnum() for c in body):
-            out.skipped.append(Skipped(where, f"article {aid!r} has no letters or digits: nothing to index"))
+        if not _indexable(body):
+            out.skipped.append(Skipped(where, f"article {aid!r} has {NOT_INDEXABLE}"))
             continue
         if aid in seen:
             out.skipped.append(Skipped(where, f"duplicate id {aid!r} (first one kept)"))
