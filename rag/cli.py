@@ -21,15 +21,17 @@ index_option = click.option("--index", "index", default=DEFAULT_INDEX, show_defa
                             type=click.Path(file_okay=False), help="Index folder.")
 
 
-# C0 and C1 control characters, tab and line feed excepted: printed raw, an ESC sequence in a title,
-# an article id or a file name could recolour, retitle or rewrite the user's terminal.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 and C1 control characters (for text of several lines, tab and line feed excepted): printed raw,
+# an ESC sequence in a title, an article id or a file name could recolour, retitle or rewrite the
+# user's terminal.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_MULTILINE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def shown(text: object, one_line: bool = True) -> str:
     """Article or user text for the terminal: control characters as visible ``\\xNN`` escapes (and,
     for ``one_line`` fields such as titles, ids and paths, tabs and line feeds too)."""
-    pattern = re.compile("[\x00-\x1f\x7f-\x9f]") if one_line else _CONTROL
+    pattern = _CONTROL if one_line else _CONTROL_MULTILINE
     return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
 
 
