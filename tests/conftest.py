@@ -36,6 +36,14 @@ SEED_FILE = next(iter(sorted(SEEDS.glob("*.txt"))))
 SEED_ID = SEED_FILE.stem
 
 
+def write_file(folder: Path, name: str, text: str) -> Path:
+    """``folder/name`` holding ``text`` (UTF-8), the folder made as needed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_test_home():
     yield

@@ -40,7 +40,7 @@ from rag.persian import normalize, split_sentences, terms
 from rag.store import DB, FAISS_FILE, LOCK, MANIFEST, SENTENCES_FAISS_FILE
 from rag.ui import render_answer, render_sources, render_user
 
-from conftest import ROOT, SEED_ID
+from conftest import ROOT, SEED_ID, write_file
 
 EN_Q = "In which city did Ishaq Dar speak?"
 RLO, PDF = "\u202e", "\u202c"
@@ -84,13 +84,6 @@ def _one_error_line(res) -> str:
 def _copy_index(seed_index: Path, dest: Path) -> Path:
     shutil.copytree(seed_index, dest)
     return dest
-
-
-def _write(folder: Path, name: str, text: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    p = folder / name
-    p.write_text(text, encoding="utf-8")
-    return p
 
 
 def _db_ids(index: Path, table: str) -> set[int]:
@@ -332,7 +325,7 @@ def test_cli_prints_control_characters_of_titles_and_ids_as_escapes(bidi_index, 
     assert obj["citations"] and obj["citations"][0]["title"] == BIDI_TITLE.strip()
     # a file name with a line feed cannot forge a line of the report
     docs = tmp_path / "docs"
-    _write(docs, "evil\nadded: forged.txt", "Title\n\nA short article about the Salang tunnel.\n")
+    write_file(docs, "evil\nadded: forged.txt", "Title\n\nA short article about the Salang tunnel.\n")
     res = _run("ingest", docs, "--index", tmp_path / "index")
     assert res.exit_code == 0
     assert [ln for ln in res.stdout.splitlines() if ln.startswith("added: ")] == ["added: evil\\x0aadded: forged"]
@@ -527,7 +520,7 @@ def test_a_read_only_index_answers_and_refuses_writes_clearly(seed_index, tmp_pa
     else:
         (index / LOCK).touch()
     docs = tmp_path / "docs"
-    _write(docs, "salang.txt", "Salang tunnel\n\nThe Salang tunnel reopened after the avalanche was cleared.\n")
+    write_file(docs, "salang.txt", "Salang tunnel\n\nThe Salang tunnel reopened after the avalanche was cleared.\n")
     before = {p.name: p.read_bytes() for p in index.iterdir()}
     os.chmod(index, 0o555)
     try:
@@ -564,7 +557,7 @@ ARTICLES = {
 
 def _articles_folder(folder: Path, names=tuple(ARTICLES)) -> Path:
     for name in names:
-        _write(folder, name, ARTICLES[name])
+        write_file(folder, name, ARTICLES[name])
     return folder
 
 

@@ -14,6 +14,8 @@ import pytest
 from rag import RAG, StoreError
 from rag.store import DB, FAISS_FILE, MANIFEST
 
+from conftest import write_file
+
 KABUL = """سفر وزیر خارجه پاکستان به کابل
 
 اسحاق دار، وزیر امور خارجه پاکستان، روز شنبه وارد کابل شد و با مقامات طالبان دیدار کرد.
@@ -37,13 +39,6 @@ WHEAT = """قیمت گندم در بازار مزار شریف
 """
 
 
-def _write(folder: Path, name: str, text: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    p = folder / name
-    p.write_text(text, encoding="utf-8")
-    return p
-
-
 def _chunk_ids(r: RAG, article_id: str) -> list[int]:
     return [c.chunk_id for c in r.store.article_chunks(article_id)]
 
@@ -55,9 +50,9 @@ def _hits(r: RAG, q: str, k: int = 10) -> list[tuple[str, int, float]]:
 @pytest.fixture
 def corpus(tmp_path) -> Path:
     docs = tmp_path / "docs"
-    _write(docs, "kabul.txt", KABUL)
-    _write(docs, "rain.txt", RAIN)
-    _write(docs, "wheat.md", WHEAT)
+    write_file(docs, "kabul.txt", KABUL)
+    write_file(docs, "rain.txt", RAIN)
+    write_file(docs, "wheat.md", WHEAT)
     return docs
 
 
@@ -83,7 +78,7 @@ def test_lifecycle_add_unchanged_update_remove_reopen(tmp_path, corpus):
     # a changed file replaces its own chunks only
     old_kabul = _chunk_ids(r, "kabul")
     old_rain = _chunk_ids(r, "rain")
-    _write(corpus, "kabul.txt", KABUL_V2)
+    write_file(corpus, "kabul.txt", KABUL_V2)
     rep = r.ingest([corpus])
     assert rep.updated == ["kabul"] and sorted(rep.unchanged) == ["rain", "wheat"]
     new_kabul = _chunk_ids(r, "kabul")
@@ -217,7 +212,7 @@ def test_same_file_by_relative_and_absolute_path_is_one_article(tmp_path, corpus
 
 
 def test_two_files_with_one_name_get_two_ids(tmp_path, corpus):
-    other = _write(tmp_path / "other", "rain.txt", WHEAT)
+    other = write_file(tmp_path / "other", "rain.txt", WHEAT)
     r = RAG(tmp_path / "index", create=True)
     r.ingest([corpus / "rain.txt"])
     rep = r.ingest([other])
