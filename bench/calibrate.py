@@ -31,7 +31,7 @@ from rag.eval import _read_jsonl, open_index
 def confidences(rag: RAG, questions: list[dict], label_of) -> list[dict]:
     out = []
     for q in questions:
-        ans = compose(q["question"], rag.retriever.retrieve(q["question"], 10), rag.store)
+        ans = compose(q["question"], rag.retriever.retrieve(q["question"], 10), rag.store, embedder=rag.embedder)
         out.append({"lang": q.get("lang", "fa"), "label": label_of(q), "confidence": ans.confidence})
     return out
 

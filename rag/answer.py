@@ -5,14 +5,21 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .persian import detect_language, terms
+from .embedders import Embedder
+from .persian import _stem, detect_language, terms, words
 from .retrieval import Retrieved
 from .store import Store
 
 # Scoring of candidate sentences: cosine(question, sentence) + weights below. Chosen on the
 # development sets (see README, "Answer quality").
 W_PASSAGE = 0.5      # the passage's own retrieval score
-W_LEXICAL = 0.15     # share of the question's terms found in the sentence
+W_LEXICAL = 0.15     # share of the question's terms found in the sentence, its article's title terms aside
+# A passage was found by the question's topic, which is usually its article's title (a Wikipedia
+# entry, a news headline); the sentence that answers often names the topic only by a pronoun ("its
+# founder ...", "مادرش ..."), while the sentences that repeat the title outscore it. So sentences are
+# also compared with the question's *focus*: the question without the words of the passage's title
+# (its cosine is blended in with this weight), and the lexical share counts only the non-title terms.
+W_FOCUS = 0.5
 # Whether to answer at all is decided on a separate confidence: the best sentence's cosine plus its
 # passage's meaning score plus a little for the question's terms it holds (news sentences are long
 # and score lower than Wikipedia's on meaning alone; an off-topic question shares no terms).
@@ -69,14 +76,48 @@ class _Candidate:
     terms: frozenset[str]
 
 
+def focus(question: str, title: str) -> str | None:
+    """The question without the words its passage's title holds (plural suffixes aside), or None
+    when it holds none of them, or nothing else."""
+    title_terms = set(terms(title))
+    if not title_terms:
+        return None
+    ws = words(question)
+    kept = [question[s:e] for w, s, e in ws if w not in title_terms and _stem(w) not in title_terms]
+    if len(kept) == len(ws) or not kept:
+        return None
+    return " ".join(kept)
+
+
+def _focus_scores(question: str, hits, sentences: dict, embedder: Embedder | None, store: Store) -> dict:
+    """Cosine of each candidate sentence with the focus of the question for its passage's title."""
+    if embedder is None:
+        return {}
+    by_focus: dict[str, list[int]] = {}
+    for h in hits:
+        f = focus(question, h.title)
+        if f is not None:
+            by_focus.setdefault(f, []).extend(sid for sid, _, _ in sentences.get(h.chunk_id, []))
+    if not by_focus:
+        return {}
+    texts = list(by_focus)
+    vectors = embedder.embed_queries(texts)
+    out: dict[int, float] = {}
+    for text, vec in zip(texts, vectors):
+        out.update(store.sentence_scores(vec, by_focus[text]))
+    return out
+
+
 def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
     if not a or not b:
         return False
     return len(a & b) / min(len(a), len(b)) >= 0.8
 
 
-def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int = MAX_QUOTES) -> Answer:
-    """Choose the sentences of the top passages that best answer ``question``."""
+def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int = MAX_QUOTES,
+            embedder: Embedder | None = None) -> Answer:
+    """Choose the sentences of the top passages that best answer ``question``. With ``embedder``
+    (the index's), sentences are also scored against the question's focus (see W_FOCUS)."""
     lang = detect_language(question)
     frame = FRAMING[lang]
     hits = retrieved.hits[:CANDIDATE_PASSAGES]
@@ -86,10 +127,12 @@ def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int =
     ids = [sid for h in hits for sid, _, _ in sentences.get(h.chunk_id, []) if sid not in cos]
     cos.update(store.sentence_scores(retrieved.query_vector, ids))
     q_terms = set(terms(question))
+    focus_cos = _focus_scores(question, hits, sentences, embedder, store)
     seen: set[int] = set()
     cands: list[_Candidate] = []
     confidence = float("-inf")
     for h in hits:
+        topic_terms = q_terms - set(terms(h.title))
         for sid, s, e in sentences.get(h.chunk_id, []):
             if sid in seen or sid not in cos:  # not in the loaded vectors yet (Store._scores)
                 continue
@@ -97,7 +140,9 @@ def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int =
             text = h.text[s - h.start:e - h.start]
             c_terms = frozenset(terms(text))
             lex = len(q_terms & c_terms) / len(q_terms) if q_terms else 0.0
-            score = cos[sid] + W_PASSAGE * h.dense + W_LEXICAL * lex
+            lex_topic = len(topic_terms & c_terms) / len(topic_terms) if topic_terms else 0.0
+            meaning = cos[sid] if sid not in focus_cos else (1 - W_FOCUS) * cos[sid] + W_FOCUS * focus_cos[sid]
+            score = meaning + W_PASSAGE * h.dense + W_LEXICAL * lex_topic
             cands.append(_Candidate(h.article_id, h.title, s, e, text, score, c_terms))
             confidence = max(confidence, cos[sid] + CONF_PASSAGE * h.dense + CONF_LEXICAL * lex)
     if not cands:

@@ -173,7 +173,7 @@ class RAG:
         and is the fallback whenever the model's quotes do not verify."""
         q = check_question(question)
         retrieved = self.retriever.retrieve(q, max(k, 1))
-        answer = compose(q, retrieved, self.store)
+        answer = compose(q, retrieved, self.store, embedder=self.embedder)
         if llm is None or answer.abstained:
             return answer
         from .llm import llm_answer

@@ -73,7 +73,7 @@ def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None,
     for i, q in enumerate(questions):
         t = time.perf_counter()
         retrieved = retriever.retrieve(q["question"], max(k, 10))
-        ans = compose(q["question"], retrieved, rag.store) if with_answers else None
+        ans = compose(q["question"], retrieved, rag.store, embedder=rag.embedder) if with_answers else None
         latency = time.perf_counter() - t
         ranked = [a for a, _ in retrieved.articles()]
         gold = str(q["passage_id"])
