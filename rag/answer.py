@@ -12,8 +12,8 @@ from .store import Store
 
 # Scoring of candidate sentences: cosine(question, sentence) + weights below. Chosen on the
 # development sets (see README, "Answer quality").
-W_PASSAGE = 0.5      # the passage's own retrieval score
-W_LEXICAL = 0.15     # share of the question's terms found in the sentence, its article's title terms aside
+W_PASSAGE = 0.7      # the passage's own retrieval score
+W_LEXICAL = 0.1      # share of the question's terms found in the sentence, its article's title terms aside
 # A passage was found by the question's topic, which is usually its article's title (a Wikipedia
 # entry, a news headline); the sentence that answers often names the topic only by a pronoun ("its
 # founder ...", "مادرش ..."), while the sentences that repeat the title outscore it. So sentences are
