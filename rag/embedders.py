@@ -160,7 +160,7 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise EmbedderError(
-                f"model {model!r} needs sentence-transformers: pip install -e '.[st]'") from exc
+                f"model {model!r} needs sentence-transformers: pip install -e .") from exc
         path = Path(model).expanduser()
         self.name = str(path.resolve()) if path.exists() else model
         try:

@@ -580,7 +580,7 @@ class FastE5Embedder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise EmbedderError("the e5-small model needs sentence-transformers and torch: "
-                                "pip install -e '.[st]'") from exc
+                                "pip install -e .") from exc
         t0 = time.perf_counter()
         self.path = materialize(root=root)
         self.materialize_seconds = time.perf_counter() - t0
