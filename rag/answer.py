@@ -136,6 +136,7 @@ def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int =
     q_terms = set(terms(question))
     focus_cos = _focus_scores(question, hits, sentences, embedder, store)
     seen: set[int] = set()
+    to_focus: list[tuple[float, frozenset[str]]] = []
     cands: list[_Candidate] = []
     confidence = float("-inf")
     for h in hits:
@@ -151,12 +152,16 @@ def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int =
             meaning = cos[sid] if sid not in focus_cos else (1 - W_FOCUS) * cos[sid] + W_FOCUS * focus_cos[sid]
             score = meaning + W_PASSAGE * h.dense + W_LEXICAL * lex_topic
             cands.append(_Candidate(h.article_id, h.title, s, e, text, score, c_terms))
+            to_focus.append((focus_cos.get(sid, cos[sid]), c_terms))
             confidence = max(confidence, cos[sid] + CONF_PASSAGE * h.dense + CONF_LEXICAL * lex)
     if not cands:
         return Answer(question, lang, frame["none"], True)
-    to_focus = sorted((focus_cos.get(sid, cos[sid]) for sid in seen), reverse=True)
-    if len(to_focus) > 1:
-        confidence += CONF_DISTINCT[lang] * (to_focus[0] - to_focus[1])
+    # the next best that is not the same sentence again (a story syndicated in two articles)
+    to_focus.sort(key=lambda x: -x[0])
+    top, top_terms = to_focus[0]
+    runner_up = next((c for c, t in to_focus[1:] if not _near_duplicate(top_terms, t)), None)
+    if runner_up is not None:
+        confidence += CONF_DISTINCT[lang] * (top - runner_up)
 
     cands.sort(key=lambda c: -c.score)
     best = cands[0].score
