@@ -24,6 +24,10 @@ from .retrieval import Retrieved, Retriever
 from .store import ArticleInfo, Store, StoreError
 
 MAX_QUESTION_CHARS = 2000
+# Ingestion embeds the texts of several articles in one call (each article is still stored in its
+# own transaction): an article of a few passages and sentences is too small a batch for the model
+# to run at speed. Up to this many characters wait for one call (bench/ingest.py).
+EMBED_BATCH_CHARS = 60_000
 
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 
@@ -110,6 +114,7 @@ class RAG:
         files, problems = iter_files(list(paths))
         report.skipped.extend(problems)
         total = len(files)
+        batch = _Batch(self)
         with self.store.writing():
             for i, fp in enumerate(files):
                 if progress:
@@ -124,7 +129,10 @@ class RAG:
                         art.path = f"upload:{fp.name}"
                 report.skipped.extend(loaded.skipped)
                 for art in loaded.articles:
-                    self._ingest_article(self._resolve_id(art), report)
+                    if art.id in batch:  # _resolve_id must see the earlier one stored
+                        batch.flush(report)
+                    self._queue(self._resolve_id(art), batch, report)
+            batch.flush(report)
             if progress:
                 progress(total, total, "done")
         report.seconds = time.perf_counter() - t0
@@ -134,13 +142,18 @@ class RAG:
         """Store already-loaded articles (used by evaluation and by callers with their own loaders)."""
         t0 = time.perf_counter()
         report = IngestReport()
+        batch = _Batch(self)
         with self.store.writing():
             for art in articles:
-                self._ingest_article(art, report)
+                self._queue(art, batch, report)
+            batch.flush(report)
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _ingest_article(self, art: Article, report: IngestReport) -> None:
+    def _queue(self, art: Article, batch: "_Batch", report: IngestReport) -> None:
+        """Segment ``art`` and add it to ``batch`` (embedded and stored when the batch is flushed)."""
+        if art.id in batch:  # the same id twice (e.g. a JSONL file's repeated row): the last one wins
+            batch.flush(report)
         old = self.store.state(art.id)
         if old and old[0] == art.sha:
             report.unchanged.append(art.id)
@@ -150,12 +163,9 @@ class RAG:
         # alone (they are what a quote will be).
         texts = [f"{art.title}\n{art.text[c.start:c.end]}" for c in seg.chunks]
         texts += [art.text[s.start:s.end] for s in seg.sentences]
-        vectors = self.embedder.embed_passages(texts)
-        n = len(seg.chunks)
-        status = self.store.put(art, seg.chunks, vectors[:n], seg.sentences, vectors[n:])
-        report.chunks += n
-        report.tokens += sum(self.embedder.count_tokens(t) for t in texts)
-        getattr(report, status).append(art.id)
+        batch.add(art, seg, texts)
+        if batch.chars >= EMBED_BATCH_CHARS:
+            batch.flush(report)
 
     def remove(self, article_id: str) -> None:
         with self.store.writing():
@@ -201,3 +211,39 @@ class RAG:
 
     def close(self) -> None:
         self.store.close()
+
+
+class _Batch:
+    """Articles segmented and waiting for one embedding call; ``flush`` embeds and stores them."""
+
+    def __init__(self, rag: RAG) -> None:
+        self._rag = rag
+        self._items: list[tuple[Article, object, list[str]]] = []
+        self._ids: set[str] = set()
+        self.chars = 0
+
+    def __contains__(self, article_id: str) -> bool:
+        return article_id in self._ids
+
+    def add(self, art: Article, seg, texts: list[str]) -> None:
+        self._items.append((art, seg, texts))
+        self._ids.add(art.id)
+        self.chars += sum(len(t) for t in texts)
+
+    def flush(self, report: IngestReport) -> None:
+        if not self._items:
+            return
+        rag = self._rag
+        vectors = rag.embedder.embed_passages([t for _, _, texts in self._items for t in texts])
+        at = 0
+        for art, seg, texts in self._items:
+            v = vectors[at:at + len(texts)]
+            at += len(texts)
+            n = len(seg.chunks)
+            status = rag.store.put(art, seg.chunks, v[:n], seg.sentences, v[n:])
+            report.chunks += n
+            report.tokens += sum(rag.embedder.count_tokens(t) for t in texts)
+            getattr(report, status).append(art.id)
+        self._items.clear()
+        self._ids.clear()
+        self.chars = 0

