@@ -566,7 +566,7 @@ class FastE5Embedder:
     dim = 384
 
     def __init__(self, quantize: str | None = None, root: Path | str | None = None,
-                 batch_tokens: int = 4096, max_batch: int = 64, threads: int | None = None) -> None:
+                 batch_tokens: int = 2048, max_batch: int = 64, threads: int | None = None) -> None:
         if quantize not in (None, "int8"):
             raise EmbedderError(f"unknown quantization {quantize!r}: use int8 or nothing")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
