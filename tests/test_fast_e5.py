@@ -282,6 +282,28 @@ def test_default_runs_small_jobs_on_c_engine_and_bulk_on_torch(engine):
     assert np.allclose(hybrid.embed_queries(q), np.asarray(engine.encode(q, is_query=True)).reshape(2, -1), atol=1e-6)
 
 
+def test_a_large_call_moves_to_torch_as_soon_as_it_is_ready(fast, passage_vectors):
+    # Torch "finishes loading" while the C engine embeds the first slice of a call: the rest of
+    # that call must go to torch, and the texts come back in order.
+    hybrid = embedders.BundledE5Embedder(bulk_after=None)
+    step = hybrid._c.SLICE
+    texts = TEXTS[:3 * step]
+    c_encode = hybrid._c.embed_passages
+    calls = []
+
+    def first_slice_then_ready(part):
+        calls.append(len(part))
+        hybrid._fast = fast
+        return c_encode(part)
+
+    hybrid._c.embed_passages = first_slice_then_ready
+    out = hybrid.embed_passages(texts)
+    assert calls == [step]  # one slice on the C engine, the rest on torch
+    ours, theirs = passage_vectors
+    assert np.allclose(out[step:], ours[step:3 * step], atol=1e-5)
+    assert np.allclose(out[:step], theirs[:step], atol=1e-5)
+
+
 def test_indexes_of_either_engine_open_with_the_other(tmp_path, seeds_dir):
     assert embedders.DEFAULT_MODEL == "e5-small"
     r = rag.RAG(tmp_path / "default", create=True)
