@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .persian import normalize_text
+from .persian import SEGMENTATION, normalize_text
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".pdf", ".docx")
 MAX_FILE_BYTES = 50 * 1024 * 1024  # larger files are refused with this reason (see README)
@@ -55,7 +55,7 @@ class Article:
     @property
     def sha(self) -> str:
         """Fingerprint of everything that affects the index: unchanged sha ⇒ re-ingest is a no-op."""
-        h = hashlib.sha256()
+        h = hashlib.sha256(f"segmentation {SEGMENTATION}\x00".encode())
         for part in (self.title, self.text, self.source or "", self.date or "", self.url or "",
                      json.dumps(self.content_spans)):
             h.update(part.encode("utf-8", "surrogatepass"))

@@ -15,7 +15,7 @@ from typing import Callable
 from .articles import Article
 from .persian import split_sentences
 
-MAX_TOKENS = 160
+MAX_TOKENS = 160  # a change here is a change of rag.persian.SEGMENTATION
 OVERLAP_TOKENS = 48
 
 

@@ -114,6 +114,11 @@ def detect_language(text: str) -> str:
 
 # ---------------------------------------------------------------- sentences
 
+# Version of the way an article is cut (these sentence rules, and rag.chunking's sizes). It is part
+# of every article's fingerprint, so re-ingesting an unchanged article after a bump re-segments it.
+# 2: initials and dotted abbreviations ("جی.کی. رولینگ", "J. K. Rowling") no longer end a sentence.
+SEGMENTATION = 2
+
 _SENT_END = set(".!?؟…")
 _CLOSERS = set("»\"')]”’")
 _OPEN_QUOTE, _CLOSE_QUOTE = "«", "»"
@@ -151,8 +156,10 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
                 j = i + 1
                 while j < end and (text[j] in _SENT_END or text[j] in _CLOSERS):
                     j += 1
-                # A full stop glued to a following letter ("e.g.x", "U.S.") is not a sentence end.
-                if ch == "." and j < end and not text[j].isspace() and text[j] not in _CLOSERS:
+                # A full stop glued to a following letter ("e.g.x", "U.S.") is not a sentence end,
+                # nor one after an initial or a dotted abbreviation ("J. K. Rowling", "جی.کی. رولینگ").
+                if ch == "." and j < end and (not text[j].isspace() and text[j] not in _CLOSERS
+                                              or j == i + 1 and _abbreviation(text, start, i)):
                     nxt = j
                 else:
                     cut = j
@@ -165,6 +172,42 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
         i = nxt
     spans.extend(_trimmed(text, s, end))
     return spans
+
+
+def _abbreviation(text: str, start: int, dot: int) -> bool:
+    """Whether the full stop at ``dot`` closes a dotted abbreviation ("e.g.", "جی.کی.", "ق.م.":
+    parts of at most three letters) or one of a run of initials ("J. K. Rowling"), with more of the
+    sentence after it: such a stop does not end the sentence. A capital after a Latin abbreviation
+    ("in the U.S. The ...") and a lone capital ("plan A. Next") still end it."""
+    def word_before(i: int) -> str:
+        a = i
+        while a > start and not text[a - 1].isspace():
+            a -= 1
+        return text[a:i]
+
+    word = word_before(dot)
+    parts = word.split(".")
+    if not all(p.isalpha() and len(p) <= 3 for p in parts):
+        return False
+    k = dot + 1
+    while k < len(text) and text[k] in " \t\u200c":
+        k += 1
+    if k >= len(text) or not text[k].isalpha():
+        return False
+    if len(parts) > 1:  # a dotted abbreviation
+        return not text[k].isupper()
+    if not (len(word) == 1 and word.isupper()):
+        return False
+    # a capital initial: part of a run of them
+    def initial(w: str) -> bool:
+        return len(w) == 2 and w[0].isupper() and w[1] == "."
+    m = k
+    while m < len(text) and not text[m].isspace():
+        m += 1
+    before = dot - len(word) - 1
+    while before > start and text[before - 1] in " \t":
+        before -= 1
+    return initial(text[k:m]) or (before > start and initial(word_before(before)))
 
 
 def _trimmed(text: str, s: int, e: int) -> list[tuple[int, int]]:

@@ -352,3 +352,13 @@ def test_iter_files_takes_a_file_as_is(tmp_path):
     f.write_bytes(b"%PDF")
     files, problems = iter_files([f])
     assert files == [f] and problems == []
+
+
+def test_fingerprint_follows_the_segmentation_version(monkeypatch):
+    # Sentence rules changed ⇒ re-ingesting an unchanged article must re-segment it, not skip it.
+    import rag.articles
+
+    a = parse_text("# عنوان\n\nمتن خبر اینجاست.\n", article_id="m", markdown=True)
+    before = a.sha
+    monkeypatch.setattr(rag.articles, "SEGMENTATION", rag.articles.SEGMENTATION + 1)
+    assert a.sha != before

@@ -257,3 +257,19 @@ def test_terms_independent_of_zwnj_vs_solid_joins(ws):
     zwnj = ZWNJ.join(ws)
     assert normalize(solid).key == normalize(zwnj).key
     assert terms(solid) == terms(zwnj)
+
+
+def test_initials_and_dotted_abbreviations_do_not_split():
+    # PersianQA's Harry Potter article: "جی.کی. رولینگ" had been cut after "کی." into two sentences.
+    fa = "هری پاتر مجموعه‌ای از هفت رمان فانتزی نوشتهٔ جی.کی. رولینگ، نویسندهٔ بریتانیایی است. جمله بعد."
+    assert _sentences(fa) == [fa[:fa.index(" جمله بعد")], "جمله بعد."]
+    assert _sentences("در سال ۵۰۰ ق.م. ساخته شد. بعدی.") == ["در سال ۵۰۰ ق.م. ساخته شد.", "بعدی."]
+    assert _sentences("Written by J. K. Rowling. Next one.") == ["Written by J. K. Rowling.", "Next one."]
+    assert _sentences("He moved to the U.S. in 1990. Then.") == ["He moved to the U.S. in 1990.", "Then."]
+
+
+def test_a_sentence_may_still_end_with_an_abbreviation_or_a_capital():
+    assert _sentences("In the U.S. The end.") == ["In the U.S.", "The end."]
+    assert _sentences("This is plan A. Next sentence.") == ["This is plan A.", "Next sentence."]
+    assert _sentences("او به خانه رفت. بعد آمد.") == ["او به خانه رفت.", "بعد آمد."]
+    assert _sentences("پایان با ق.م.") == ["پایان با ق.م."]
