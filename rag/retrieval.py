@@ -25,7 +25,7 @@ from .store import Store
 
 RRF_K = 60          # the usual reciprocal-rank-fusion constant
 CANDIDATES = 50     # passages taken from each side before fusion
-LEXICAL_WEIGHT = 0.6  # weight of the lexical side in the combination, before scaling by coverage
+LEXICAL_WEIGHT = 0.45  # weight of the lexical side in the combination, before scaling by coverage
 SENTENCE_CANDIDATES = 100  # nearest sentences whose passages join the candidates
 SENTENCE_WEIGHT = 0.5  # share of the best sentence's cosine in a passage's dense score
 
