@@ -2,8 +2,9 @@
 
     python bench/calibrate.py ../shared/eval/persianqa_test ../shared/eval/xquad_dev [--max-wrong 0.08]
 
-For each question it records the answer's confidence (the score of the best candidate sentence)
-under three labels:
+For each question it records the answer's confidence (the score of the best candidate sentence;
+an abstention decided otherwise, e.g. a negated question with no negative quote, counts as abstained
+at every threshold) under three labels:
 
 - answerable: the set's own answerable questions, asked of the set's own passages;
 - unanswerable: the set's questions with ``answers: []`` (the passage does not say);
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.answer import compose
+from rag.answer import ABSTAIN_BELOW, compose
 from rag.api import RAG
 from rag.eval import _read_jsonl, open_index
 
@@ -32,7 +33,10 @@ def confidences(rag: RAG, questions: list[dict], label_of) -> list[dict]:
     out = []
     for q in questions:
         ans = compose(q["question"], rag.retriever.retrieve(q["question"], 10), rag.store, embedder=rag.embedder)
-        out.append({"lang": q.get("lang", "fa"), "label": label_of(q), "confidence": ans.confidence})
+        lang = q.get("lang", "fa")
+        # abstained for another reason than the threshold (a negated question with no negative quote)
+        forced = ans.abstained and ans.confidence >= ABSTAIN_BELOW[lang]
+        out.append({"lang": lang, "label": label_of(q), "confidence": ans.confidence, "forced": forced})
     return out
 
 
@@ -54,7 +58,9 @@ def main() -> None:
     print("| lang | threshold | answerable wrongly abstained | unanswerable abstained | off-topic abstained |")
     print("|---|---|---|---|---|")
     for lang in sorted({r["lang"] for r in records}):
-        conf = {lab: np.array([r["confidence"] for r in records if r["lang"] == lang and r["label"] == lab])
+        # a forced abstention counts as abstained at every threshold
+        conf = {lab: np.array([-np.inf if r["forced"] else r["confidence"] for r in records
+                               if r["lang"] == lang and r["label"] == lab])
                 for lab in ("answerable", "unanswerable", "off-topic")}
         grid = np.round(np.arange(0.9, 1.8, 0.005), 3)
         ok = [t for t in grid if (conf["answerable"] < t).mean() <= args.max_wrong]

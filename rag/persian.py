@@ -281,3 +281,45 @@ def terms(text: str, *, stopwords: bool = False) -> list[str]:
         if _ARABIC_SCRIPT.match(a) and _ARABIC_SCRIPT.match(b) and a not in STOPWORDS and b not in STOPWORDS:
             out.append(a + b)
     return out
+
+
+# ---------------------------------------------------------------- negation
+
+# Embeddings barely tell "X did not attend" from "X attended"; a question asked in the negative is
+# answered only by a sentence that says something in the negative or names an exception. Persian
+# negates a verb with a prefix: نمی‌/نمی + verb, or ن + the verb's stem (نرفت، ندارد، نکرده). The stems
+# below are the common ones (normalized: ا for آ); a word is negative when it is ن + a stem + a
+# personal or participle ending, so nouns that merely begin with ن (نام، نیرو) are not.
+_NEG_STEMS = tuple(sorted(set("""
+کرد کن دار داشت بود باش شد شو رفت رو خواند خوان خورد خور امد ای اید یا گفت گو گوی توان توانست خواه خواست
+دید بین داد ده دهد گرفت گیر ساخت ساز زد زن نوشت نویس ماند مان یافت یاب اورد اور برد بر کشت کش پذیرفت پذیر
+جنگید جنگ دانست دان شناخت شناس رسید رس افتاد افت گذاشت گذار پرداخت پرداز خواب فروخت فروش پوشید پوش
+""".split()), key=len, reverse=True))
+_NEG_ENDINGS = frozenset("""م ی د یم ید ند ن ه ست ستند ستن دند دن ده ته شد شده یمش""".split()) | {""}
+_NEG_WORDS = frozenset("نیست نیستند نیستن نیستم نیستی نیستید نیستیم هیچ هیچگاه هرگز".split())
+# words of the same shape that are not negations (نزد "at, among"; نبرد "battle"; نیا "forefather")
+_NOT_NEGATIVE = frozenset("نشون نشان نشانه نمونه نکته نهاد نمایش نماینده نمای نزد نبرد نبردی نیا نیای نیاکان نای".split())
+_EN_NEGATION = frozenset("not never no none neither nor nobody nothing nowhere cannot".split())
+_EN_CONTRACTED = re.compile(r"[A-Za-z]n['’]t\b")  # don't, isn't, shouldn't
+_EXCEPTION = frozenset("جز بجز بهجز مگر غیر بدون فاقد except without besides apart excluding".split())
+
+
+def _negative_word(w: str) -> bool:
+    if w in _EN_NEGATION or w in _NEG_WORDS:
+        return True
+    if w in _NOT_NEGATIVE or not w.startswith("ن") or len(w) < 3:
+        return False
+    if w == "نمی" or (w.startswith("نمی") and len(w) > 4):
+        return True
+    rest = w[1:]
+    return any(rest.startswith(st) and rest[len(st):] in _NEG_ENDINGS for st in _NEG_STEMS)
+
+
+def negated(text: str) -> bool:
+    """Whether ``text`` (a question) is put in the negative (Persian or English)."""
+    return bool(_EN_CONTRACTED.search(text)) or any(_negative_word(w) for w, _, _ in words(text))
+
+
+def negative_or_exception(text: str) -> bool:
+    """Whether ``text`` (a sentence) says something in the negative or names an exception."""
+    return negated(text) or any(w in _EXCEPTION for w, _, _ in words(text))

@@ -169,3 +169,46 @@ def test_confidence_counts_how_far_the_best_focus_match_stands_out(tmp_path, mon
     fa, en = conf.values()
     assert fa[0] > fa[1], fa
     assert en[0] == en[1]
+
+
+def test_negated_questions_are_recognised():
+    from rag.persian import negated, negative_or_exception
+
+    for q in ("کدام کشور در نشست شرکت نکرد؟", "چرا زاکربرگ در ساخت فیلم مشارکت نکرد؟", "واتیکان با کدام کشورها هم‌مرز نیست",
+              "چرا نمی‌جنگید؟", "سلمان چرا نمی جنگید؟", "در کجاهای دنیا قورباغه نداریم؟", "کدام بخش جزو امپراتوری نبود؟",
+              "Which city is not connected to the highway?", "Who shouldn't be called a noble?"):
+        assert negated(q), q
+    # words that merely begin with ن, and questions with no negation
+    for q in ("نام دیگر زبان عربی چیست؟", "قطب نما جهت رو نشون می ده؟", "نیروی دریایی کجا مستقر است؟",
+              "نماینده ایران کیست؟", "Which country took part in the meeting?", "Who is the new minister?"):
+        assert not negated(q), q
+    assert negative_or_exception("همه جز پاشنه پایش رویین‌تن شد.")
+    assert negative_or_exception("آمریکا در نشست شرکت نکرد.")
+    assert not negative_or_exception("ایران، ترکیه و روسیه در نشست شرکت کردند.")
+
+
+SUMMIT = ("نشست آستانه درباره آینده سوریه روز دوشنبه در پایتخت قزاقستان برگزار شد. "
+          "نمایندگان ایران، ترکیه و روسیه در نشست آستانه شرکت کردند و بیانیه‌ای مشترک امضا کردند. "
+          "{negative}نشست بعدی قرار است سه ماه دیگر برگزار شود.")
+
+
+def test_a_negated_question_is_answered_only_by_a_negative_sentence(tmp_path):
+    """"Which country did not take part?" must not be answered by the sentence saying who did (the
+    embeddings barely tell them apart): with a sentence in the negative it is quoted; without one,
+    the answer is that the articles do not say, although the confidence clears the threshold."""
+    from rag.answer import ABSTAIN_BELOW
+
+    q = "کدام کشور در نشست آستانه شرکت نکرد؟"
+    negative = "آمریکا در نشست آستانه شرکت نکرد و تنها ناظری فرستاد. "
+    with_it = RAG(tmp_path / "a", create=True)
+    with_it.add_articles([Article(id="summit", title="نشست آستانه", text=SUMMIT.format(negative=negative))])
+    ans = with_it.ask(q)
+    assert not ans.abstained and [c.quote for c in ans.citations] == [negative.strip()]
+
+    without = RAG(tmp_path / "b", create=True)
+    without.add_articles([Article(id="summit", title="نشست آستانه", text=SUMMIT.format(negative=""))])
+    ans = without.ask(q)
+    assert ans.abstained and not ans.citations
+    assert ans.confidence >= ABSTAIN_BELOW["fa"]  # not the threshold: the negation
+    positive = without.ask("کدام کشورها در نشست آستانه شرکت کردند؟")
+    assert not positive.abstained and positive.citations[0].quote.startswith("نمایندگان ایران")
