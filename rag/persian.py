@@ -299,13 +299,14 @@ _NEG_ENDINGS = frozenset("""م ی د یم ید ند ن ه ست ستند ستن �
 _NEG_WORDS = frozenset("نیست نیستند نیستن نیستم نیستی نیستید نیستیم هیچ هیچگاه هرگز".split())
 # words of the same shape that are not negations (نزد "at, among"; نبرد "battle"; نیا "forefather")
 _NOT_NEGATIVE = frozenset("نشون نشان نشانه نمونه نکته نهاد نمایش نماینده نمای نزد نبرد نبردی نیا نیای نیاکان نای".split())
-_EN_NEGATION = frozenset("not never no none neither nor nobody nothing nowhere cannot".split())
-_EN_CONTRACTED = re.compile(r"[A-Za-z]n['’]t\b")  # don't, isn't, shouldn't
+# English: the words, and contractions (don't, isn't); "no" but not "No. 1", "no 10".
+_EN_NEGATION = re.compile(r"\b(?:not|never|none|neither|nor|nobody|nothing|nowhere|cannot|no(?!\.|\s*\d))\b"
+                          r"|[A-Za-z]n['’]t\b", re.IGNORECASE)
 _EXCEPTION = frozenset("جز بجز بهجز مگر غیر بدون فاقد except without besides apart excluding".split())
 
 
 def _negative_word(w: str) -> bool:
-    if w in _EN_NEGATION or w in _NEG_WORDS:
+    if w in _NEG_WORDS:
         return True
     if w in _NOT_NEGATIVE or not w.startswith("ن") or len(w) < 3:
         return False
@@ -317,7 +318,7 @@ def _negative_word(w: str) -> bool:
 
 def negated(text: str) -> bool:
     """Whether ``text`` (a question) is put in the negative (Persian or English)."""
-    return bool(_EN_CONTRACTED.search(text)) or any(_negative_word(w) for w, _, _ in words(text))
+    return bool(_EN_NEGATION.search(text)) or any(_negative_word(w) for w, _, _ in words(text))
 
 
 def negative_or_exception(text: str) -> bool:

@@ -180,7 +180,8 @@ def test_negated_questions_are_recognised():
         assert negated(q), q
     # words that merely begin with ن, and questions with no negation
     for q in ("نام دیگر زبان عربی چیست؟", "قطب نما جهت رو نشون می ده؟", "نیروی دریایی کجا مستقر است؟",
-              "نماینده ایران کیست؟", "Which country took part in the meeting?", "Who is the new minister?"):
+              "نماینده ایران کیست؟", "Which country took part in the meeting?", "Who is the new minister?",
+              "Who is the No. 1 player?", "Who lives at no 10?", "What is Notre Dame?"):
         assert not negated(q), q
     assert negative_or_exception("همه جز پاشنه پایش رویین‌تن شد.")
     assert negative_or_exception("آمریکا در نشست شرکت نکرد.")
