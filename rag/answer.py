@@ -171,8 +171,8 @@ def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int =
         # attend" from "X attended", so only a sentence that says something in the negative or names
         # an exception may answer, and only one of those that would be quoted (within QUOTE_MARGIN of
         # the best); none ⇒ the articles do not say. (persianqa_test: 32 of the 279 unanswerable
-        # questions are negated answerable ones; unanswerable abstained 0.312 → 0.348, no answerable
-        # question lost; README.)
+        # questions are negated answerable ones; unanswerable abstained 0.312 → 0.344, no answerable
+        # question lost; bench/results/eval.md.)
         top = cands[0].score
         cands = [c for c in cands if c.score >= top - QUOTE_MARGIN and negative_or_exception(c.text)]
         if not cands:

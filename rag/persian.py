@@ -290,11 +290,11 @@ def terms(text: str, *, stopwords: bool = False) -> list[str]:
 # negates a verb with a prefix: نمی‌/نمی + verb, or ن + the verb's stem (نرفت، ندارد، نکرده). The stems
 # below are the common ones (normalized: ا for آ); a word is negative when it is ن + a stem + a
 # personal or participle ending, so nouns that merely begin with ن (نام، نیرو) are not.
-_NEG_STEMS = tuple(sorted(set("""
+_NEG_STEMS = frozenset("""
 کرد کن دار داشت بود باش شد شو رفت رو خواند خوان خورد خور امد ای اید یا گفت گو گوی توان توانست خواه خواست
 دید بین داد ده دهد گرفت گیر ساخت ساز زد زن نوشت نویس ماند مان یافت یاب اورد اور برد بر کشت کش پذیرفت پذیر
 جنگید جنگ دانست دان شناخت شناس رسید رس افتاد افت گذاشت گذار پرداخت پرداز خواب فروخت فروش پوشید پوش
-""".split()), key=len, reverse=True))
+""".split())
 _NEG_ENDINGS = frozenset("""م ی د یم ید ند ن ه ست ستند ستن دند دن ده ته شد شده یمش""".split()) | {""}
 _NEG_WORDS = frozenset("نیست نیستند نیستن نیستم نیستی نیستید نیستیم هیچ هیچگاه هرگز".split())
 # words of the same shape that are not negations (نزد "at, among"; نبرد "battle"; نیا "forefather")
@@ -323,4 +323,4 @@ def negated(text: str) -> bool:
 
 def negative_or_exception(text: str) -> bool:
     """Whether ``text`` (a sentence) says something in the negative or names an exception."""
-    return negated(text) or any(w in _EXCEPTION for w, _, _ in words(text))
+    return bool(_EN_NEGATION.search(text)) or any(_negative_word(w) or w in _EXCEPTION for w, _, _ in words(text))
