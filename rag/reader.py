@@ -1,0 +1,180 @@
+"""The reader: our own model that reads a question together with one candidate sentence and says
+how likely that sentence answers it.
+
+It is the bundled multilingual-e5-small (as ``rag.fast_e5`` materializes it) with a LoRA adapter
+(``peft``) on every attention and feed-forward projection, mean pooling over the question and the
+sentence read as one input (as e5 was trained to pool), and a linear head. Only the adapter and the
+head ship, in ``rag/reader/`` (a few MB, checksummed in ``reader.json``); ``bench/train_reader.py``
+rebuilds them. At load time the adapter is merged into the weights, so a question costs one forward
+of e5 per candidate sentence and nothing more.
+
+Loading takes torch, transformers and peft (a few seconds); the app does it in the background.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import UserError
+from .fast_e5 import sha256_file
+
+log = logging.getLogger(__name__)
+
+READER_DIR = Path(__file__).parent / "reader"
+ADAPTER_FILE = "adapter_model.safetensors"
+MANIFEST = "reader.json"
+QUESTION_PROMPT = "query: "
+SENTENCE_PROMPT = "passage: "
+MAX_TOKENS = 160      # question + title + sentence; longer sentences are cut at the end
+MAX_TITLE_CHARS = 120
+# LoRA on every projection of every layer: what the adapter holds (bench/train_reader.py).
+TARGET_MODULES = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
+
+
+class ReaderError(UserError):
+    pass
+
+
+def pair_text(question: str, title: str, sentence: str) -> tuple[str, str]:
+    """The two texts the reader reads as one input: the question, and the sentence after its
+    article's title (a sentence often names its topic only by a pronoun)."""
+    title = (title or "").strip()
+    if len(title) > MAX_TITLE_CHARS:
+        title = title[:MAX_TITLE_CHARS]
+    second = f"{title}: {sentence}" if title else sentence
+    return QUESTION_PROMPT + question, SENTENCE_PROMPT + second
+
+
+def build_model(encoder):
+    """The reader's shape around an e5 encoder (a transformers ``BertModel``): mean pooling of the
+    last hidden states over the input's tokens, then one logit."""
+    import torch
+    from torch import nn
+
+    class ReaderModel(nn.Module):
+        def __init__(self, encoder) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.head = nn.Linear(encoder.config.hidden_size, 1)
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            m = attention_mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * m).sum(1) / m.sum(1).clamp(min=1.0)
+            return self.head(pooled).squeeze(-1)
+
+    return ReaderModel(encoder)
+
+
+def check_files(folder: Path = READER_DIR) -> dict:
+    """The manifest of the shipped reader, after checking every file it lists against its
+    checksum; a ``ReaderError`` that names the file otherwise."""
+    manifest_path = folder / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReaderError(f"the reader's manifest {manifest_path} is missing or unreadable ({exc}); "
+                          f"rebuild it with: python bench/train_reader.py") from None
+    for name, digest in manifest.get("sha256", {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise ReaderError(f"the reader file {path} is missing; rebuild it with: python bench/train_reader.py")
+        if sha256_file(path) != digest:
+            raise ReaderError(f"the reader file {path} does not match its checksum in {manifest_path}; "
+                              f"restore it (git checkout) or rebuild it with: python bench/train_reader.py")
+    return manifest
+
+
+@dataclass
+class Scored:
+    logit: float
+
+    @property
+    def probability(self) -> float:
+        return float(1.0 / (1.0 + np.exp(-self.logit)))
+
+
+class Reader:
+    """The trained reader, loaded once per process; ``score`` is thread-safe (calls serialized)."""
+
+    def __init__(self, folder: Path | str = READER_DIR, threads: int | None = None) -> None:
+        from .embedders import MODEL_LOCK
+        from .fast_e5 import cpu_count, materialize, model_text
+
+        t0 = time.perf_counter()
+        folder = Path(folder)
+        self.manifest = check_files(folder)
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        torch.set_num_threads(threads or cpu_count())
+        base = materialize()
+        bar = hf_logging.is_progress_bar_enabled()
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()  # not the load report of the pooler we leave out
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                encoder = AutoModel.from_pretrained(str(base), local_files_only=True, add_pooling_layer=False)
+                self.tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+                model = PeftModel.from_pretrained(build_model(encoder), str(folder), is_trainable=False)
+                self.model = model.merge_and_unload().eval()
+        except Exception as exc:
+            raise ReaderError(f"cannot load the reader from {folder} over {base}: {exc}") from None
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bar:
+                hf_logging.enable_progress_bar()
+        self._lock = MODEL_LOCK
+        self._text = model_text
+        self.load_seconds = time.perf_counter() - t0
+
+    def logits(self, question: str, items: Sequence[tuple[str, str]], batch: int = 4) -> np.ndarray:
+        """One logit per ``(title, sentence)``: above 0, more likely than not to answer ``question``
+        (before calibration; thresholds are in ``rag.config``)."""
+        import torch
+
+        if not items:
+            return np.zeros(0, dtype=np.float32)
+        pairs = [pair_text(question, t, s) for t, s in items]
+        pairs = [(self._text(a), self._text(b)) for a, b in pairs]
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][1]))
+        out = np.zeros(len(pairs), dtype=np.float32)
+        with self._lock, torch.inference_mode():
+            for a in range(0, len(order), batch):
+                idx = order[a:a + batch]
+                enc = self.tokenizer([pairs[i][0] for i in idx], [pairs[i][1] for i in idx], padding=True,
+                                     truncation="only_second", max_length=MAX_TOKENS, return_tensors="pt",
+                                     return_token_type_ids=False)
+                out[idx] = self.model(enc["input_ids"], enc["attention_mask"]).float().numpy()
+        return out
+
+
+_READER: Reader | None = None
+_READER_LOCK = threading.Lock()
+
+
+def load_reader() -> Reader:
+    """The process's reader (loaded on first use)."""
+    global _READER
+    with _READER_LOCK:
+        if _READER is None:
+            _READER = Reader()
+            log.info("reader loaded in %.1f s", _READER.load_seconds)
+        return _READER
