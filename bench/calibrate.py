@@ -1,79 +1,191 @@
-"""Choose the abstention thresholds on the development sets, and show the numbers behind them.
+"""Choose the reader's abstention thresholds and blend on the held-out halves of the dev sets, and
+show the numbers behind them.
 
-    python bench/calibrate.py ../shared/eval/persianqa_test ../shared/eval/xquad_dev [--max-wrong 0.08]
+    python bench/calibrate.py ../shared/eval/persianqa_test ../shared/eval/xquad_dev [--part heldout]
+    python bench/calibrate.py ... --no-reader      # the cosine confidence, as before the reader
 
-For each question it records the answer's confidence (the score of the best candidate sentence;
-an abstention decided otherwise, e.g. a negated question with no negative quote, counts as abstained
-at every threshold) under three labels:
+For each question of the part (``rag.eval.part_of``: the reader never trained on it) it records,
+for every sentence the reader reads, the reader's logit, the meaning score and whether the sentence
+holds an answer, under three labels:
 
 - answerable: the set's own answerable questions, asked of the set's own passages;
 - unanswerable: the set's questions with ``answers: []`` (the passage does not say);
 - off-topic: each set's questions asked of the *other* set's passages (nothing there answers them).
 
-Then, per question language, it sweeps the threshold and picks the highest one that wrongly
-abstains on at most ``--max-wrong`` of the answerable questions. Thresholds are per language
-because an English question over Persian text scores lower than a Persian one. The indexes are the
-ones `rag eval` caches (built on first use).
+Then, for each blend of the meaning score into the reader's logit, quote hit@1/hit@3 of the
+answerable questions; and per question language, a sweep of the probability threshold, picking the
+highest one that wrongly abstains on at most ``--max-wrong`` of the answerable questions (fa 0.08,
+en 0.05 by default). An abstention forced otherwise (a negated question with no negative quote)
+counts as abstained at every threshold. The indexes are the ones `rag eval` caches.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from rag.answer import ABSTAIN_BELOW, compose
-from rag.api import RAG
-from rag.eval import _read_jsonl, open_index
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rag.answer import candidate_sentences, compose  # noqa: E402
+from rag.api import RAG  # noqa: E402
+from rag.config import DEFAULT  # noqa: E402
+from rag.eval import _read_jsonl, open_index, part_of  # noqa: E402
+from rag.persian import detect_language, negated, negative_or_exception, normalize_text  # noqa: E402
 
 
-def confidences(rag: RAG, questions: list[dict], label_of) -> list[dict]:
+def records(rag: RAG, questions: list[dict], label_of, use_reader: bool) -> list[dict]:
+    cfg = rag.config
+    reader = rag.reader() if use_reader else None
     out = []
     for q in questions:
-        ans = compose(q["question"], rag.retriever.retrieve(q["question"], 10), rag.store, embedder=rag.embedder)
-        lang = q.get("lang", "fa")
-        # abstained for another reason than the threshold (a negated question with no negative quote)
-        forced = ans.abstained and ans.confidence >= ABSTAIN_BELOW[lang]
-        out.append({"lang": lang, "label": label_of(q), "confidence": ans.confidence, "forced": forced})
+        question = q["question"]
+        retrieved = rag.retriever.retrieve(question, 10)
+        cands, related = candidate_sentences(question, retrieved, rag.store, rag.embedder, cfg)
+        answers = [normalize_text(a) for a in q.get("answers") or [] if a.strip()]
+        lang = q.get("lang") or detect_language(question)
+        rec = {"lang": lang, "label": label_of(q), "related": related, "negated": negated(question),
+               "cands": []}
+        read = cands[:cfg.reader_candidates] if reader else cands
+        logits = reader.logits(question, [(c.title, c.text) for c in read]) if reader else [0.0] * len(read)
+        for c, lg in zip(read, logits):
+            rec["cands"].append({"logit": float(lg), "meaning": c.score,
+                                 "hit": any(a in normalize_text(c.text) for a in answers),
+                                 "neg": negative_or_exception(c.text)})
+        if not reader:  # the cosine answer step as it decides
+            ans = compose(question, retrieved, rag.store, embedder=rag.embedder, config=cfg.replace(
+                related_below={"fa": -9.0, "en": -9.0}))
+            rec["cosine_abstained"] = ans.abstained
+        out.append(rec)
     return out
 
 
+def outcome(rec: dict, blend: float, margin: float, use_reader: bool,
+            related: float | None = None) -> tuple[float, bool, bool, bool]:
+    """(score abstention is decided on, forced abstention, hit@1, hit@3) of one record."""
+    cands = rec["cands"]
+    if not cands:
+        return -math.inf, True, False, False
+    if not use_reader:
+        key = [c["meaning"] for c in cands]
+        conf, m = rec["related"], DEFAULT.quote_margin
+    else:
+        key = [c["logit"] + blend * c["meaning"] for c in cands]
+        w = DEFAULT.reader_related[rec["lang"]] if related is None else related
+        z = max(c["logit"] for c in cands) + w * (rec["related"] - DEFAULT.related_below[rec["lang"]])
+        conf, m = 1 / (1 + math.exp(-z)), margin
+    order = sorted(range(len(cands)), key=lambda i: -key[i])
+    best = key[order[0]]
+    shown = [i for i in order if key[i] >= best - m]
+    if rec["negated"]:
+        shown = [i for i in shown if cands[i]["neg"]]
+    forced = not shown
+    hits = [cands[i]["hit"] for i in shown[:3]]
+    return conf, forced, bool(hits[:1] and hits[0]), any(hits)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sets", nargs=2, type=Path)
-    ap.add_argument("--max-wrong", type=float, default=0.08)
+    ap.add_argument("--part", default="heldout", choices=["heldout", "train", "all"])
+    ap.add_argument("--max-wrong", type=json.loads, default={"fa": 0.08, "en": 0.05},
+                    help='per language, e.g. \'{"fa": 0.08, "en": 0.05}\'')
+    ap.add_argument("--no-reader", action="store_true")
+    ap.add_argument("--related", type=float, default=None,
+                    help="weight of the cosine confidence in the decision (rag.config reader_related)")
+    ap.add_argument("--from-json", type=Path, help="reuse the records of an earlier --json run")
     ap.add_argument("--json", type=Path, help="write the records and the choice here")
     args = ap.parse_args()
+    use_reader = not args.no_reader
     a, b = args.sets
-    rags = {a: open_index(a), b: open_index(b)}
-    qs = {d: _read_jsonl(d / "questions.jsonl") for d in (a, b)}
-    records = []
+    if args.from_json:
+        recs = json.loads(args.from_json.read_text())["records"]
+        report(recs, args, use_reader)
+        return
+    rags = {d: open_index(d, reader=use_reader) for d in (a, b)}
+
+    def questions(d: Path) -> list[dict]:
+        qs = _read_jsonl(d / "questions.jsonl")
+        return qs if args.part == "all" else [q for q in qs if part_of(q["passage_id"]) == args.part]
+
+    recs = []
     for d in (a, b):
-        records += confidences(rags[d], qs[d], lambda q: "answerable" if q.get("answers") else "unanswerable")
+        qs = questions(d)
+        recs += [dict(r, set=d.name) for r in records(rags[d], qs, lambda q: "answerable" if q.get("answers")
+                                                      else "unanswerable", use_reader)]
         other = b if d == a else a
-        records += confidences(rags[other], qs[d], lambda q: "off-topic")
+        recs += [dict(r, set=d.name) for r in records(rags[other], qs, lambda q: "off-topic", use_reader)]
+    report(recs, args, use_reader)
+
+
+def report(recs: list[dict], args, use_reader: bool) -> None:
+
+    blends = [0.0, 0.5, 1.0, 2.0, 4.0] if use_reader else [0.0]
+    print(f"## quote hits of the answerable questions ({args.part} part), by blend\n")
+    print("| set | lang | blend | hit@1 | hit@3 |\n|---|---|---|---|---|")
+    for blend in blends:
+        for key in sorted({(r["set"], r["lang"]) for r in recs}):
+            rows = [outcome(r, blend, DEFAULT.reader_margin, use_reader) for r in recs
+                    if (r["set"], r["lang"]) == key and r["label"] == "answerable"]
+            print(f"| {key[0]} | {key[1]} | {blend} | {np.mean([x[2] for x in rows]):.3f} | "
+                  f"{np.mean([x[3] for x in rows]):.3f} |")
+    if use_reader:
+        print("\n## answerable vs unanswerable AUC, by weight of the cosine confidence (reader_related)\n")
+        print("| reader_related | " + " | ".join(sorted({r["lang"] for r in recs})) + " |\n|---|---|---|")
+        for v in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0):
+            row = []
+            for lang in sorted({r["lang"] for r in recs}):
+                c = {lab: np.array([-np.inf if forced else x for x, forced, _, _ in
+                                    (outcome(r, 0.0, DEFAULT.reader_margin, True, v) for r in recs
+                                     if r["lang"] == lang and r["label"] == lab)])
+                     for lab in ("answerable", "unanswerable", "off-topic")}
+                a1, a2 = _auc(c["answerable"], c["unanswerable"]), _auc(c["answerable"], c["off-topic"])
+                row.append(f"{a1:.3f} / off-topic {a2:.3f}" if a1 is not None else f"– / off-topic {a2:.3f}")
+            print(f"| {v} | " + " | ".join(row) + " |")
     chosen = {}
+    rel = dict(DEFAULT.reader_related) if args.related is None else args.related
+    print(f"\n## abstention ({args.part} part, reader_related {rel})\n")
     print("| lang | threshold | answerable wrongly abstained | unanswerable abstained | off-topic abstained |")
     print("|---|---|---|---|---|")
-    for lang in sorted({r["lang"] for r in records}):
-        # a forced abstention counts as abstained at every threshold
-        conf = {lab: np.array([-np.inf if r["forced"] else r["confidence"] for r in records
-                               if r["lang"] == lang and r["label"] == lab])
-                for lab in ("answerable", "unanswerable", "off-topic")}
-        grid = np.round(np.arange(0.9, 1.8, 0.005), 3)
-        ok = [t for t in grid if (conf["answerable"] < t).mean() <= args.max_wrong]
-        t = float(max(ok)) if ok else float(grid[0])
-        chosen[lang] = t
-        for tt in sorted({round(t - 0.04, 3), round(t - 0.02, 3), t, round(t + 0.02, 3)}):
+    for lang in sorted({r["lang"] for r in recs}):
+        conf = {}
+        for lab in ("answerable", "unanswerable", "off-topic"):
+            outs = [outcome(r, 0.0, DEFAULT.reader_margin, use_reader, args.related) for r in recs
+                    if r["lang"] == lang and r["label"] == lab]
+            conf[lab] = np.array([-np.inf if forced else c for c, forced, _, _ in outs])
+        limit = args.max_wrong.get(lang, 0.08) if isinstance(args.max_wrong, dict) else float(args.max_wrong)
+        ans = np.sort(conf["answerable"][np.isfinite(conf["answerable"])])
+        forced = int((~np.isfinite(conf["answerable"])).sum())
+
+        def at(share: float) -> float:  # the highest threshold wrongly abstaining on <= share
+            k = int(np.floor(share * len(conf["answerable"]))) - forced
+            return float(ans[min(max(k, 0), len(ans) - 1)]) if len(ans) else 0.0
+
+        t = at(limit)
+        chosen[lang] = round(t, 4)
+        for tt in sorted({at(x) for x in (0.02, 0.05, limit, 0.10, 0.15)}):
             row = [f"{(conf[lab] < tt).mean():.3f}" if len(conf[lab]) else "–"
                    for lab in ("answerable", "unanswerable", "off-topic")]
             mark = " **chosen**" if tt == t else ""
-            print(f"| {lang} | {tt}{mark} | " + " | ".join(row) + " |")
+            print(f"| {lang} | {tt:.4f}{mark} | " + " | ".join(row) + " |")
+        auc = _auc(conf["answerable"], conf["unanswerable"])
+        if auc is not None:
+            print(f"| {lang} | (AUC answerable vs unanswerable: {auc:.3f}) | | | |")
     print("\nchosen:", json.dumps(chosen))
     if args.json:
-        args.json.write_text(json.dumps({"chosen": chosen, "records": records}))
+        args.json.write_text(json.dumps({"chosen": chosen, "records": recs}))
+
+
+def _auc(pos: np.ndarray, neg: np.ndarray) -> float | None:
+    if not len(pos) or not len(neg):
+        return None
+    p = np.nan_to_num(pos, neginf=-1e9)[:, None]
+    n = np.nan_to_num(neg, neginf=-1e9)[None, :]
+    return float(((p > n).sum() + 0.5 * (p == n).sum()) / (len(pos) * len(neg)))
 
 
 if __name__ == "__main__":

@@ -3,45 +3,32 @@ abstention when the passages do not answer the question."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
+from .config import DEFAULT, Config
 from .embedders import Embedder
 from .persian import _stem, detect_language, negated, negative_or_exception, terms, words
 from .retrieval import Retrieved
 from .store import Store
 
-# Scoring of candidate sentences: cosine(question, sentence) + weights below. Chosen on the
-# development sets (see README, "Answer quality").
-W_PASSAGE = 0.7      # the passage's own retrieval score
-W_LEXICAL = 0.1      # share of the question's terms found in the sentence, its article's title terms aside
-# A passage was found by the question's topic, which is usually its article's title (a Wikipedia
-# entry, a news headline); the sentence that answers often names the topic only by a pronoun ("its
-# founder ...", "مادرش ..."), while the sentences that repeat the title outscore it. So sentences are
-# also compared with the question's *focus*: the question without the words of the passage's title
-# (its cosine is blended in with this weight), and the lexical share counts only the non-title terms.
-W_FOCUS = 0.5
-# Whether to answer at all is decided on a separate confidence: the best sentence's cosine plus its
-# passage's meaning score plus a little for the question's terms it holds (news sentences are long
-# and score lower than Wikipedia's on meaning alone; an off-topic question shares no terms).
-CONF_PASSAGE = 1.0
-CONF_LEXICAL = 0.15
-# ... plus how far the sentence that best meets the question's focus stands out from the next best
-# (cosines with the focus, or with the question when it has none). A passage that answers tends to
-# hold one sentence for what is asked; one that only shares the topic holds several about equally
-# close (persianqa_test, 2-fold by article: at 10% of the answerable wrongly abstained, the
-# unanswerable abstained went from 0.36 to 0.40). Not for English questions: their cosines with
-# Persian sentences are flatter, and on xquad_dev the gap cost off-topic abstentions.
-CONF_DISTINCT = {"fa": 1.0, "en": 0.0}
-# Score of the best sentence under which we say the articles do not say, by question language (an
-# English question over Persian text scores lower). Chosen by bench/calibrate.py (README).
-ABSTAIN_BELOW = {"fa": 1.79, "en": 1.57}
-MAX_QUOTES = 3
-QUOTE_MARGIN = 0.15  # further quotes must score within this of the best one
-CANDIDATE_PASSAGES = 4
-
+# How the weights in rag.config are used:
+# - Meaning score of a candidate sentence: its cosine with the question (blended, with weight
+#   w_focus, with its cosine with the question's *focus*: the question without the words of its
+#   passage's title, since the sentence that answers often names the topic only by a pronoun) plus
+#   w_passage × its passage's meaning score plus w_lexical × the share of the question's non-title
+#   terms it holds. Without the reader it ranks the quotes; with it, it picks what the reader reads.
+# - Cosine confidence: the best sentence's cosine + conf_passage × its passage's score +
+#   conf_lexical × term share + conf_distinct × how far the best focus match stands out from the
+#   next. Without the reader, abstention is decided on it (related_below); with the reader, it only
+#   says whether the retrieved passages are about the question at all (evidence or plain refusal).
+# - The reader's probability decides abstention (answer_below, per question language) and its
+#   logit ranks the quotes (plus reader_blend × the meaning score).
 FRAMING = {
-    "fa": {"lead": "بر پایهٔ مقاله‌ها:", "none": "مقاله‌ها به این پرسش پاسخی نمی‌دهند."},
-    "en": {"lead": "According to the articles:", "none": "The articles do not answer this question."},
+    "fa": {"lead": "بر پایهٔ مقاله‌ها:", "none": "مقاله‌ها به این پرسش پاسخی نمی‌دهند.",
+           "unsure": "مقاله‌ها شاید مستقیماً به این پرسش پاسخ ندهند. نزدیک‌ترین جمله‌ها (نامطمئن):"},
+    "en": {"lead": "According to the articles:", "none": "The articles do not answer this question.",
+           "unsure": "The articles may not answer this directly. The closest sentences (uncertain):"},
 }
 
 
@@ -63,17 +50,23 @@ class Answer:
     answer: str
     abstained: bool
     citations: list[Citation] = field(default_factory=list)
-    confidence: float = 0.0  # what abstention is decided on (see CONF_PASSAGE)
+    # what abstention was decided on: the reader's probability that the best sentence answers, or
+    # without the reader the cosine confidence
+    confidence: float = 0.0
+    # a graded refusal: the closest sentences, cited and verified, shown as uncertain
+    evidence: list[Citation] = field(default_factory=list)
 
     def to_json(self, id: str | None = None) -> dict:
         out: dict = {} if id is None else {"id": id}
         out.update(question=self.question, language=self.language, answer=self.answer, abstained=self.abstained,
-                   citations=[{**asdict(c), "score": round(c.score, 4)} for c in self.citations])
+                   confidence=round(self.confidence, 4),
+                   citations=[{**asdict(c), "score": round(c.score, 4)} for c in self.citations],
+                   evidence=[{**asdict(c), "score": round(c.score, 4)} for c in self.evidence])
         return out
 
 
 @dataclass
-class _Candidate:
+class Candidate:
     article_id: str
     title: str
     start: int
@@ -121,13 +114,12 @@ def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
     return len(a & b) / min(len(a), len(b)) >= 0.8
 
 
-def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int = MAX_QUOTES,
-            embedder: Embedder | None = None) -> Answer:
-    """Choose the sentences of the top passages that best answer ``question``. With ``embedder``
-    (the index's), sentences are also scored against the question's focus (see W_FOCUS)."""
+def candidate_sentences(question: str, retrieved: Retrieved, store: Store, embedder: Embedder | None,
+                cfg: Config) -> tuple[list[Candidate], float]:
+    """The sentences of the top passages with their meaning scores, best first, and the cosine
+    confidence (how related the best of them is to the question)."""
     lang = detect_language(question)
-    frame = FRAMING[lang]
-    hits = retrieved.hits[:CANDIDATE_PASSAGES]
+    hits = retrieved.hits[:cfg.candidate_passages]
     missing = [h.chunk_id for h in hits if h.chunk_id not in retrieved.sentences]
     sentences = {**retrieved.sentences, **store.sentences_in(missing)}
     cos = dict(retrieved.sentence_cos)
@@ -137,7 +129,7 @@ def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int =
     focus_cos = _focus_scores(question, hits, sentences, embedder, store)
     seen: set[int] = set()
     to_focus: list[tuple[float, frozenset[str]]] = []
-    cands: list[_Candidate] = []
+    cands: list[Candidate] = []
     confidence = float("-inf")
     for h in hits:
         topic_terms = q_terms - set(terms(h.title))
@@ -149,53 +141,103 @@ def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int =
             c_terms = frozenset(terms(text))
             lex = len(q_terms & c_terms) / len(q_terms) if q_terms else 0.0
             lex_topic = len(topic_terms & c_terms) / len(topic_terms) if topic_terms else 0.0
-            meaning = cos[sid] if sid not in focus_cos else (1 - W_FOCUS) * cos[sid] + W_FOCUS * focus_cos[sid]
-            score = meaning + W_PASSAGE * h.dense + W_LEXICAL * lex_topic
-            cands.append(_Candidate(h.article_id, h.title, s, e, text, score, c_terms))
+            meaning = cos[sid] if sid not in focus_cos else (1 - cfg.w_focus) * cos[sid] + cfg.w_focus * focus_cos[sid]
+            score = meaning + cfg.w_passage * h.dense + cfg.w_lexical * lex_topic
+            cands.append(Candidate(h.article_id, h.title, s, e, text, score, c_terms))
             to_focus.append((focus_cos.get(sid, cos[sid]), c_terms))
-            confidence = max(confidence, cos[sid] + CONF_PASSAGE * h.dense + CONF_LEXICAL * lex)
+            confidence = max(confidence, cos[sid] + cfg.conf_passage * h.dense + cfg.conf_lexical * lex)
     if not cands:
-        return Answer(question, lang, frame["none"], True)
+        return [], confidence
     # the next best that is not the same sentence again (a story syndicated in two articles)
     to_focus.sort(key=lambda x: -x[0])
     top, top_terms = to_focus[0]
     runner_up = next((c for c, t in to_focus[1:] if not _near_duplicate(top_terms, t)), None)
     if runner_up is not None:
-        confidence += CONF_DISTINCT[lang] * (top - runner_up)
-
+        confidence += cfg.conf_distinct[lang] * (top - runner_up)
     cands.sort(key=lambda c: -c.score)
-    if confidence < ABSTAIN_BELOW[lang]:
-        return Answer(question, lang, frame["none"], True, confidence=confidence)
-    if negated(question):
-        # Asked in the negative ("which ... did not ...?"): the embeddings hardly tell "X did not
-        # attend" from "X attended", so only a sentence that says something in the negative or names
-        # an exception may answer, and only one of those that would be quoted (within QUOTE_MARGIN of
-        # the best); none ⇒ the articles do not say. (persianqa_test: 32 of the 279 unanswerable
-        # questions are negated answerable ones; unanswerable abstained 0.312 → 0.344, no answerable
-        # question lost; bench/results/eval.md.)
-        top = cands[0].score
-        cands = [c for c in cands if c.score >= top - QUOTE_MARGIN and negative_or_exception(c.text)]
-        if not cands:
-            return Answer(question, lang, frame["none"], True, confidence=confidence)
-    best = cands[0].score
+    return cands, confidence
 
-    chosen: list[_Candidate] = []
-    for c in cands:
-        if len(chosen) >= max_quotes or c.score < best - QUOTE_MARGIN:
-            break
-        if any(_near_duplicate(c.terms, o.terms) for o in chosen):
-            continue
-        chosen.append(c)
 
+def _negation_filter(question: str, cands: list[Candidate], margin: float) -> list[Candidate]:
+    """Asked in the negative ("which ... did not ...?"): the embeddings hardly tell "X did not
+    attend" from "X attended", so only a sentence that says something in the negative or names an
+    exception may answer, and only one of those within ``margin`` of the best (bench/results/eval.md)."""
+    if not negated(question) or not cands:
+        return cands
+    top = cands[0].score
+    return [c for c in cands if c.score >= top - margin and negative_or_exception(c.text)]
+
+
+def _cite(chosen: list[Candidate], store: Store, limit: int) -> list[Citation]:
+    """Citations for ``chosen``, each verified against the stored raw text: a quote that is not an
+    exact slice is never shown. Near-duplicates (one story in two articles) are cited once."""
+    kept: list[Candidate] = []
     citations: list[Citation] = []
     for c in chosen:
+        if len(citations) >= limit:
+            break
+        if any(_near_duplicate(c.terms, o.terms) for o in kept):
+            continue
         article = store.get(c.article_id)
-        # Verified against the stored raw text: a quote that is not an exact slice is never shown.
         if article is None or article.text[c.start:c.end] != c.text:
             continue
+        kept.append(c)
         citations.append(Citation(len(citations) + 1, c.text, c.article_id, c.title, c.start, c.end, c.score))
-    if not citations:
-        return Answer(question, lang, frame["none"], True)
+    return citations
+
+
+def _answered(question: str, lang: str, citations: list[Citation], confidence: float) -> Answer:
+    frame = FRAMING[lang]
     lines = [frame["lead"], ""] + [f"{c.quote} [{c.n}]" for c in citations]
     return Answer(question, lang, "\n".join(lines), False, citations, confidence=confidence)
 
+
+def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int | None = None,
+            embedder: Embedder | None = None, reader=None, config: Config = DEFAULT) -> Answer:
+    """Choose the sentences of the top passages that best answer ``question``, or abstain.
+
+    ``embedder`` (the index's) adds the question's focus to the meaning score. ``reader``
+    (``rag.reader.Reader``) reads the best ``reader_candidates`` sentences by meaning with the
+    question, decides whether any answers it, and ranks the quotes; without it the cosine
+    confidence decides (the behaviour before the reader)."""
+    cfg = config
+    max_quotes = cfg.max_quotes if max_quotes is None else max_quotes
+    lang = detect_language(question)
+    frame = FRAMING[lang]
+    cands, related = candidate_sentences(question, retrieved, store, embedder, cfg)
+    if not cands:
+        return Answer(question, lang, frame["none"], True)
+    if reader is None:
+        if related < cfg.related_below[lang]:
+            return Answer(question, lang, frame["none"], True, confidence=related)
+        cands = _negation_filter(question, cands, cfg.quote_margin)
+        best = cands[0].score if cands else 0.0
+        citations = _cite([c for c in cands if c.score >= best - cfg.quote_margin], store, max_quotes)
+        if not citations:
+            return Answer(question, lang, frame["none"], True, confidence=related)
+        return _answered(question, lang, citations, related)
+
+    read = cands[:cfg.reader_candidates]
+    logits = reader.logits(question, [(c.title, c.text) for c in read])
+    ranked = sorted((Candidate(c.article_id, c.title, c.start, c.end, c.text,
+                                float(lg) + cfg.reader_blend * c.score, c.terms)
+                     for c, lg in zip(read, logits)), key=lambda c: -c.score)
+    decision = float(max(logits)) + cfg.reader_related[lang] * (related - cfg.related_below[lang])
+    probability = float(1.0 / (1.0 + math.exp(-decision)))
+    answerable = probability >= cfg.answer_below[lang]
+    if answerable:
+        best = ranked[0].score
+        chosen = _negation_filter(question, [c for c in ranked if c.score >= best - cfg.reader_margin],
+                                  cfg.reader_margin)
+        citations = _cite(chosen, store, max_quotes)
+        if citations:
+            return _answered(question, lang, citations, probability)
+    # Unsure: when the passages are about the question, the closest sentences are shown as
+    # evidence, set apart from an answer; when nothing retrieved is related, a plain refusal.
+    if related < cfg.related_below[lang]:
+        return Answer(question, lang, frame["none"], True, confidence=probability)
+    evidence = _cite(ranked, store, cfg.evidence_quotes)
+    if not evidence:
+        return Answer(question, lang, frame["none"], True, confidence=probability)
+    lines = [frame["unsure"], ""] + [f"{c.quote} [{c.n}]" for c in evidence]
+    return Answer(question, lang, "\n".join(lines), True, [], confidence=probability, evidence=evidence)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from .errors import UserError
 from .answer import Answer, compose
 from .articles import Article, Skipped, iter_files, load_file, scrub_surrogates
 from .chunking import segment_article
+from .config import DEFAULT, Config
 from .embedders import Embedder, load_embedder, same_vectors
 from .retrieval import Retrieved, Retriever
 from .store import ArticleInfo, Store, StoreError
@@ -69,10 +71,19 @@ class RAG:
     """An index folder with its embedder.
 
     ``model`` names the embedder for a new index; for an existing one it must match what the index
-    was built with (or be None)."""
+    was built with (or be None). ``reader``: answer with the trained reader (``rag.reader``; loaded
+    on the first question, or in the background by ``preload_reader``); False keeps the cosine-only
+    answer step. ``config``: the scoring weights (``rag.config``)."""
 
-    def __init__(self, index: str | os.PathLike = "index", model: str | None = None, create: bool = False) -> None:
+    def __init__(self, index: str | os.PathLike = "index", model: str | None = None, create: bool = False,
+                 reader: bool = True, config: Config = DEFAULT) -> None:
         self.index = Path(index)
+        self.config = config
+        self.use_reader = reader
+        self._reader = None
+        self._reader_error: Exception | None = None
+        self._reader_thread: threading.Thread | None = None
+        self._reader_lock = threading.Lock()
         if Store.exists(self.index):
             store = Store.open(self.index)
             if model is not None and not same_vectors(model, store.embedder):
@@ -88,7 +99,7 @@ class RAG:
         else:
             store = Store.open(self.index)  # raises the "no index, build one with" error
         self.store = store
-        self.retriever = Retriever(store, self.embedder)
+        self.retriever = Retriever(store, self.embedder, config=config)
         self._chat_models: dict[str, object] = {}
 
     # ------------------------------------------------------------ ingestion
@@ -183,12 +194,43 @@ class RAG:
         and is the fallback whenever the model's quotes do not verify."""
         q = check_question(question)
         retrieved = self.retriever.retrieve(q, max(k, 1))
-        answer = compose(q, retrieved, self.store, embedder=self.embedder)
+        answer = compose(q, retrieved, self.store, embedder=self.embedder, reader=self.reader(),
+                         config=self.config)
         if llm is None or answer.abstained:
             return answer
         from .llm import llm_answer
 
         return llm_answer(q, retrieved.hits, self.store, answer, self.chat_model(llm))
+
+    def preload_reader(self) -> None:
+        """Start loading the reader in a background thread (the app calls this so that its port
+        opens at once); ``ask`` waits for it."""
+        if not self.use_reader:
+            return
+        with self._reader_lock:
+            if self._reader is None and self._reader_thread is None:
+                self._reader_thread = threading.Thread(target=self._load_reader, name="reader-load", daemon=True)
+                self._reader_thread.start()
+
+    def _load_reader(self) -> None:
+        from .reader import load_reader
+
+        try:
+            self._reader = load_reader()
+        except Exception as exc:  # raised to the asker by reader()
+            self._reader_error = exc
+
+    def reader(self):
+        """The trained reader (waits for a background load), or None when ``reader=False``."""
+        if not self.use_reader:
+            return None
+        self.preload_reader()
+        thread = self._reader_thread
+        if thread is not None:
+            thread.join()
+        if self._reader_error is not None:
+            raise self._reader_error
+        return self._reader
 
     def chat_model(self, spec: str):
         """The chat model for ``spec``, made once per RAG."""

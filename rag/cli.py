@@ -147,7 +147,7 @@ def ask(question: str | None, index: str, k: int, as_json: bool, questions: str 
                 _print_json(ans.to_json(qid))
             else:
                 click.echo(shown(ans.answer, one_line=False))
-                for c in ans.citations:
+                for c in ans.citations or ans.evidence:  # a graded refusal's evidence, uncertain
                     click.echo(f"[{c.n}] {shown(c.title)} ({shown(c.article_id)}, {c.start}-{c.end})")
                 if len(items) > 1:
                     click.echo()
@@ -232,14 +232,25 @@ def show(article_id: str, index: str) -> None:
 @click.option("--retrieval", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid", show_default=True,
               help="Retrieval side(s) to evaluate.")
 @click.option("--retrieval-only", is_flag=True, help="Skip answers (quotes, abstention): retrieval metrics only.")
+@click.option("--part", type=click.Choice(["train", "heldout"]), default=None,
+              help="Only the questions of that half of the set (split by passage; the reader trains on "
+                   "'train', thresholds are chosen and results reported on 'heldout').")
+@click.option("--no-reader", is_flag=True, help="Answer without the trained reader (cosine scoring only).")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="Override a scoring weight of rag.config (VALUE is JSON: 0.5 or {\"fa\": 0.4, \"en\": 0.3}).")
 def eval_(data_dir: str, k: int, model: str | None, limit: int | None, as_json: bool, details: str | None,
-          retrieval: str, retrieval_only: bool) -> None:
+          retrieval: str, retrieval_only: bool, part: str | None, no_reader: bool, settings: tuple[str, ...]) -> None:
     """Retrieval, quote and abstention metrics on DATA_DIR (passages.jsonl + questions.jsonl)."""
+    from .config import DEFAULT
     from .eval import evaluate, markdown_table
 
     with user_errors():
+        try:
+            config = DEFAULT.with_settings(list(settings))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--set") from None
         result = evaluate(data_dir, k=k, model=model, limit=limit, details=details, retrieval=retrieval,
-                          with_answers=not retrieval_only)
+                          with_answers=not retrieval_only, part=part, reader=not no_reader, config=config)
     click.echo(json.dumps(result, ensure_ascii=False) if as_json else markdown_table(result))
 
 

@@ -19,6 +19,7 @@ from typing import Callable
 from .answer import compose
 from .api import RAG
 from .articles import Article
+from .config import DEFAULT, Config
 from .embedders import canonical_name
 from .persian import normalize_text
 from .retrieval import Retriever
@@ -34,6 +35,17 @@ def cache_root() -> Path:
     return Path(user_cache_dir("persian-rag")) / "eval"
 
 
+PARTS = ("train", "heldout")
+
+
+def part_of(passage_id: str) -> str:
+    """Which half of a dev set a passage (and every question on it) belongs to: ``train`` may be
+    trained on (bench/train_reader.py); ``heldout`` is for choosing thresholds and reporting. Split
+    by passage, so a model never reads at test time a paragraph it was trained on; for xquad_dev the
+    English and Persian forms of a question fall on the same side."""
+    return "heldout" if hashlib.sha256(str(passage_id).encode()).digest()[0] % 2 == 0 else "train"
+
+
 def _read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -46,34 +58,44 @@ def eval_index(data_dir: Path, model: str | None) -> Path:
     return cache_root() / f"{data_dir.name}-{h.hexdigest()[:16]}"
 
 
-def open_index(data_dir: Path, model: str | None = None, passages: list[dict] | None = None) -> RAG:
+def open_index(data_dir: Path, model: str | None = None, passages: list[dict] | None = None,
+               reader: bool = True, config: Config = DEFAULT) -> RAG:
     """The cached index of an evaluation set's passages (built on first use; unchanged passages
     are skipped on later runs)."""
     if passages is None:
         passages = _read_jsonl(data_dir / "passages.jsonl")
-    rag = RAG(eval_index(data_dir, model), model=model, create=True)
+    rag = RAG(eval_index(data_dir, model), model=model, create=True, reader=reader, config=config)
     rag.add_articles(Article(id=str(p["passage_id"]), title=p.get("title") or "", text=p["text"]) for p in passages)
     return rag
 
 
 def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None, limit: int | None = None,
              retrieval: str = "hybrid", with_answers: bool = True,
-             progress: Callable[[int, int], None] | None = None, details: str | None = None) -> dict:
+             progress: Callable[[int, int], None] | None = None, details: str | None = None,
+             part: str | None = None, reader: bool = True, config: Config = DEFAULT) -> dict:
+    """``part``: only the questions of that half of the set (``PARTS``); all passages are indexed
+    either way, so retrieval is as hard as on the whole set."""
     data_dir = Path(data_dir)
     passages = _read_jsonl(data_dir / "passages.jsonl")
     questions = _read_jsonl(data_dir / "questions.jsonl")
+    if part is not None:
+        if part not in PARTS:
+            raise ValueError(f"unknown part {part!r}: use one of {', '.join(PARTS)}")
+        questions = [q for q in questions if part_of(q["passage_id"]) == part]
     if limit:
         questions = questions[:limit]
     t0 = time.perf_counter()
-    rag = open_index(data_dir, model, passages)
+    rag = open_index(data_dir, model, passages, reader=reader and with_answers, config=config)
     index_seconds = time.perf_counter() - t0
+    the_reader = rag.reader() if with_answers else None  # loaded before the clock runs
 
-    retriever = Retriever(rag.store, rag.embedder, mode=retrieval)
+    retriever = Retriever(rag.store, rag.embedder, mode=retrieval, config=config)
     rows = []
     for i, q in enumerate(questions):
         t = time.perf_counter()
         retrieved = retriever.retrieve(q["question"], max(k, 10))
-        ans = compose(q["question"], retrieved, rag.store, embedder=rag.embedder) if with_answers else None
+        ans = compose(q["question"], retrieved, rag.store, embedder=rag.embedder, reader=the_reader,
+                      config=config) if with_answers else None
         latency = time.perf_counter() - t
         ranked = [a for a, _ in retrieved.articles()]
         gold = str(q["passage_id"])
@@ -85,7 +107,7 @@ def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None,
             return any(a in qt for qt in quotes[:n] for a in answers)
 
         rows.append({"id": q.get("id"), "lang": q.get("lang", "fa"), "rank": rank, "answerable": bool(answers),
-                     "abstained": ans.abstained if ans else None,
+                     "abstained": ans.abstained if ans else None, "evidence": len(ans.evidence) if ans else None,
                      "confidence": ans.confidence if ans else None, "hit1": hit(1), "hit3": hit(3), "latency": latency})
         if progress:
             progress(i + 1, len(questions))
@@ -93,7 +115,8 @@ def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None,
         with open(details, "w", encoding="utf-8") as f:
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    return {"set": data_dir.name, "embedder": rag.embedder.name, "retrieval": retrieval, "k": k, "questions": len(rows),
+    return {"set": data_dir.name, "part": part or "all", "reader": the_reader is not None,
+            "embedder": rag.embedder.name, "retrieval": retrieval, "k": k, "questions": len(rows),
             "passages": len(passages), "index_seconds": round(index_seconds, 1),
             "by_lang": {lang: _metrics([r for r in rows if r["lang"] == lang])
                         for lang in sorted({r["lang"] for r in rows})},
@@ -126,8 +149,10 @@ def _metrics(rows: list[dict]) -> dict:
 def markdown_table(result: dict) -> str:
     cols = ["n", "R@1", "R@5", "R@10", "MRR@10", "quote_hit@1", "quote_hit@3", "abstained_unanswerable",
             "abstained_answerable", "p50_ms", "p95_ms"]
-    lines = [f"{result['set']} ({result['questions']} questions, {result['passages']} passages, "
-             f"embedder {result['embedder']}, {result['retrieval']} retrieval)", "",
+    part = "" if result.get("part", "all") == "all" else f" of the {result['part']} part"
+    reader = ", reader" if result.get("reader") else ", no reader"
+    lines = [f"{result['set']} ({result['questions']} questions{part}, {result['passages']} passages, "
+             f"embedder {result['embedder']}, {result['retrieval']} retrieval{reader})", "",
              "| lang | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for lang, m in list(result["by_lang"].items()) + [("all", result["all"])]:
         lines.append(f"| {lang} | " + " | ".join("–" if m.get(c) is None else str(m[c]) for c in cols) + " |")

@@ -19,15 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .config import DEFAULT, Config
 from .embedders import Embedder
 from .persian import terms
 from .store import Store
-
-RRF_K = 60          # the usual reciprocal-rank-fusion constant
-CANDIDATES = 50     # passages taken from each side before fusion
-LEXICAL_WEIGHT = 0.45  # weight of the lexical side in the combination, before scaling by coverage
-SENTENCE_CANDIDATES = 100  # nearest sentences whose passages join the candidates
-SENTENCE_WEIGHT = 0.5  # share of the best sentence's cosine in a passage's dense score
 
 
 @dataclass(frozen=True)
@@ -80,14 +75,14 @@ def lexical_weight(df: dict[str, int], n_passages: int) -> float:
 
 
 def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], w_lexical: float,
-         w_dense: float = 1.0) -> list[tuple[int, float]]:
+         w_dense: float = 1.0, k: int = DEFAULT.rrf_k) -> list[tuple[int, float]]:
     """Weighted reciprocal rank fusion of two ranked lists of ``(id, score)``."""
     fused: dict[int, float] = {}
     for weight, ranked in ((w_dense, dense), (w_lexical, lexical)):
         if weight <= 0:
             continue
         for r, (cid, _) in enumerate(ranked):
-            fused[cid] = fused.get(cid, 0.0) + weight / (RRF_K + r + 1)
+            fused[cid] = fused.get(cid, 0.0) + weight / (k + r + 1)
     return sorted(fused.items(), key=lambda x: (-x[1], x[0]))
 
 
@@ -108,19 +103,22 @@ class Retriever:
     """Hybrid retrieval over the store: FAISS for meaning, FTS5/BM25 for the words themselves."""
 
     def __init__(self, store: Store, embedder: Embedder, mode: str = "hybrid", fusion: str = "combine",
-                 lexical_scale: float = LEXICAL_WEIGHT) -> None:
+                 config: Config = DEFAULT) -> None:
         if mode not in ("hybrid", "dense", "lexical"):
             raise ValueError(f"unknown retrieval mode {mode!r}")
+        if fusion not in ("combine", "rrf"):
+            raise ValueError(f"unknown fusion {fusion!r}: use combine or rrf")
         self.store = store
         self.embedder = embedder
         self.mode = mode
         self.fusion = fusion
-        self.lexical_scale = lexical_scale
+        self.config = config
 
     def retrieve(self, question: str, k: int = 5) -> Retrieved:
         self.store.refresh()
         qv = self.embedder.embed_queries([question])[0]
-        n = max(CANDIDATES, k)
+        cfg = self.config
+        n = max(cfg.candidates, k)
         q_terms = terms(question)
         lexical: list[tuple[int, float]] = []
         w_lex = 0.0
@@ -132,11 +130,14 @@ class Retriever:
         candidates: set[int] = {cid for cid, _ in lexical}
         if self.mode != "lexical":
             candidates.update(cid for cid, _ in self.store.dense(qv, n))
-            near = [sid for sid, _ in self.store.nearest_sentences(qv, SENTENCE_CANDIDATES)]
+            near = [sid for sid, _ in self.store.nearest_sentences(qv, cfg.sentence_candidates)]
             candidates.update(cid for _, cid in self.store.sentence_chunks(near))
         meaning = self._meaning(qv, sorted(candidates))
-        if self.mode == "hybrid":
-            ranked = combine(meaning.score, lexical, w_lex * self.lexical_scale)
+        if self.mode == "hybrid" and self.fusion == "rrf":
+            dense_ranked = sorted(meaning.score.items(), key=lambda x: (-x[1], x[0]))
+            ranked = fuse(dense_ranked, lexical, w_lex * cfg.lexical_weight, k=cfg.rrf_k)
+        elif self.mode == "hybrid":
+            ranked = combine(meaning.score, lexical, w_lex * cfg.lexical_weight)
         elif self.mode == "dense":
             ranked = sorted(meaning.score.items(), key=lambda x: (-x[1], x[0]))
         else:
@@ -163,7 +164,8 @@ class Retriever:
                 continue
             best = max((sentence_cos[sid] for sid, _, _ in sentences.get(cid, []) if sid in sentence_cos),
                        default=cos[cid])
-            score[cid] = (1 - SENTENCE_WEIGHT) * cos[cid] + SENTENCE_WEIGHT * best
+            w = self.config.sentence_weight
+            score[cid] = (1 - w) * cos[cid] + w * best
         return _Meaning(score, sentences, sentence_cos)
 
 

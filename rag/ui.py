@@ -68,9 +68,11 @@ EXAMPLES = [
 
 TEXTS = {
     "fa": {"searching": "در حال جستجو در مقاله‌ها…", "whole": "متن کامل مقاله",
-           "none": "هیچ بخشی از مقاله‌ها به این پرسش پاسخ نمی‌دهد.", "cut": "…"},
+           "none": "هیچ بخشی از مقاله‌ها به این پرسش پاسخ نمی‌دهد.", "cut": "…",
+           "uncertain": "نامطمئن: شاید پاسخ این پرسش نباشد"},
     "en": {"searching": "Searching the articles…", "whole": "Whole article",
-           "none": "No passage of the articles answers this question.", "cut": "…"},
+           "none": "No passage of the articles answers this question.", "cut": "…",
+           "uncertain": "Uncertain: may not answer the question"},
 }
 
 CSS = """
@@ -79,6 +81,10 @@ CSS = """
 .rag-msg + .rag-quote { margin-top: .5em; }
 .rag-quote { margin: .3em 0; padding-inline-start: .7em; border-inline-start: 3px solid #fbbf24; }
 .rag-pending { color: #6b7280; font-style: italic; }
+.rag-evidence { margin-top: .6em; padding: .4em .6em; border: 1px dashed #9ca3af; border-radius: 6px; color: #4b5563; }
+.rag-evidence .rag-quote { border-inline-start-color: #9ca3af; }
+.rag-src-uncertain { border-style: dashed; opacity: .9; }
+.rag-src-flag { font-size: .85em; color: #92400e; }
 .rag-error { color: #b91c1c; }
 .rag-cite { font-weight: 600; color: #1d4ed8; white-space: nowrap; cursor: pointer; }
 .rag-cite:hover { text-decoration: underline; }
@@ -212,7 +218,14 @@ def render_answer(ans: Answer, a: int = 0) -> str:
     answer within the conversation, so a marker can find its sources."""
     lead_dir = "rtl" if ans.language == "fa" else "ltr"
     if ans.abstained:
-        body = f'<div class="rag-msg rag-abstained" dir="{lead_dir}">{esc(ans.answer)}</div>'
+        # a graded refusal: the refusal itself, then its closest sentences set apart as uncertain
+        lead = ans.answer.split("\n", 1)[0]
+        body = f'<div class="rag-msg rag-abstained" dir="{lead_dir}">{esc(lead)}</div>'
+        if ans.evidence:
+            body += (f'<div class="rag-evidence" dir="{lead_dir}">'
+                     + "".join(f'<div class="rag-quote" dir="{_dir(c.quote)}"><bdi class="rag-quote-text" '
+                               f'dir="{_dir(c.quote)}">{esc(c.quote)}</bdi>&nbsp;{_cite(c.n)}</div>'
+                               for c in ans.evidence) + "</div>")
         return _one_line(f'<div class="rag-answer rag-a-{a}">{body}</div>')
     blocks = {f"{c.quote} [{c.n}]": c for c in ans.citations}
     inline = {f"«{c.quote}» [{c.n}]": c for c in ans.citations}
@@ -277,9 +290,11 @@ def _meta(article: Article) -> str:
     return " · ".join(parts)
 
 
-def render_sources(rag: RAG, citations: list[Citation], a: int = 0, language: str = "en") -> str:
+def render_sources(rag: RAG, citations: list[Citation], a: int = 0, language: str = "en",
+                   uncertain: bool = False) -> str:
     """One card per citation: number, title, agency and date, the paragraph with the quote in a
-    ``<mark>``, and the whole article (quote highlighted) in a ``<details>``."""
+    ``<mark>``, and the whole article (quote highlighted) in a ``<details>``. ``uncertain``: the
+    evidence of a graded refusal, each card flagged as perhaps not answering."""
     words = TEXTS.get(language, TEXTS["en"])
     lang_dir = "rtl" if language == "fa" else "ltr"
     if not citations:
@@ -298,10 +313,12 @@ def render_sources(rag: RAG, citations: list[Citation], a: int = 0, language: st
                  + ("\n" + words["cut"] if ahi < len(art.text) else ""))
         title = art.title or c.title
         meta = _meta(art)
+        flag = (f'<div class="rag-src-flag" dir="{lang_dir}">{words["uncertain"]}</div>' if uncertain else "")
         out.append(
-            f'<div class="rag-src" id="rag-src-{c.n}" data-n="{c.n}" dir="{_dir(title)}">'
+            f'<div class="rag-src{" rag-src-uncertain" if uncertain else ""}" id="rag-src-{c.n}" data-n="{c.n}" '
+            f'dir="{_dir(title)}">'
             f'<div class="rag-src-head" dir="{_dir(title)}" title="{esc(c.article_id)}">'
-            f'{_cite(c.n)} <bdi>{esc(title)}</bdi></div>'
+            f'{_cite(c.n)} <bdi>{esc(title)}</bdi></div>' + flag
             + (f'<div class="rag-src-meta" dir="{_dir(meta)}">{meta}</div>' if meta else "")
             + f'<div class="rag-passage" dir="{_dir(passage)}">{cut_lo}{highlight(art.text, c.start, c.end, lo, hi)}{cut_hi}</div>'
             f'<details class="rag-full"><summary dir="{lang_dir}">{words["whole"]}</summary>'
@@ -476,8 +493,7 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
                    answers, gr.skip())
             return
         answers = answers + [ans.to_json()]
-        sources = (render_sources(rag, ans.citations, a, ans.language) if ans.citations
-                   else render_no_sources(ans.language, a))
+        sources = _sources_of(ans.to_json(), a)
         yield history + [{"role": "assistant", "content": render_answer(ans, a)}], "", sources, answers, a
 
     def show_answer_sources(answers: list, shown, evt: gr.SelectData):
@@ -488,11 +504,18 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
         a = int(m.group(1))
         if a == shown or not answers or a >= len(answers) or answers[a] is None:
             return gr.skip(), gr.skip()
-        data = answers[a]
+        return _sources_of(answers[a], a), a
+
+    def _sources_of(data: dict, a: int) -> str:
+        """The sources panel of one answer's JSON: its citations, or a graded refusal's evidence."""
+        lang = data.get("language", "en")
         cits = [Citation(**c) for c in data.get("citations", [])]
-        html_out = (render_sources(rag, cits, a, data.get("language", "en")) if cits
-                    else render_no_sources(data.get("language", "en"), a))
-        return html_out, a
+        if cits:
+            return render_sources(rag, cits, a, lang)
+        evidence = [Citation(**c) for c in data.get("evidence", [])]
+        if evidence:
+            return render_sources(rag, evidence, a, lang, uncertain=True)
+        return render_no_sources(lang, a)
 
     def upload(files, progress=gr.Progress()):
         paths = [f if isinstance(f, str) else f.name for f in (files or [])]
@@ -610,6 +633,12 @@ def launch(index: str = "index", host: str = "127.0.0.1", port: int = 7860, seed
     rag = open_index(index, seeds)
     app = build_app(rag, max_files=max_files, max_mb=max_mb)
     app.queue(default_concurrency_limit=1)
-    return app.launch(server_name=host, server_port=port, css=CSS, js=JS, auth=auth,
-                      max_file_size=f"{max_mb}mb", footer_links=["api"],
-                      prevent_thread_lock=prevent_thread_lock, show_error=True)
+    out = app.launch(server_name=host, server_port=port, css=CSS, js=JS, auth=auth,
+                     max_file_size=f"{max_mb}mb", footer_links=["api"],
+                     prevent_thread_lock=True, show_error=True)
+    # Only once the port is open: torch and the reader (~7 s) load in the background, not in the
+    # way of the page; a question asked before they are ready waits for them.
+    rag.preload_reader()
+    if not prevent_thread_lock:
+        app.block_thread()
+    return out

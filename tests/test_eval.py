@@ -43,3 +43,32 @@ def test_eval_reports_metrics_by_language_and_reuses_its_index(tmp_path, monkeyp
     assert again["by_lang"]["fa"]["quote_hit@1"] is None and again["by_lang"]["fa"]["R@1"] == 1.0
     table = runner.invoke(main, ["eval", str(data)]).output
     assert "| fa |" in table and "| en |" in table and "R@5" in table
+
+
+def test_eval_parts_split_by_passage_and_settings_override_the_config(tmp_path, monkeypatch):
+    from rag.config import DEFAULT
+    from rag.eval import part_of
+
+    data = tmp_path / "set"
+    data.mkdir()
+    (data / "passages.jsonl").write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in PASSAGES), "utf-8")
+    (data / "questions.jsonl").write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in QUESTIONS), "utf-8")
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    counts = {}
+    for part in ("train", "heldout"):
+        res = runner.invoke(main, ["eval", str(data), "--json", "--retrieval-only", "--part", part])
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.output)
+        assert out["part"] == part
+        counts[part] = out["questions"]
+    assert counts["train"] + counts["heldout"] == len(QUESTIONS)
+    assert counts["heldout"] == sum(part_of(q["passage_id"]) == "heldout" for q in QUESTIONS)
+    # the English and Persian forms of one question fall on the same side: the split is by passage
+    assert part_of("p-kabul") == part_of("p-kabul") and {part_of(f"x{i}") for i in range(20)} == {"train", "heldout"}
+    # --set overrides one weight of rag.config; an unknown name or a bad value is refused by name
+    cfg = DEFAULT.with_settings(["reader_candidates=5", 'answer_below={"fa": 0.3, "en": 0.2}', "w_focus=0"])
+    assert cfg.reader_candidates == 5 and cfg.answer_below["en"] == 0.2 and cfg.w_focus == 0
+    assert DEFAULT.reader_candidates != 5  # frozen: the default is untouched
+    bad = runner.invoke(main, ["eval", str(data), "--retrieval-only", "--set", "no_such_weight=1"])
+    assert bad.exit_code != 0 and "no_such_weight" in bad.output

@@ -152,20 +152,19 @@ def test_the_sentence_that_answers_by_pronoun_is_not_outscored_by_the_title(tmp_
     assert rag.ask(q).citations[0].quote == focused.citations[0].quote
 
 
-def test_confidence_counts_how_far_the_best_focus_match_stands_out(tmp_path, monkeypatch):
-    """A Persian question's confidence gains the lead of its best-matching sentence (cosine with the
-    focus) over the next; an English question's does not (flat cross-language cosines)."""
-    import rag.answer as answer
+def test_confidence_counts_how_far_the_best_focus_match_stands_out(tmp_path):
+    """A Persian question's cosine confidence gains the lead of its best-matching sentence (cosine
+    with the focus) over the next; an English question's does not (flat cross-language cosines)."""
+    from rag.config import DEFAULT
 
     rag = RAG(tmp_path / "ix", create=True)
     rag.add_articles([TEA])
     conf = {}
+    flat = DEFAULT.replace(conf_distinct=0.0)
     for q in ("چه کسی کارخانه چای لاهیجان را ساخت؟", "Who built the Lahijan tea factory?"):
         retrieved = rag.retriever.retrieve(q, 5)
-        with_lead = compose(q, retrieved, rag.store, embedder=rag.embedder).confidence
-        monkeypatch.setattr(answer, "CONF_DISTINCT", {"fa": 0.0, "en": 0.0})
-        conf[q] = (with_lead, compose(q, retrieved, rag.store, embedder=rag.embedder).confidence)
-        monkeypatch.undo()
+        conf[q] = (compose(q, retrieved, rag.store, embedder=rag.embedder).confidence,
+                   compose(q, retrieved, rag.store, embedder=rag.embedder, config=flat).confidence)
     fa, en = conf.values()
     assert fa[0] > fa[1], fa
     assert en[0] == en[1]
@@ -197,7 +196,7 @@ def test_a_negated_question_is_answered_only_by_a_negative_sentence(tmp_path):
     """"Which country did not take part?" must not be answered by the sentence saying who did (the
     embeddings barely tell them apart): with a sentence in the negative it is quoted; without one,
     the answer is that the articles do not say, although the confidence clears the threshold."""
-    from rag.answer import ABSTAIN_BELOW
+    from rag.config import DEFAULT
 
     q = "کدام کشور در نشست آستانه شرکت نکرد؟"
     negative = "آمریکا در نشست آستانه شرکت نکرد و تنها ناظری فرستاد. "
@@ -210,6 +209,6 @@ def test_a_negated_question_is_answered_only_by_a_negative_sentence(tmp_path):
     without.add_articles([Article(id="summit", title="نشست آستانه", text=SUMMIT.format(negative=""))])
     ans = without.ask(q)
     assert ans.abstained and not ans.citations
-    assert ans.confidence >= ABSTAIN_BELOW["fa"]  # not the threshold: the negation
+    assert ans.confidence >= DEFAULT.answer_below["fa"]  # not the threshold: the negation
     positive = without.ask("کدام کشورها در نشست آستانه شرکت کردند؟")
     assert not positive.abstained and positive.citations[0].quote.startswith("نمایندگان ایران")
