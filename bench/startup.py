@@ -3,7 +3,8 @@
     python bench/startup.py [--runs 3]
 
 Prints a Markdown table: seconds until the port accepts connections, until the page is served,
-and until a first question is answered through gradio_client; and, for scale, how long a bare
+and until a first question is answered through gradio_client (it waits for the reader, which
+loads in the background once the port is open), the app's peak memory then; and, for scale, how long a bare
 `python -c "import gradio"` takes (most of the start-up).
 """
 
@@ -29,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def one_run(index: Path) -> tuple[float, float, float]:
+def one_run(index: Path) -> tuple[float, float, float, float]:
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     t0 = time.perf_counter()
@@ -52,10 +53,18 @@ def one_run(index: Path) -> tuple[float, float, float]:
         Client(f"http://127.0.0.1:{port}/", verbose=False).predict("In which city did Ishaq Dar speak?", [], 5,
                                                                    api_name="/ask")
         t_answer = time.perf_counter() - t0
-        return t_port, t_page, t_answer
+        return t_port, t_page, t_answer, peak_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def peak_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def import_gradio() -> float:
@@ -76,7 +85,8 @@ def main() -> None:
         one_run(index)  # warm the OS file cache, as a second start on a laptop would be
         runs = [(*one_run(index), import_gradio()) for _ in range(args.runs)]
     print("| measure | median s | runs |\n|---|---|---|")
-    for i, name in enumerate(("port open", "page served", "first answer", "python -c 'import gradio'")):
+    for i, name in enumerate(("port open", "page served", "first answer (waits for the reader)",
+                              "app peak memory after it, MB", "python -c 'import gradio'")):
         xs = [r[i] for r in runs]
         print(f"| {name} | {statistics.median(xs):.2f} | {', '.join(f'{x:.2f}' for x in xs)} |")
 
