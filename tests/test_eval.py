@@ -67,8 +67,8 @@ def test_eval_parts_split_by_passage_and_settings_override_the_config(tmp_path, 
     # the English and Persian forms of one question fall on the same side: the split is by passage
     assert part_of("p-kabul") == part_of("p-kabul") and {part_of(f"x{i}") for i in range(20)} == {"train", "heldout"}
     # --set overrides one weight of rag.config; an unknown name or a bad value is refused by name
-    cfg = DEFAULT.with_settings(["reader_candidates=5", 'answer_below={"fa": 0.3, "en": 0.2}', "w_focus=0"])
-    assert cfg.reader_candidates == 5 and cfg.answer_below["en"] == 0.2 and cfg.w_focus == 0
-    assert DEFAULT.reader_candidates != 5  # frozen: the default is untouched
+    cfg = DEFAULT.with_settings(["reader_candidates=9", 'answer_below={"fa": 0.3, "en": 0.2}', "w_focus=0"])
+    assert cfg.reader_candidates == 9 and cfg.answer_below["en"] == 0.2 and cfg.w_focus == 0
+    assert DEFAULT.reader_candidates != 9  # frozen: the default is untouched
     bad = runner.invoke(main, ["eval", str(data), "--retrieval-only", "--set", "no_such_weight=1"])
     assert bad.exit_code != 0 and "no_such_weight" in bad.output

@@ -125,12 +125,12 @@ def _hit(answer, answers: list[str], n: int = 3) -> bool:
 def test_the_shipped_articles_own_questions(seed_rag):
     """Twenty questions a reader of the shipped article would ask (both languages, rephrasings
     included) and six it does not answer. The issue's target is all twenty quoted (hit@3) and five
-    of six refused; the shipped reader reaches 16 and 2 (the cosine answer step: 13 and 1;
+    of six refused; the shipped reader reaches 17 and 2 (the cosine answer step: 13 and 1;
     bench/seed_questions.py, bench/results/reader.md), and this holds it there."""
     assert len([q for q in QUESTIONS if q["answers"]]) == 20 and len(QUESTIONS) == 26
     quoted = [q["id"] for q in QUESTIONS if q["answers"] and _hit(seed_rag.ask(q["question"]), q["answers"])]
     refused = [q["id"] for q in QUESTIONS if not q["answers"] and seed_rag.ask(q["question"]).abstained]
-    assert len(quoted) >= 16, quoted
+    assert len(quoted) >= 17, quoted
     assert len(refused) >= 2, refused
     # the rephrasings that used to be refused or misquoted are answered now
     assert {"s01", "s05", "s06", "s10"} <= set(quoted), quoted
