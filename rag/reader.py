@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .errors import UserError
-from .fast_e5 import sha256_file
+from .fast_e5 import cpu_count, materialize, model_text, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -94,27 +94,15 @@ def check_files(folder: Path = READER_DIR) -> dict:
     return manifest
 
 
-@dataclass
-class Scored:
-    logit: float
-
-    @property
-    def probability(self) -> float:
-        return float(1.0 / (1.0 + np.exp(-self.logit)))
-
-
 class Reader:
     """The trained reader, loaded once per process; ``score`` is thread-safe (calls serialized)."""
 
     def __init__(self, folder: Path | str = READER_DIR, threads: int | None = None) -> None:
         from .embedders import MODEL_LOCK
-        from .fast_e5 import cpu_count, materialize, model_text
 
         t0 = time.perf_counter()
         folder = Path(folder)
         self.manifest = check_files(folder)
-        import os
-
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
