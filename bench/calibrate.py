@@ -31,9 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.answer import candidate_sentences, compose  # noqa: E402
+from rag.answer import answer_probability, candidate_sentences, compose, reader_rank  # noqa: E402
 from rag.api import RAG  # noqa: E402
-from rag.config import DEFAULT  # noqa: E402
+from rag.config import DEFAULT, Config  # noqa: E402
 from rag.eval import _read_jsonl, open_index, part_of  # noqa: E402
 from rag.persian import detect_language, negated, negative_or_exception, normalize_text  # noqa: E402
 
@@ -64,20 +64,19 @@ def records(rag: RAG, questions: list[dict], label_of, use_reader: bool) -> list
     return out
 
 
-def outcome(rec: dict, blend: float, margin: float, use_reader: bool,
-            related: float | None = None) -> tuple[float, bool, bool, bool]:
-    """(score abstention is decided on, forced abstention, hit@1, hit@3) of one record."""
+def outcome(rec: dict, cfg: Config, use_reader: bool) -> tuple[float, bool, bool, bool]:
+    """(score abstention is decided on, forced abstention, hit@1, hit@3) of one record, as
+    ``compose`` would decide with ``cfg`` (its own formulas: answer_probability, reader_rank)."""
     cands = rec["cands"]
     if not cands:
         return -math.inf, True, False, False
     if not use_reader:
         key = [c["meaning"] for c in cands]
-        conf, m = rec["related"], DEFAULT.quote_margin
+        conf, m = rec["related"], cfg.quote_margin
     else:
-        key = [c["logit"] + blend * c["meaning"] for c in cands]
-        w = DEFAULT.reader_related[rec["lang"]] if related is None else related
-        z = max(c["logit"] for c in cands) + w * (rec["related"] - DEFAULT.related_below[rec["lang"]])
-        conf, m = 1 / (1 + math.exp(-z)), margin
+        key = [reader_rank(c["logit"], c["meaning"], cfg) for c in cands]
+        conf = answer_probability(max(c["logit"] for c in cands), rec["related"], rec["lang"], cfg)
+        m = cfg.reader_margin
     order = sorted(range(len(cands)), key=lambda i: -key[i])
     best = key[order[0]]
     shown = [i for i in order if key[i] >= best - m]
@@ -129,7 +128,8 @@ def report(recs: list[dict], args, use_reader: bool) -> None:
     print("| set | lang | blend | hit@1 | hit@3 |\n|---|---|---|---|---|")
     for blend in blends:
         for key in sorted({(r["set"], r["lang"]) for r in recs}):
-            rows = [outcome(r, blend, DEFAULT.reader_margin, use_reader) for r in recs
+            cfg = DEFAULT.replace(reader_blend=blend)
+            rows = [outcome(r, cfg, use_reader) for r in recs
                     if (r["set"], r["lang"]) == key and r["label"] == "answerable"]
             print(f"| {key[0]} | {key[1]} | {blend} | {np.mean([x[2] for x in rows]):.3f} | "
                   f"{np.mean([x[3] for x in rows]):.3f} |")
@@ -139,8 +139,9 @@ def report(recs: list[dict], args, use_reader: bool) -> None:
         for v in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0):
             row = []
             for lang in sorted({r["lang"] for r in recs}):
+                cfg = DEFAULT.replace(reader_related=v)
                 c = {lab: np.array([-np.inf if forced else x for x, forced, _, _ in
-                                    (outcome(r, 0.0, DEFAULT.reader_margin, True, v) for r in recs
+                                    (outcome(r, cfg, True) for r in recs
                                      if r["lang"] == lang and r["label"] == lab)])
                      for lab in ("answerable", "unanswerable", "off-topic")}
                 a1, a2 = _auc(c["answerable"], c["unanswerable"]), _auc(c["answerable"], c["off-topic"])
@@ -148,13 +149,14 @@ def report(recs: list[dict], args, use_reader: bool) -> None:
             print(f"| {v} | " + " | ".join(row) + " |")
     chosen = {}
     rel = dict(DEFAULT.reader_related) if args.related is None else args.related
+    decide = DEFAULT.replace(reader_related=rel)
     print(f"\n## abstention ({args.part} part, reader_related {rel})\n")
     print("| lang | threshold | answerable wrongly abstained | unanswerable abstained | off-topic abstained |")
     print("|---|---|---|---|---|")
     for lang in sorted({r["lang"] for r in recs}):
         conf = {}
         for lab in ("answerable", "unanswerable", "off-topic"):
-            outs = [outcome(r, 0.0, DEFAULT.reader_margin, use_reader, args.related) for r in recs
+            outs = [outcome(r, decide, use_reader) for r in recs
                     if r["lang"] == lang and r["label"] == lab]
             conf[lab] = np.array([-np.inf if forced else c for c, forced, _, _ in outs])
         limit = args.max_wrong.get(lang, 0.08) if isinstance(args.max_wrong, dict) else float(args.max_wrong)

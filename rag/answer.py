@@ -192,6 +192,18 @@ def _answered(question: str, lang: str, citations: list[Citation], confidence: f
     return Answer(question, lang, "\n".join(lines), False, citations, confidence=confidence)
 
 
+def reader_rank(logit: float, meaning: float, cfg: Config) -> float:
+    """What quotes are ranked by once the reader has read them."""
+    return logit + cfg.reader_blend * meaning
+
+
+def answer_probability(best_logit: float, related: float, lang: str, cfg: Config) -> float:
+    """P(answer), what abstention is decided on: the reader's best logit plus the cosine
+    confidence's margin over ``related_below`` (which keeps off-topic questions out)."""
+    z = best_logit + cfg.reader_related[lang] * (related - cfg.related_below[lang])
+    return 1.0 / (1.0 + math.exp(-z))
+
+
 def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int | None = None,
             embedder: Embedder | None = None, reader=None, config: Config = DEFAULT) -> Answer:
     """Choose the sentences of the top passages that best answer ``question``, or abstain.
@@ -220,10 +232,9 @@ def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int |
     read = cands[:cfg.reader_candidates]
     logits = reader.logits(question, [(c.title, c.text) for c in read])
     ranked = sorted((Candidate(c.article_id, c.title, c.start, c.end, c.text,
-                                float(lg) + cfg.reader_blend * c.score, c.terms)
+                                reader_rank(float(lg), c.score, cfg), c.terms)
                      for c, lg in zip(read, logits)), key=lambda c: -c.score)
-    decision = float(max(logits)) + cfg.reader_related[lang] * (related - cfg.related_below[lang])
-    probability = float(1.0 / (1.0 + math.exp(-decision)))
+    probability = answer_probability(float(max(logits)), related, lang, cfg)
     answerable = probability >= cfg.answer_below[lang]
     if answerable:
         best = ranked[0].score

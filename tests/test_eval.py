@@ -18,11 +18,17 @@ QUESTIONS = [
 ]
 
 
-def test_eval_reports_metrics_by_language_and_reuses_its_index(tmp_path, monkeypatch):
+def _write_set(tmp_path):
+    """PASSAGES and QUESTIONS as an evaluation set folder."""
     data = tmp_path / "set"
     data.mkdir()
     (data / "passages.jsonl").write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in PASSAGES), "utf-8")
     (data / "questions.jsonl").write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in QUESTIONS), "utf-8")
+    return data
+
+
+def test_eval_reports_metrics_by_language_and_reuses_its_index(tmp_path, monkeypatch):
+    data = _write_set(tmp_path)
     monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
     runner = CliRunner()
     res = runner.invoke(main, ["eval", str(data), "--json"])
@@ -49,10 +55,7 @@ def test_eval_parts_split_by_passage_and_settings_override_the_config(tmp_path, 
     from rag.config import DEFAULT
     from rag.eval import part_of
 
-    data = tmp_path / "set"
-    data.mkdir()
-    (data / "passages.jsonl").write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in PASSAGES), "utf-8")
-    (data / "questions.jsonl").write_text("\n".join(json.dumps(q, ensure_ascii=False) for q in QUESTIONS), "utf-8")
+    data = _write_set(tmp_path)
     monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
     runner = CliRunner()
     counts = {}
