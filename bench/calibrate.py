@@ -45,7 +45,7 @@ def records(rag: RAG, questions: list[dict], label_of, use_reader: bool) -> list
     for q in questions:
         question = q["question"]
         retrieved = rag.retriever.retrieve(question, 10)
-        cands, related = candidate_sentences(question, retrieved, rag.store, rag.embedder, cfg)
+        cands, related = candidate_sentences(question, retrieved, rag.embedder, cfg)
         answers = [normalize_text(a) for a in q.get("answers") or [] if a.strip()]
         lang = q.get("lang") or detect_language(question)
         rec = {"lang": lang, "label": label_of(q), "related": related, "negated": negated(question),
@@ -57,7 +57,7 @@ def records(rag: RAG, questions: list[dict], label_of, use_reader: bool) -> list
                                  "hit": any(a in normalize_text(c.text) for a in answers),
                                  "neg": negative_or_exception(c.text)})
         if not reader:  # the cosine answer step as it decides
-            ans = compose(question, retrieved, rag.store, embedder=rag.embedder, config=cfg.replace(
+            ans = compose(question, retrieved, embedder=rag.embedder, config=cfg.replace(
                 related_below={"fa": -9.0, "en": -9.0}))
             rec["cosine_abstained"] = ans.abstained
         out.append(rec)

@@ -3,6 +3,6 @@
 from .answer import Answer, Citation
 from .api import RAG, IngestReport, QuestionError
 from .articles import Article
-from .store import StoreError
+from .backends import StoreError
 
 __all__ = ["RAG", "Answer", "Citation", "Article", "IngestReport", "QuestionError", "StoreError"]

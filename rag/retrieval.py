@@ -22,7 +22,7 @@ import numpy as np
 from .config import DEFAULT, Config
 from .embedders import Embedder
 from .persian import terms
-from .store import Store
+from .backends import Backend, Passage
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,8 @@ class Retrieved:
     query_vector: np.ndarray
     hits: list[Hit]
     lexical_weight: float = 0.0
-    # For each candidate passage, its sentences ``(sentence_id, start, end)``, and their cosines.
-    sentences: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
+    # Every candidate passage (with its sentences and their vectors), and the sentences' cosines.
+    passages: dict[int, Passage] = field(default_factory=dict)
     sentence_cos: dict[int, float] = field(default_factory=dict)
 
     def articles(self) -> list[tuple[str, float]]:
@@ -100,9 +100,10 @@ def combine(cos: dict[int, float], lexical: list[tuple[int, float]], w_lexical: 
 
 
 class Retriever:
-    """Hybrid retrieval over the store: FAISS for meaning, FTS5/BM25 for the words themselves."""
+    """Hybrid retrieval over an index backend: its one ``candidates`` read gives the passages found
+    by meaning and by their words; here they are scored and fused."""
 
-    def __init__(self, store: Store, embedder: Embedder, mode: str = "hybrid", fusion: str = "combine",
+    def __init__(self, store: Backend, embedder: Embedder, mode: str = "hybrid", fusion: str = "combine",
                  config: Config = DEFAULT) -> None:
         if mode not in ("hybrid", "dense", "lexical"):
             raise ValueError(f"unknown retrieval mode {mode!r}")
@@ -115,62 +116,43 @@ class Retriever:
         self.config = config
 
     def retrieve(self, question: str, k: int = 5) -> Retrieved:
-        self.store.refresh()
         qv = self.embedder.embed_queries([question])[0]
         cfg = self.config
         n = max(cfg.candidates, k)
         q_terms = terms(question)
-        lexical: list[tuple[int, float]] = []
-        w_lex = 0.0
-        if self.mode != "dense" and q_terms:
-            w_lex = 1.0 if self.mode == "lexical" else lexical_weight(
-                self.store.document_frequencies(q_terms), self.store.count()[1])
-            if w_lex > 0:
-                lexical = self.store.lexical(q_terms, n)
-        candidates: set[int] = {cid for cid, _ in lexical}
-        if self.mode != "lexical":
-            candidates.update(cid for cid, _ in self.store.dense(qv, n))
-            near = [sid for sid, _ in self.store.nearest_sentences(qv, cfg.sentence_candidates)]
-            candidates.update(cid for _, cid in self.store.sentence_chunks(near))
-        meaning = self._meaning(qv, sorted(candidates))
+        found = self.store.candidates(qv, q_terms, n, dense=self.mode != "lexical",
+                                      lexical=self.mode != "dense" and bool(q_terms))
+        w_lex = 1.0 if self.mode == "lexical" else lexical_weight(found.document_frequencies, found.total_passages)
+        lexical = found.lexical if w_lex > 0 else []
+        passages = {p.chunk_id: p for p in found.passages}
+        score, sentence_cos = _meaning(qv, passages, cfg.sentence_weight)
         if self.mode == "hybrid" and self.fusion == "rrf":
-            dense_ranked = sorted(meaning.score.items(), key=lambda x: (-x[1], x[0]))
+            dense_ranked = sorted(score.items(), key=lambda x: (-x[1], x[0]))
             ranked = fuse(dense_ranked, lexical, w_lex * cfg.lexical_weight, k=cfg.rrf_k)
         elif self.mode == "hybrid":
-            ranked = combine(meaning.score, lexical, w_lex * cfg.lexical_weight)
+            ranked = combine(score, lexical, w_lex * cfg.lexical_weight)
         elif self.mode == "dense":
-            ranked = sorted(meaning.score.items(), key=lambda x: (-x[1], x[0]))
+            ranked = sorted(score.items(), key=lambda x: (-x[1], x[0]))
         else:
-            ranked = lexical
-        ranked = ranked[:k]
-        bm25 = dict(lexical)
-        rows = {r.chunk_id: r for r in self.store.chunks([cid for cid, _ in ranked])}
-        hits = [Hit(rank, cid, rows[cid].article_id, rows[cid].title, rows[cid].text, rows[cid].start, rows[cid].end,
-                    score, meaning.score.get(cid, 0.0), bm25.get(cid, 0.0))
-                for rank, (cid, score) in enumerate(((c, s) for c, s in ranked if c in rows), 1)]
-        return Retrieved(question, qv, hits, w_lex, meaning.sentences, meaning.sentence_cos)
-
-    def _meaning(self, qv: np.ndarray, chunk_ids: list[int]) -> "_Meaning":
-        """Dense score of each passage: its own cosine blended with its best sentence's, so a
-        passage holding one sentence that answers the question is not drowned by the rest."""
-        if not chunk_ids:
-            return _Meaning({}, {}, {})
-        cos = self.store.dense_scores(qv, chunk_ids)
-        sentences = self.store.sentences_in(chunk_ids)
-        sentence_cos = self.store.sentence_scores(qv, sorted({sid for v in sentences.values() for sid, _, _ in v}))
-        score = {}
-        for cid in chunk_ids:
-            if cid not in cos:  # written by another process during this question (Store._scores)
-                continue
-            best = max((sentence_cos[sid] for sid, _, _ in sentences.get(cid, []) if sid in sentence_cos),
-                       default=cos[cid])
-            w = self.config.sentence_weight
-            score[cid] = (1 - w) * cos[cid] + w * best
-        return _Meaning(score, sentences, sentence_cos)
+            ranked = [(cid, s) for cid, s in lexical if cid in passages]
+        hits = []
+        for rank, (cid, s) in enumerate(ranked[:k], 1):
+            p = passages[cid]
+            hits.append(Hit(rank, cid, p.article_id, p.title, p.text, p.start, p.end, s, score.get(cid, 0.0),
+                            p.lexical))
+        return Retrieved(question, qv, hits, w_lex, passages, sentence_cos)
 
 
-@dataclass
-class _Meaning:
-    score: dict[int, float]
-    sentences: dict[int, list[tuple[int, int, int]]]
-    sentence_cos: dict[int, float]
+def _meaning(qv: np.ndarray, passages: dict, w: float) -> tuple[dict[int, float], dict[int, float]]:
+    """Dense score of each passage: its own cosine blended with its best sentence's, so a passage
+    holding one sentence that answers the question is not drowned by the rest; and every
+    candidate sentence's cosine."""
+    q = np.asarray(qv, dtype=np.float32)
+    score: dict[int, float] = {}
+    sentence_cos: dict[int, float] = {}
+    for cid, p in passages.items():
+        cos = float(p.vector @ q)
+        s_cos = (p.sentence_vectors @ q).tolist() if len(p.sentences) else []
+        sentence_cos.update((sid, c) for (sid, _, _), c in zip(p.sentences, s_cos))
+        score[cid] = (1 - w) * cos + w * max(s_cos, default=cos)
+    return score, sentence_cos

@@ -301,8 +301,9 @@ def render_sources(rag: RAG, citations: list[Citation], a: int = 0, language: st
         return f'<div class="rag-sources rag-empty" data-a="{a}">—</div>'
     out = []
     for c in citations:
-        art = rag.store.get(c.article_id)
-        if art is None:
+        try:
+            art = rag.article(c.article_id)
+        except KeyError:
             continue
         lo, hi = _paragraph(art, c.start, c.end)
         passage = art.text[lo:hi]
@@ -619,7 +620,7 @@ def _print_progress(done: int, total: int, msg: str) -> None:
 def open_index(index: str, seeds: str | None = None) -> RAG:
     """Open ``index``; when it is empty and ``seeds`` exists, index the seeds first (with progress)."""
     rag = RAG(index, create=True)
-    if seeds and rag.store.count()[0] == 0 and Path(seeds).is_dir():
+    if seeds and rag.count()[0] == 0 and Path(seeds).is_dir():
         print(f"first start: indexing {seeds}/ into {index}/", file=sys.stderr)
         report = rag.ingest([seeds], progress=_print_progress)
         for s in report.skipped:

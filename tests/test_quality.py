@@ -107,7 +107,7 @@ def test_quotes_always_slice_to_themselves(tmp_path_factory, body, question):
     if not question.strip():
         return
     retrieved = rag.retriever.retrieve(question, 5)
-    ans = compose(question, retrieved, rag.store)
+    ans = compose(question, retrieved)
     # Lone surrogates (never valid text) become U+FFFD one for one: same length, same offsets.
     assert len(art.text) == len(body) and "\ud800" not in art.text
     stored = rag.article("x").text
@@ -142,8 +142,8 @@ def test_the_sentence_that_answers_by_pronoun_is_not_outscored_by_the_title(tmp_
     rag.add_articles([TEA])
     q = "چه کسی کارخانه چای لاهیجان را ساخت؟"
     retrieved = rag.retriever.retrieve(q, 5)
-    plain = compose(q, retrieved, rag.store)
-    focused = compose(q, retrieved, rag.store, embedder=rag.embedder)
+    plain = compose(q, retrieved)
+    focused = compose(q, retrieved, embedder=rag.embedder)
     assert focused.citations[0].quote.startswith("کاشف‌السلطنه")
     lead = [a.citations[0].score - a.citations[1].score for a in (plain, focused)]
     assert lead[1] > lead[0] + 0.03, lead
@@ -163,8 +163,8 @@ def test_confidence_counts_how_far_the_best_focus_match_stands_out(tmp_path):
     flat = DEFAULT.replace(conf_distinct=0.0)
     for q in ("چه کسی کارخانه چای لاهیجان را ساخت؟", "Who built the Lahijan tea factory?"):
         retrieved = rag.retriever.retrieve(q, 5)
-        conf[q] = (compose(q, retrieved, rag.store, embedder=rag.embedder).confidence,
-                   compose(q, retrieved, rag.store, embedder=rag.embedder, config=flat).confidence)
+        conf[q] = (compose(q, retrieved, embedder=rag.embedder).confidence,
+                   compose(q, retrieved, embedder=rag.embedder, config=flat).confidence)
     fa, en = conf.values()
     assert fa[0] > fa[1], fa
     assert en[0] == en[1]
@@ -210,7 +210,7 @@ def test_a_negated_question_is_answered_only_by_a_negative_sentence(tmp_path):
     ans = without.ask(q)
     assert ans.abstained and not ans.citations
     # without the reader the cosine confidence clears its threshold: the negation rule refuses
-    plain = compose(q, without.retriever.retrieve(q, 5), without.store, embedder=without.embedder)
+    plain = compose(q, without.retriever.retrieve(q, 5), embedder=without.embedder)
     assert plain.abstained and not plain.citations and plain.confidence >= DEFAULT.related_below["fa"]
     positive = without.ask("کدام کشورها در نشست آستانه شرکت کردند؟")
     assert not positive.abstained and positive.citations[0].quote.startswith("نمایندگان ایران")

@@ -37,7 +37,9 @@ from rag.articles import MAX_FILE_BYTES, MAX_LINE_CHARS, LoadError, decode_bytes
 from rag.chunking import segment_article
 from rag.cli import main
 from rag.persian import normalize, split_sentences, terms
-from rag.store import DB, FAISS_FILE, LOCK, MANIFEST, SENTENCES_FAISS_FILE
+from rag.backends.base import dequantize
+from rag.backends.embedded import DB, LOCK, MANIFEST, VECTORS_FILE
+from rag.backends.vectors import VectorIndex
 from rag.ui import render_answer, render_sources, render_user
 
 from conftest import ROOT, SEED_ID, write_file
@@ -95,15 +97,14 @@ def _db_ids(index: Path, table: str) -> set[int]:
 
 
 def _assert_caches_match_sqlite(index: Path) -> None:
-    """The FAISS files on disk hold exactly SQLite's vectors, at SQLite's generation."""
-    for table, fname in (("chunks", FAISS_FILE), ("sentences", SENTENCES_FAISS_FILE)):
-        cache = faiss.read_index(str(index / fname))  # kept alive: id_map is a view into it
-        ids = set(faiss.vector_to_array(cache.id_map).tolist())
-        assert ids == _db_ids(index, table), f"{fname} does not hold the {table} of {DB}"
+    """The vector cache on disk holds exactly SQLite's passages, at SQLite's generation (a small
+    index's cache is rewritten by every write)."""
+    cache = VectorIndex.deserialize((index / VECTORS_FILE).read_bytes(), 384, 10**9, 1)
+    assert set(cache.all()[0].tolist()) == _db_ids(index, "passages"), f"{VECTORS_FILE} does not hold the passages"
     db = sqlite3.connect(index / DB)
     gen = int(db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
     db.close()
-    assert json.loads((index / MANIFEST).read_text(encoding="utf-8"))["faiss_generation"] == gen
+    assert json.loads((index / MANIFEST).read_text(encoding="utf-8"))["vectors"]["generation"] == gen
 
 
 # ---------------------------------------------------------------- 1. a messy archive in one batch
@@ -491,8 +492,8 @@ def seed_answer(seed_index) -> dict:
 
 
 @pytest.mark.parametrize("damage", ["truncated", "emptied", "garbled"])
-@pytest.mark.parametrize("fname", [FAISS_FILE, SENTENCES_FAISS_FILE])
-def test_a_damaged_faiss_cache_is_rebuilt_from_sqlite(seed_index, seed_answer, tmp_path, fname, damage):
+def test_a_damaged_faiss_cache_is_rebuilt_from_sqlite(seed_index, seed_answer, tmp_path, damage):
+    fname = VECTORS_FILE
     index = _copy_index(seed_index, tmp_path / "index")
     f = index / fname
     f.write_bytes(DAMAGE[damage](f.read_bytes()))
@@ -503,13 +504,14 @@ def test_a_damaged_faiss_cache_is_rebuilt_from_sqlite(seed_index, seed_answer, t
     assert json.loads(res.stdout) == seed_answer
     # the vectors in memory are SQLite's, one for one
     r = RAG(index)
-    kind = "chunks" if fname == FAISS_FILE else "sentences"
     db = sqlite3.connect(index / DB)
-    rows = db.execute(f"SELECT id, vector FROM {kind}").fetchall()
+    rows = db.execute("SELECT id, vector FROM passages").fetchall()
     db.close()
+    ids, vecs = r.store.vectors.all()
+    held = dict(zip(ids.tolist(), vecs))
     for rid, blob in rows:
-        np.testing.assert_array_equal(r.store._faiss[kind].reconstruct(rid), np.frombuffer(blob, dtype=np.float32))
-    assert r.store._faiss[kind].ntotal == len(rows)
+        np.testing.assert_array_equal(held[rid], dequantize(np.frombuffer(blob, dtype=np.uint8), 384)[0])
+    assert r.store.vectors.ntotal == len(rows)
 
 
 @pytest.mark.parametrize("lock_file", ["present", "absent"])
@@ -590,7 +592,7 @@ def test_two_ingest_processes_at_once_leave_whole_articles(tmp_path):
     got = RAG(index)
     assert {a.id: a.chunks for a in got.articles()} == {a.id: a.chunks for a in fresh.articles()}
     db = sqlite3.connect(index / DB)
-    per_article = db.execute("SELECT article_id, count(*), count(DISTINCT seq), min(seq), max(seq) FROM chunks "
+    per_article = db.execute("SELECT article_id, count(*), count(DISTINCT seq), min(seq), max(seq) FROM passages "
                              "GROUP BY article_id").fetchall()
     db.close()
     for aid, n, distinct, lo, hi in per_article:
@@ -607,7 +609,7 @@ def test_a_writer_that_opened_the_index_before_another_process_wrote_keeps_it_wh
     proc = _cli("ingest", _articles_folder(tmp_path / "b", ["rain.txt"]), "--index", index)
     assert proc.returncode == 0, proc.stderr
     app.ingest([_articles_folder(tmp_path / "c", ["wheat.txt"])])
-    assert app.store._faiss["chunks"].ntotal == app.store.count()[1]
+    assert app.store.vectors.ntotal == app.store.count()[1]
     assert app.search("سیلاب در هرات", k=3).hits[0].article_id == "rain"
     assert app.search("قیمت گندم مزار شریف", k=3).hits[0].article_id == "wheat"
     _assert_caches_match_sqlite(index)

@@ -10,7 +10,7 @@ import pytest
 
 from rag import RAG, StoreError
 from rag.embedders import SentenceTransformerEmbedder, canonical_name, load_embedder
-from rag.store import MANIFEST
+from rag.backends.embedded import MANIFEST
 
 from conftest import SEED_ID, SEEDS
 
@@ -27,7 +27,7 @@ def test_sentence_transformers_index(tmp_path):
     manifest = json.loads((index / MANIFEST).read_text(encoding="utf-8"))
     assert manifest["embedder"] == str(Path(MODEL).resolve()) == canonical_name(MODEL)
     assert manifest["dim"] == 384
-    assert r.store._faiss["chunks"].d == 384 and r.store._faiss["chunks"].ntotal == r.store.count()[1]
+    assert r.store.vectors.dim == 384 and r.store.vectors.ntotal == r.store.count()[1]
 
     hits = r.search("Pakistan foreign minister Taliban Kabul", k=3).hits
     assert 1 <= len(hits) <= 3

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rag import RAG, StoreError
-from rag.store import DB, FAISS_FILE, MANIFEST
+from rag.backends.embedded import DB, MANIFEST, VECTORS_FILE
 
 from conftest import write_file
 
@@ -43,6 +43,11 @@ def _chunk_ids(r: RAG, article_id: str) -> list[int]:
     return [c.chunk_id for c in r.store.article_chunks(article_id)]
 
 
+def _vector(r: RAG, cid: int) -> np.ndarray:
+    ids, vecs = r.store.vectors.all()
+    return vecs[list(ids).index(cid)]
+
+
 def _hits(r: RAG, q: str, k: int = 10) -> list[tuple[str, int, float]]:
     return [(h.article_id, h.chunk_id, round(h.score, 5)) for h in r.search(q, k=k).hits]
 
@@ -66,14 +71,14 @@ def test_lifecycle_add_unchanged_update_remove_reopen(tmp_path, corpus):
     assert rep.ok and rep.updated == [] and rep.unchanged == []
     n_art, n_chunks = r.store.count()
     assert n_art == 3 and n_chunks >= 3 and rep.chunks == n_chunks
-    assert r.store._faiss["chunks"].ntotal == n_chunks
+    assert r.store.vectors.ntotal == n_chunks
 
     # unchanged: nothing re-embedded, nothing added
     rep = r.ingest([corpus])
     assert sorted(rep.unchanged) == ["kabul", "rain", "wheat"]
     assert rep.added == [] and rep.updated == [] and rep.chunks == 0
     assert r.store.count() == (3, n_chunks)
-    assert r.store._faiss["chunks"].ntotal == n_chunks
+    assert r.store.vectors.ntotal == n_chunks
 
     # a changed file replaces its own chunks only
     old_kabul = _chunk_ids(r, "kabul")
@@ -87,20 +92,20 @@ def test_lifecycle_add_unchanged_update_remove_reopen(tmp_path, corpus):
     assert r.article("kabul").text == KABUL_V2
     assert all(r.article("kabul").text[c.start:c.end] == c.text for c in r.store.article_chunks("kabul"))
     _, n_chunks = r.store.count()
-    assert r.store._faiss["chunks"].ntotal == n_chunks
+    assert r.store.vectors.ntotal == n_chunks
     for cid in old_kabul:
-        with pytest.raises(RuntimeError):
-            r.store._faiss["chunks"].reconstruct(cid)
+        with pytest.raises(ValueError):
+            _vector(r, cid)
     hits = r.search("وزیر خارجه طالبان یکشنبه تجارت ترانزیت", k=10).hits
     assert hits[0].article_id == "kabul" and hits[0].chunk_id in new_kabul
     assert not {h.chunk_id for h in hits} & set(old_kabul)
 
     # removal takes the vectors with it
-    before = r.store._faiss["chunks"].ntotal
+    before = r.store.vectors.ntotal
     rain_chunks = len(_chunk_ids(r, "rain"))
     assert "rain" in {h.article_id for h in r.search("سیلاب در هرات", k=10).hits}
     r.remove("rain")
-    assert r.store._faiss["chunks"].ntotal == before - rain_chunks
+    assert r.store.vectors.ntotal == before - rain_chunks
     assert "rain" not in {a.id for a in r.articles()}
     assert "rain" not in {h.article_id for h in r.search("سیلاب در هرات", k=10).hits}
     with pytest.raises(KeyError):
@@ -115,7 +120,7 @@ def test_lifecycle_add_unchanged_update_remove_reopen(tmp_path, corpus):
     assert [(a.id, a.title, a.chunks, a.chars) for a in r2.articles()] == arts
     assert _hits(r2, q) == results
     assert results[0][0] == "wheat"
-    assert r2.store._faiss["chunks"].ntotal == r2.store.count()[1]
+    assert r2.store.vectors.ntotal == r2.store.count()[1]
 
 
 def test_remove_unknown_id_raises_keyerror(tmp_path, corpus):
@@ -130,14 +135,14 @@ def test_surviving_faiss_ids_unchanged_after_removing_another(tmp_path, corpus):
     r = RAG(tmp_path / "index", create=True)
     r.ingest([corpus])
     keep = {aid: _chunk_ids(r, aid) for aid in ("kabul", "wheat")}
-    vecs = {cid: r.store._faiss["chunks"].reconstruct(cid) for ids in keep.values() for cid in ids}
+    vecs = {cid: _vector(r, cid) for ids in keep.values() for cid in ids}
     r.remove("rain")
     r.close()
     r2 = RAG(tmp_path / "index")
     for aid, ids in keep.items():
         assert _chunk_ids(r2, aid) == ids
     for cid, v in vecs.items():
-        np.testing.assert_array_equal(r2.store._faiss["chunks"].reconstruct(cid), v)
+        np.testing.assert_array_equal(_vector(r2, cid), v)
     # and a new article never reuses a removed id
     r2.ingest([corpus / "rain.txt"])
     assert min(_chunk_ids(r2, "rain")) > max(cid for ids in keep.values() for cid in ids)
@@ -181,15 +186,15 @@ def test_faiss_cache_rebuilt_from_sqlite(tmp_path, corpus, damage):
     n_chunks = r.store.count()[1]
     r.close()
     if damage == "delete":
-        (index / FAISS_FILE).unlink()
+        (index / VECTORS_FILE).unlink()
     elif damage == "stale":
         mf = json.loads((index / MANIFEST).read_text(encoding="utf-8"))
-        mf["faiss_generation"] = mf["faiss_generation"] - 1
+        mf["vectors"]["generation"] = mf["vectors"]["generation"] - 1
         (index / MANIFEST).write_text(json.dumps(mf), encoding="utf-8")
     else:
-        (index / FAISS_FILE).write_bytes(b"this is not a faiss index")
+        (index / VECTORS_FILE).write_bytes(b"this is not a faiss index")
     r2 = RAG(index)
-    assert r2.store._faiss["chunks"].ntotal == n_chunks
+    assert r2.store.vectors.ntotal == n_chunks
     got = _hits(r2, q)
     assert [h[:2] for h in got] == [h[:2] for h in expected]
     assert got[0][0] == "rain"
@@ -199,7 +204,7 @@ def test_faiss_cache_rebuilt_from_sqlite(tmp_path, corpus, damage):
     db = sqlite3.connect(index / DB)
     gen = int(db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
     db.close()
-    assert mf["faiss_generation"] == gen and (index / FAISS_FILE).exists()
+    assert mf["vectors"]["generation"] == gen and (index / VECTORS_FILE).exists()
 
 
 def test_same_file_by_relative_and_absolute_path_is_one_article(tmp_path, corpus, monkeypatch):

@@ -98,7 +98,7 @@ def test_long_articles_are_shown_around_the_quote():
     start = text.index("The quoted sentence.")
     end = start + len("The quoted sentence.")
     art = Article(id="long", title="Title", text=text)
-    rag = SimpleNamespace(store=SimpleNamespace(get=lambda article_id: art))  # rendering needs only get()
+    rag = SimpleNamespace(article=lambda article_id: art)  # rendering needs only article()
     out = render_sources(rag, [Citation(1, text[start:end], "long", "Title", start, end, 1.0)])
     assert len(out) < ui.ARTICLE_VIEW_CHARS + 20_000
     assert out.count("The quoted sentence.</mark>") == 2

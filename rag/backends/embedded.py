@@ -1,0 +1,353 @@
+"""The embedded backend: one folder on this machine, SQLite records + a FAISS vector cache.
+
+Layout of an index folder:
+
+- ``manifest.json``: format, embedder name and dimension, when search turns approximate
+  (``ann_from`` passages), and the generation and checksum of the vector cache file.
+- ``rag.sqlite``: the records and the lexicon (``rag.backends.records``), the source of truth.
+- ``passages.faiss``: the passage vector index (``rag.backends.vectors``) as of some generation.
+  On open it is loaded and caught up with what SQLite holds beyond that generation; it is
+  rewritten (temp file + rename) only when the catch-up has grown past a tenth of it, so adding
+  to a big index never rewrites the whole file each time. A damaged file (checksum) or one newer
+  than the database is rebuilt from SQLite.
+- ``.lock``: held by a writer; a second writer waits, then gives up with a clear message.
+
+Format 2 folders (float32 vectors, a FAISS file of every sentence) are migrated on open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..articles import Article
+from ..chunking import Chunk
+from .base import Candidates, Passage, StoreError, check_vectors, dequantize, rebuild_hint
+from .records import Records
+from .vectors import VectorIndex
+
+FORMAT = 3  # 3: int8 vectors, sentences per article, an approximate passage index once large
+MANIFEST = "manifest.json"
+DB = "rag.sqlite"
+VECTORS_FILE = "passages.faiss"
+LOCK = ".lock"
+# Search turns approximate from this many passages (~10k articles): below it flat search is
+# fast and exact (bench/results/scale.md).
+ANN_FROM = 50_000
+NPROBE = 24
+# The cache file is rewritten when the passages it lacks exceed this share of it.
+REWRITE_SHARE = 0.1
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; index files are as readable as any other
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _crc32_file(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def exists(path: str | os.PathLike) -> bool:
+    return (Path(path) / MANIFEST).exists()
+
+
+def _read_manifest(path: Path) -> dict:
+    mf = path / MANIFEST
+    if not mf.exists():
+        raise StoreError(f"no index at {path}; build one with: rag ingest seeds/ --index {path}")
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or "embedder" not in manifest or "dim" not in manifest:
+            raise ValueError("missing embedder or dim")
+        if not isinstance(manifest["embedder"], str) or int(manifest["dim"]) <= 0:
+            raise ValueError("bad embedder or dim")
+    except (ValueError, TypeError, OSError) as exc:
+        raise StoreError(f"index manifest {mf} is damaged ({exc}); {rebuild_hint(path)}") from None
+    return manifest
+
+
+class EmbeddedIndex:
+    """An index folder. Thread-safe within a process; several processes may read while one writes."""
+
+    def __init__(self, path: Path, manifest: dict) -> None:
+        import faiss  # noqa: F401  (fail early with a clear import error)
+
+        self.path = path
+        self.location = str(path)
+        self.manifest = manifest
+        self.embedder: str = manifest["embedder"]
+        self.dim: int = int(manifest["dim"])
+        self.ann_from = int(manifest.get("ann_from", ANN_FROM))
+        self.nprobe = int(manifest.get("nprobe", NPROBE))
+        self._lock = threading.RLock()
+        db_path = path / DB
+        # The cache was written from SQLite at this generation: a database that is missing or older
+        # lost its articles (emptied, truncated, replaced), which must not pass for an empty index.
+        made_from = (manifest.get("vectors") or {}).get("generation", -1)
+        if made_from > 0 and not db_path.exists():
+            raise StoreError(f"index database {db_path} is missing; {rebuild_hint(path)}")
+        self.records = Records(db_path, path, self.dim)
+        with self.records.errors():
+            db_gen = self.records.generation()
+            if made_from > db_gen:
+                raise StoreError(f"index database {db_path} has lost writes (generation {db_gen}, "
+                                 f"the index was at {made_from}): it was emptied, truncated or replaced; "
+                                 f"{rebuild_hint(path)}")
+            self.records.check_lexicon()
+            self._load_vectors()
+
+    # ------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "EmbeddedIndex":
+        path = Path(path)
+        manifest = _read_manifest(path)
+        if manifest.get("format") == 2:
+            from filelock import FileLock
+
+            from .migrate import migrate_format_2
+
+            with FileLock(str(path / LOCK), timeout=60):
+                manifest = _read_manifest(path)  # another process may have migrated it meanwhile
+                if manifest.get("format") == 2:
+                    manifest = migrate_format_2(path, manifest)
+                    index = cls(path, manifest)
+                    index.flush(force=True)
+                    return index
+        if manifest.get("format") != FORMAT:
+            raise StoreError(f"index {path} has format {manifest.get('format')}, this version reads {FORMAT}; "
+                             f"{rebuild_hint(path)}")
+        return cls(path, manifest)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, embedder: str, dim: int, ann_from: int = ANN_FROM,
+               nprobe: int = NPROBE) -> "EmbeddedIndex":
+        path = Path(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            manifest = {"format": FORMAT, "embedder": embedder, "dim": int(dim), "ann_from": int(ann_from),
+                        "nprobe": int(nprobe),
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            atomic_write(path / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1).encode())
+        except OSError as exc:
+            raise StoreError(f"cannot create index at {path}: {exc.strerror or exc}") from None
+        return cls(path, manifest)
+
+    # ------------------------------------------------------------ the vector cache
+
+    def _load_vectors(self) -> None:
+        """Load the cache file if it is whole and not ahead of SQLite, then catch up with SQLite."""
+        info = self.manifest.get("vectors") or {}
+        fpath = self.path / VECTORS_FILE
+        self._vectors, self._generation = None, 0
+        if isinstance(info.get("generation"), int) and fpath.exists():
+            try:
+                data = fpath.read_bytes()
+                if zlib.crc32(data) == info.get("crc32"):
+                    self._vectors = VectorIndex.deserialize(data, self.dim, self.ann_from, self.nprobe)
+                    self._generation = info["generation"]
+            except (RuntimeError, OSError, ValueError):
+                pass  # damaged cache: rebuilt below from the source of truth
+        if self._vectors is None:
+            self._vectors = VectorIndex(self.dim, self.ann_from, self.nprobe)
+        self._catch_up()
+        if self._vectors.ntotal != self.records.count()[1]:
+            # never expected: the cache disagrees with SQLite after catching up; rebuild it
+            self._vectors, self._generation = VectorIndex(self.dim, self.ann_from, self.nprobe), 0
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        gen = self.records.generation()
+        if gen == self._generation:
+            return
+        ids, vectors, removed = self.records.vectors_since(self._generation)
+        self._vectors.remove(removed)
+        self._vectors.add(ids, vectors)
+        self._generation = gen
+
+    def refresh(self) -> bool:
+        """Pick up writes made by another process since we loaded. Returns True when there were some."""
+        with self._lock, self.records.errors():
+            if self.records.generation() == self._generation:
+                return False
+            self._catch_up()
+            return True
+
+    def flush(self, force: bool = False) -> None:
+        """Write the vector cache (temp file + rename) when it lacks more than REWRITE_SHARE of the
+        passages, and record its generation and checksum in the manifest."""
+        with self._lock:
+            info = self.manifest.get("vectors") or {}
+            fpath = self.path / VECTORS_FILE
+            if info.get("generation") == self._generation and fpath.exists():
+                return
+            if not force and fpath.exists() and isinstance(info.get("generation"), int):
+                lacking = self.records.passages_since(info["generation"])
+                if lacking <= REWRITE_SHARE * self._vectors.ntotal and not self._vectors.approximate_changed():
+                    return
+            try:
+                data = self._vectors.serialize()
+                atomic_write(fpath, data)
+                self.manifest["vectors"] = {"generation": self._generation, "crc32": zlib.crc32(data),
+                                            "approximate": self._vectors.approximate}
+                atomic_write(self.path / MANIFEST, json.dumps(self.manifest, ensure_ascii=False, indent=1).encode())
+                self._vectors.saved()
+            except OSError as exc:
+                raise StoreError(f"cannot write to the index {self.path}: {exc.strerror or exc}") from None
+
+    @property
+    def vectors(self) -> VectorIndex:
+        """The passage vector index as loaded and caught up (for inspection)."""
+        return self._vectors
+
+    @property
+    def approximate(self) -> bool:
+        """Whether passage search is approximate (the index has grown past ``ann_from``)."""
+        return self._vectors.approximate
+
+    # ------------------------------------------------------------ writing
+
+    @contextmanager
+    def writing(self, timeout: float = 10.0) -> Iterator["EmbeddedIndex"]:
+        """Hold the index's writer lock (other processes wait up to ``timeout`` s), flush at the end."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK))
+        try:
+            lock.acquire(timeout=timeout)
+        except Timeout:
+            raise StoreError(f"another process is writing to the index {self.path} (lock {self.path / LOCK}); "
+                             "wait for it to finish and try again") from None
+        except OSError as exc:
+            raise StoreError(f"cannot write to the index {self.path}: {exc.strerror or exc}") from None
+        try:
+            self.refresh()  # another process may have written since we opened the index
+            yield self
+        finally:
+            try:
+                self.flush()
+            finally:
+                lock.release()
+
+    def state(self, article_id: str) -> tuple[str, str | None] | None:
+        """``(sha, path)`` of a stored article, or None."""
+        with self._lock, self.records.errors():
+            return self.records.state(article_id)
+
+    def put(self, article: Article, chunks: list[Chunk], vectors: np.ndarray, sentences: list[Chunk] | None = None,
+            sentence_vectors: np.ndarray | None = None) -> str:
+        """Add or replace one article with its passages and sentences, in one transaction. Returns
+        ``"added"``, ``"updated"`` or ``"unchanged"``."""
+        sentences = sentences or []
+        vectors = check_vectors(article, chunks, vectors, self.dim, self.path)
+        sentence_vectors = check_vectors(article, sentences, sentence_vectors, self.dim, self.path)
+        with self._lock, self.records.errors(writing=True):
+            old = self.records.state(article.id)
+            if old and old[0] == article.sha:
+                return "unchanged"
+            behind = self.records.generation() != self._generation
+            gen, new_ids, stored, old_ids = self.records.put(article, chunks, vectors, sentences, sentence_vectors)
+            if behind:  # another process wrote in between: catch up from SQLite, this write included
+                self._catch_up()
+            else:
+                self._vectors.remove(old_ids)
+                self._vectors.add(np.asarray(new_ids, dtype=np.int64), stored)
+                self._generation = gen
+            return "updated" if old else "added"
+
+    def remove(self, article_id: str) -> bool:
+        with self._lock, self.records.errors(writing=True):
+            behind = self.records.generation() != self._generation
+            done = self.records.remove(article_id)
+            if done is None:
+                return False
+            if behind:
+                self._catch_up()
+            else:
+                self._vectors.remove(done[1])
+                self._generation = done[0]
+            return True
+
+    # ------------------------------------------------------------ reading
+
+    def candidates(self, query_vector: np.ndarray, query_terms: list[str], n: int, dense: bool = True,
+                   lexical: bool = True) -> Candidates:
+        """The passages nearest to ``query_vector`` and those whose terms best match
+        ``query_terms`` (``n`` of each), with their sentences and vectors: one question's read."""
+        self.refresh()
+        with self._lock, self.records.errors():
+            near = self._vectors.search(query_vector, n) if dense else []
+            with self.records.snapshot():
+                df = self.records.document_frequencies(query_terms) if lexical else {}
+                matched = self.records.lexical([t for t in query_terms if df.get(t)], n) if lexical else []
+                rows = self.records.passages(list(dict.fromkeys(near + [i for i, _ in matched])))
+        bm25 = dict(matched)
+        passages = []
+        for pid, aid, title, start, end, text, vec, srow, spans, svecs, gen in rows:
+            if gen > self._generation:
+                continue  # committed by another process after this question's refresh: not seen yet
+            sent: tuple = ()
+            svec = np.zeros((0, self.dim), dtype=np.float32)
+            if srow is not None:
+                span_arr = np.frombuffer(spans, dtype=np.int64).reshape(-1, 2)
+                inside = np.nonzero((span_arr[:, 0] >= start) & (span_arr[:, 1] <= end))[0]
+                sent = tuple((self.records.sentence_id(srow, int(i)), int(span_arr[i, 0]), int(span_arr[i, 1]))
+                             for i in inside)
+                if len(inside):
+                    row_bytes = self.dim + 4
+                    all_vecs = np.frombuffer(svecs, dtype=np.uint8).reshape(-1, row_bytes)
+                    svec = dequantize(all_vecs[inside], self.dim)
+            passages.append(Passage(pid, aid, title, start, end, text, dequantize(np.frombuffer(vec, np.uint8),
+                                                                                  self.dim)[0],
+                                    sent, svec, bm25.get(pid, 0.0)))
+        return Candidates(passages, matched, df, self._vectors.ntotal)
+
+    def get(self, article_id: str) -> Article | None:
+        with self._lock, self.records.errors():
+            return self.records.get(article_id)
+
+    def article_chunks(self, article_id: str):
+        with self._lock, self.records.errors():
+            return self.records.article_chunks(article_id)
+
+    def articles(self):
+        with self._lock, self.records.errors():
+            return self.records.articles()
+
+    def count(self) -> tuple[int, int]:
+        with self._lock, self.records.errors():
+            return self.records.count()
+
+    def close(self) -> None:
+        with self._lock:
+            self.records.close()

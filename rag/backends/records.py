@@ -1,0 +1,305 @@
+"""The records of the embedded backend in SQLite (the source of truth), with the lexicon.
+
+- ``articles``: raw text, metadata, fingerprint.
+- ``passages``: offsets into the article, the vector as int8 (``rag.backends.base.quantize``) and
+  the generation that wrote it; ``removed``: ids of passages deleted, by generation. A vector
+  cache at generation G catches up by adding passages written after G and dropping those
+  removed after G (ids are never reused), so neither opening nor another process's write makes
+  it reread every vector.
+- ``sentences``: one row per article: its sentences' offsets and int8 vectors, read only for the
+  candidate passages of a question (no index of every sentence in memory).
+- ``lexicon``: an FTS5 table of each passage's normalized terms (rowid = passage id), scored with
+  FTS5's BM25, written in the article's own transaction.
+
+Each article is written in one transaction, so a crash leaves whole articles only. SQLite's errors
+come out as :class:`StoreError` naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..articles import Article
+from ..chunking import Chunk
+from .base import ArticleInfo, ChunkRow, StoreError, dequantize, passage_terms, quantize, rebuild_hint
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, date TEXT, url TEXT, path TEXT, sha TEXT NOT NULL,
+    added REAL NOT NULL, spans TEXT NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS passages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, gen INTEGER NOT NULL, vector BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id);
+CREATE INDEX IF NOT EXISTS passages_gen ON passages(gen);
+CREATE TABLE IF NOT EXISTS removed (id INTEGER NOT NULL, gen INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS removed_gen ON removed(gen);
+CREATE TABLE IF NOT EXISTS sentences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL UNIQUE, spans BLOB NOT NULL,
+    vectors BLOB NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS lexicon USING fts5(terms, tokenize='unicode61 remove_diacritics 0');
+CREATE VIRTUAL TABLE IF NOT EXISTS lexicon_vocab USING fts5vocab(lexicon, 'row');
+"""
+
+# Bump when rag.persian.terms changes: stored lexical terms are then rebuilt on open.
+LEXICON_VERSION = "4"
+# Sentence ids: the article's sentences row id, shifted, plus the sentence's place in it.
+_SENTENCE_BITS = 20
+
+# SQLite result codes that mean "not allowed / not possible here" rather than "damaged".
+_ACCESS_CODES = {3, 5, 6, 8, 13, 14}  # PERM, BUSY, LOCKED, READONLY, FULL, CANTOPEN
+
+
+def _is_access_error(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _ACCESS_CODES
+
+
+class Records:
+    """Articles, passages, sentences and the lexicon in one SQLite file. Not locked: the caller
+    (``EmbeddedIndex``) serializes access."""
+
+    def __init__(self, db_path: Path, folder: Path, dim: int) -> None:
+        self.db_path = db_path
+        self.folder = folder
+        self.dim = dim
+        try:
+            self.db = sqlite3.connect(db_path, timeout=30, check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=DELETE")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(SCHEMA)
+            self.db.execute("SELECT count(*) FROM articles").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"index database {db_path} is unreadable ({exc}); {rebuild_hint(folder)}") from None
+
+    @contextmanager
+    def errors(self, writing: bool = False) -> Iterator[None]:
+        """SQLite's errors as a :class:`StoreError` that names the file and what to do."""
+        try:
+            yield
+        except sqlite3.ProgrammingError:
+            raise  # a bug in this module, not a property of the file
+        except sqlite3.DatabaseError as exc:
+            if _is_access_error(exc):
+                raise StoreError(f"cannot {'write to' if writing else 'read'} the index database {self.db_path} "
+                                 f"({exc}); check that {self.folder} and its files are "
+                                 f"{'writable' if writing else 'readable'} and that no other program holds them"
+                                 ) from None
+            raise StoreError(f"index database {self.db_path} is damaged ({exc}); {rebuild_hint(self.folder)}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed whole or rolled back whole."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Several reads that see one state of the database (another process's commit lands
+        before or after all of them)."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            if db.in_transaction:
+                db.execute("COMMIT")
+
+    # ------------------------------------------------------------ generations
+
+    def generation(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        gen = (int(row[0]) if row else 0) + 1
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(gen),))
+        return gen
+
+    def vectors_since(self, gen: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ids added, their float32 vectors, ids removed)`` after generation ``gen``, in one read."""
+        with self.snapshot() as db:
+            rows = db.execute("SELECT id, vector FROM passages WHERE gen > ? ORDER BY id", (gen,)).fetchall()
+            removed = [r[0] for r in db.execute("SELECT id FROM removed WHERE gen > ?", (gen,))]
+        ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+        try:
+            vecs = dequantize(np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8), self.dim) if rows \
+                else np.zeros((0, self.dim), dtype=np.float32)
+        except ValueError:
+            vecs = None
+        if vecs is None or len(vecs) != len(ids):
+            raise StoreError(f"vectors in {self.db_path} do not have the manifest's dimension {self.dim}; "
+                             f"{rebuild_hint(self.folder)}")
+        return ids, vecs, np.asarray(removed, dtype=np.int64)
+
+    def passages_since(self, gen: int) -> int:
+        return self.db.execute("SELECT count(*) FROM passages WHERE gen > ?", (gen,)).fetchone()[0]
+
+    # ------------------------------------------------------------ lexicon
+
+    def check_lexicon(self) -> None:
+        """(Re)build the lexical terms when they were made by another version of the term rules."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='lexicon'").fetchone()
+        if row and row[0] == LEXICON_VERSION:
+            return
+        try:
+            with self.transaction() as db:
+                db.execute("DELETE FROM lexicon")
+                rows = db.execute('SELECT p.id, p.article_id, a.title, p.start, p."end", '
+                                  'substr(a.text, p.start + 1, p."end" - p.start) '
+                                  "FROM passages p JOIN articles a ON a.id = p.article_id").fetchall()
+                db.executemany("INSERT INTO lexicon(rowid, terms) VALUES (?, ?)",
+                               [(r[0], passage_terms(r[2], text)) for r, text in zip(rows, self._slices(rows))])
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('lexicon', ?)", (LEXICON_VERSION,))
+        except sqlite3.OperationalError as exc:
+            if not _is_access_error(exc):
+                raise
+            # a read-only index keeps working on its dense side; writes will report the problem
+
+    def document_frequencies(self, query_terms: list[str]) -> dict[str, int]:
+        """How many passages hold each term (0 for unknown terms)."""
+        uniq = sorted(set(query_terms))
+        if not uniq:
+            return {}
+        rows = self.db.execute(f"SELECT term, doc FROM lexicon_vocab WHERE term IN ({','.join('?' * len(uniq))})",
+                               uniq).fetchall()
+        found = dict(rows)
+        return {t: int(found.get(t, 0)) for t in uniq}
+
+    def lexical(self, query_terms: list[str], k: int) -> list[tuple[int, float]]:
+        """``(passage_id, bm25)`` of the ``k`` best passages for any of ``query_terms`` (higher is better)."""
+        uniq = sorted({t for t in query_terms if t})
+        if not uniq or k <= 0:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in uniq)
+        rows = self.db.execute("SELECT rowid, -bm25(lexicon) AS s FROM lexicon WHERE lexicon MATCH ? "
+                               "ORDER BY s DESC LIMIT ?", (match, k)).fetchall()
+        return [(int(r), float(s)) for r, s in rows]
+
+    # ------------------------------------------------------------ writing
+
+    def state(self, article_id: str) -> tuple[str, str | None] | None:
+        row = self.db.execute("SELECT sha, path FROM articles WHERE id=?", (article_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def put(self, article: Article, chunks: list[Chunk], vectors: np.ndarray, sentences: list[Chunk],
+            sentence_vectors: np.ndarray) -> tuple[int, list[int], np.ndarray, list[int]]:
+        """Replace ``article`` with these passages and sentences in one transaction. Returns the new
+        generation, the new passage ids and their vectors (as stored: int8, dequantized) and the
+        ids of the passages it replaced."""
+        packed = quantize(vectors)
+        with self.transaction() as db:
+            gen = self._bump(db)
+            old_ids = self._delete(db, article.id, gen)
+            db.execute("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
+                       (article.id, article.title, article.source, article.date, article.url, article.path,
+                        article.sha, time.time(), json.dumps(article.content_spans), article.text))
+            new_ids = []
+            for seq, (c, v) in enumerate(zip(chunks, packed)):
+                cur = db.execute('INSERT INTO passages (article_id, seq, start, "end", gen, vector) VALUES (?,?,?,?,?,?)',
+                                 (article.id, seq, c.start, c.end, gen, v.tobytes()))
+                new_ids.append(cur.lastrowid)
+                db.execute("INSERT INTO lexicon(rowid, terms) VALUES (?, ?)",
+                           (cur.lastrowid, passage_terms(article.title, article.text[c.start:c.end])))
+            if sentences:
+                spans = np.asarray([(s.start, s.end) for s in sentences], dtype=np.int64)
+                db.execute("INSERT INTO sentences (article_id, spans, vectors) VALUES (?,?,?)",
+                           (article.id, spans.tobytes(), quantize(sentence_vectors).tobytes()))
+        return gen, new_ids, dequantize(packed, self.dim), old_ids
+
+    def remove(self, article_id: str) -> tuple[int, list[int]] | None:
+        if self.state(article_id) is None:
+            return None
+        with self.transaction() as db:
+            gen = self._bump(db)
+            ids = self._delete(db, article_id, gen)
+        return gen, ids
+
+    @staticmethod
+    def _delete(db: sqlite3.Connection, article_id: str, gen: int) -> list[int]:
+        """Delete an article's rows (inside the caller's transaction); returns the passage ids gone."""
+        ids = [r[0] for r in db.execute("SELECT id FROM passages WHERE article_id=?", (article_id,))]
+        db.executemany("DELETE FROM lexicon WHERE rowid=?", [(i,) for i in ids])
+        db.executemany("INSERT INTO removed VALUES (?, ?)", [(i, gen) for i in ids])
+        db.execute("DELETE FROM passages WHERE article_id=?", (article_id,))
+        db.execute("DELETE FROM sentences WHERE article_id=?", (article_id,))
+        db.execute("DELETE FROM articles WHERE id=?", (article_id,))
+        return ids
+
+    # ------------------------------------------------------------ reading
+
+    def passages(self, ids: list[int]) -> list[tuple]:
+        """For each of ``ids`` still stored: ``(id, article_id, title, start, end, text, vector,
+        sentence row id, sentence spans, sentence vectors, generation)``; raw blobs, decoded by the caller."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f'SELECT p.id, p.article_id, a.title, p.start, p."end", substr(a.text, p.start + 1, p."end" - p.start), '
+            f"p.vector, s.id, s.spans, s.vectors, p.gen FROM passages p JOIN articles a ON a.id = p.article_id "
+            f"LEFT JOIN sentences s ON s.article_id = p.article_id WHERE p.id IN ({marks})", ids).fetchall()
+        texts = self._slices([r[:6] for r in rows])
+        return [r[:5] + (t,) + r[6:] for r, t in zip(rows, texts)]
+
+    @staticmethod
+    def sentence_id(row_id: int, i: int) -> int:
+        return (row_id << _SENTENCE_BITS) | i
+
+    def _slices(self, rows: list[tuple]) -> list[str]:
+        """The passage text of rows ``(id, article_id, title, start, end, substr)``. SQLite's substr
+        stops at a NUL character, which raw text may hold: a short slice is cut again in Python."""
+        texts: dict[str, str] = {}
+        out = []
+        for _, aid, _, start, end, text in rows:
+            if text is None or len(text) != end - start:
+                if aid not in texts:
+                    texts[aid] = self.db.execute("SELECT text FROM articles WHERE id=?", (aid,)).fetchone()[0]
+                text = texts[aid][start:end]
+            out.append(text)
+        return out
+
+    def article_chunks(self, article_id: str) -> list[ChunkRow]:
+        rows = self.db.execute(
+            'SELECT p.id, p.article_id, a.title, p.start, p."end", substr(a.text, p.start + 1, p."end" - p.start) '
+            "FROM passages p JOIN articles a ON a.id = p.article_id WHERE p.article_id=? ORDER BY p.start",
+            (article_id,)).fetchall()
+        return [ChunkRow(*r[:5], text) for r, text in zip(rows, self._slices(rows))]
+
+    def get(self, article_id: str) -> Article | None:
+        row = self.db.execute("SELECT id, title, text, source, date, url, path, spans FROM articles WHERE id=?",
+                              (article_id,)).fetchone()
+        if not row:
+            return None
+        return Article(*row[:7], content_spans=[tuple(s) for s in json.loads(row[7])])
+
+    def articles(self) -> list[ArticleInfo]:
+        rows = self.db.execute(
+            "SELECT a.id, a.title, a.source, a.date, a.url, a.path, "
+            "(SELECT count(*) FROM passages p WHERE p.article_id = a.id), length(a.text) "
+            "FROM articles a ORDER BY a.added, a.id").fetchall()
+        return [ArticleInfo(*r) for r in rows]
+
+    def count(self) -> tuple[int, int]:
+        n_art = self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
+        n_pas = self.db.execute("SELECT count(*) FROM passages").fetchone()[0]
+        return n_art, n_pas
+
+    def close(self) -> None:
+        self.db.close()

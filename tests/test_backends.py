@@ -1,0 +1,186 @@
+"""One contract for every index backend: put, replace, remove, candidates, reopen; and the embedded
+backend's approximate path at a size CI can afford (taken, and answering as exact search does).
+
+Vectors come from ``rag.hashed.HashedEmbedder`` given to ``RAG(embedder=...)``: the contract is
+about storage and reading, and the embedder protocol is part of it."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import RAG, Article
+from rag.backends import open_index
+from rag.backends.embedded import EmbeddedIndex
+from rag.hashed import HashedEmbedder
+from rag.persian import terms
+
+WORDS = ("دولت مجلس وزیر سفر نشست بازار قیمت گندم باران سیلاب مرز تجارت ترانزیت امنیت انتخابات دانشگاه "
+         "بیمارستان کشاورزی صادرات واردات نفت گاز برق آب جاده پل فرودگاه قطار ورزش فوتبال فیلم کتاب "
+         "شاعر موسیقی زلزله آتش پلیس دادگاه قانون بودجه مالیات بانک ارز طلا سکه خودرو کارخانه").split()
+PLACES = "کابل هرات مزار قندهار تهران مشهد اصفهان شیراز تبریز بلخ".split()
+
+
+def make_article(i: int, rng: random.Random) -> Article:
+    """An article of ~12 sentences with one word found nowhere else (``واژه{i}``)."""
+    sentences = []
+    for s in range(12):
+        words = rng.sample(WORDS, 7) + [rng.choice(PLACES)]
+        if s == 5:
+            words.insert(3, f"واژه{i}x")
+        sentences.append(" ".join(words) + ".")
+    text = " ".join(sentences[:6]) + "\n\n" + " ".join(sentences[6:]) + "\n"
+    return Article(id=f"a{i}", title=f"خبر {rng.choice(PLACES)} {i}", text=text)
+
+
+def corpus(n: int, seed: int = 7) -> list[Article]:
+    rng = random.Random(seed)
+    return [make_article(i, rng) for i in range(n)]
+
+
+BACKENDS = ["embedded", "embedded-ann"]
+
+
+@pytest.fixture(params=BACKENDS)
+def location(request, tmp_path) -> tuple[str, dict]:
+    if request.param == "embedded":
+        return str(tmp_path / "index"), {}
+    return str(tmp_path / "index"), {"ann_from": 20, "nprobe": 2}  # approximate from 20 passages
+
+
+def _rag(location: tuple[str, dict], create: bool = True) -> RAG:
+    loc, options = location
+    return RAG(loc, embedder=HashedEmbedder(), create=create, reader=False, **(options if create else {}))
+
+
+def _passages_by_article(r: RAG) -> dict[str, list[tuple[int, int, int]]]:
+    return {a.id: [(c.chunk_id, c.start, c.end) for c in r.article_chunks(a.id)] for a in r.articles()}
+
+
+def test_put_candidates_and_reopen(location):
+    arts = corpus(40)
+    r = _rag(location)
+    rep = r.add_articles(arts)
+    assert len(rep.added) == 40 and r.count()[0] == 40
+    # every passage is an exact slice, and candidates carry its sentences (inside it) with vectors
+    target = arts[17]
+    found = r.store.candidates(r.embedder.embed_queries([target.text])[0], terms(f"واژه{17}x"), 10)
+    by_id = {p.chunk_id: p for p in found.passages}
+    assert any(p.article_id == target.id for p in found.passages)
+    for p in found.passages:
+        art = r.article(p.article_id)
+        assert art.text[p.start:p.end] == p.text
+        assert p.sentence_vectors.shape == (len(p.sentences), 384)
+        for _, s, e in p.sentences:
+            assert p.start <= s < e <= p.end
+        assert abs(float(np.linalg.norm(p.vector)) - 1.0) < 0.02
+    # the lexical side: the one word only article 17 holds, with its document frequency
+    assert found.document_frequencies[f"واژه{17}x"] == 1
+    assert found.lexical and by_id[found.lexical[0][0]].article_id == target.id and found.lexical[0][1] > 0
+    assert found.total_passages == r.count()[1]
+    # questions find their article; reopening gives the same answers
+    questions = {a.id: f"واژه{a.id[1:]}x " + " ".join(a.text.split()[:6]) for a in arts[:10]}
+    first = {aid: [h.chunk_id for h in r.search(q, k=5).hits] for aid, q in questions.items()}
+    assert all(r.search(q, k=5).hits[0].article_id == aid for aid, q in questions.items())
+    r.close()
+    r2 = _rag(location, create=False)
+    assert {aid: [h.chunk_id for h in r2.search(q, k=5).hits] for aid, q in questions.items()} == first
+
+
+def test_replace_and_remove(location):
+    arts = corpus(30)
+    r = _rag(location)
+    r.add_articles(arts)
+    before = _passages_by_article(r)
+    n_passages = r.count()[1]
+    # unchanged
+    assert r.add_articles([arts[3]]).unchanged == ["a3"]
+    # replaced: new ids, old ones never come back from a search
+    changed = Article(id="a3", title=arts[3].title, text=arts[3].text.replace("واژه3x", "واژه3y") + "پایان.\n")
+    assert r.add_articles([changed]).updated == ["a3"]
+    after = _passages_by_article(r)
+    old_ids = {c for c, _, _ in before["a3"]}
+    assert old_ids.isdisjoint(c for c, _, _ in after["a3"])
+    assert {k: v for k, v in after.items() if k != "a3"} == {k: v for k, v in before.items() if k != "a3"}
+    hits = r.search("واژه3y " + changed.text[:60], k=10).hits
+    assert hits[0].article_id == "a3" and old_ids.isdisjoint(h.chunk_id for h in hits)
+    assert not r.search("واژه3x", k=10).hits or all(
+        "واژه3x" not in h.text for h in r.search("واژه3x", k=10).hits)
+    # removed: gone from articles, counts and candidates
+    r.remove("a5")
+    assert "a5" not in {a.id for a in r.articles()}
+    assert r.count()[1] == n_passages - len(before["a5"]) - len(before["a3"]) + len(after["a3"])
+    qv = r.embedder.embed_queries([arts[5].text])[0]
+    assert all(p.article_id != "a5" for p in r.store.candidates(qv, terms("واژه5x"), 50).passages)
+    with pytest.raises(KeyError):
+        r.article("a5")
+
+
+def test_approximate_search_is_taken_past_ann_from_and_answers_as_exact(tmp_path):
+    """600 passages, approximate from 400 (10 inverted lists, 3 searched): the IVF path is taken
+    (and survives reopening and later writes), and the questions' best passages are those of exact
+    search."""
+    arts = corpus(600, seed=11)
+    exact = RAG(tmp_path / "exact", embedder=HashedEmbedder(), create=True, reader=False)
+    approx = RAG(tmp_path / "approx", embedder=HashedEmbedder(), create=True, reader=False, ann_from=400, nprobe=3)
+    for r in (exact, approx):
+        r.add_articles(arts[:450])
+    assert approx.store.approximate and not exact.store.approximate
+    for r in (exact, approx):
+        r.add_articles(arts[450:])  # added to the trained index
+    questions = [" ".join(a.text.split("\n")[0].split()[i:i + 8]) for a in arts[::7] for i in (0, 30)]
+    same = sum(exact.search(q, k=1).hits[0].chunk_id == approx.search(q, k=1).hits[0].chunk_id for q in questions)
+    assert same >= 0.95 * len(questions), (same, len(questions))
+    approx.close()
+    reopened = RAG(tmp_path / "approx", embedder=HashedEmbedder(), reader=False)
+    assert reopened.store.approximate and reopened.store.vectors.ntotal == reopened.count()[1]
+
+
+def test_a_big_cache_is_caught_up_not_rewritten(tmp_path):
+    """Past a few passages, a write that adds less than a tenth of the index leaves the cache file
+    as it was; the next open catches up from SQLite and holds every passage."""
+    arts = corpus(120, seed=3)
+    r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False)
+    r.add_articles(arts[:110])
+    cache = tmp_path / "ix" / "passages.faiss"
+    stamp = cache.stat().st_mtime_ns, cache.read_bytes()
+    r.add_articles(arts[110:112])
+    assert (cache.stat().st_mtime_ns, cache.read_bytes()) == stamp
+    r.remove("a0")
+    r.close()
+    r2 = RAG(tmp_path / "ix", embedder=HashedEmbedder(), reader=False)
+    ids = set(r2.store.vectors.all()[0].tolist())
+    assert ids == {c.chunk_id for a in r2.articles() for c in r2.article_chunks(a.id)}
+    assert r2.search("واژه111x", k=1).hits[0].article_id == "a111"
+
+
+def test_a_format_2_index_is_migrated_on_open(tmp_path):
+    """An index written by the previous version (float32 vectors, two FAISS files) opens, answers
+    with the same quotes, and is format 3 afterwards."""
+    src = Path(__file__).parent / "data" / "format2_index"
+    index = tmp_path / "old"
+    shutil.copytree(src, index)
+    r = RAG(index, reader=False)
+    ans = r.ask("In which city did Ishaq Dar speak?")
+    assert not ans.abstained
+    text = r.article(ans.citations[0].article_id).text
+    assert all(text[c.start:c.end] == c.quote for c in ans.citations)
+    assert "کوالالامپور" in " ".join(c.quote for c in ans.citations)
+    assert isinstance(r.store, EmbeddedIndex) and r.store.manifest["format"] == 3
+    assert not (index / "sentences.faiss").exists() and (index / "passages.faiss").exists()
+    assert open_index(index).count() == r.count()
+
+
+def test_an_embedder_object_must_match_the_index(tmp_path):
+    r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False)
+    r.add_articles(corpus(3))
+    from rag import StoreError
+
+    with pytest.raises(StoreError, match="hashed-384"):
+        RAG(tmp_path / "ix", embedder=HashedEmbedder(dim=256), reader=False)
+    with pytest.raises(ValueError, match="not both"):
+        RAG(tmp_path / "ix", model="e5-small", embedder=HashedEmbedder())
