@@ -299,13 +299,17 @@ class _Batch:
         rag = self._rag
         vectors = rag.embedder.embed_passages([t for _, _, texts in self._items for t in texts])
         at = 0
+        items = []
         for art, seg, texts in self._items:
             v = vectors[at:at + len(texts)]
             at += len(texts)
             n = len(seg.chunks)
-            status = rag.store.put(art, seg.chunks, v[:n], seg.sentences, v[n:])
-            report.chunks += n
-            report.tokens += sum(rag.embedder.count_tokens(t) for t in texts)
+            items.append((art, seg.chunks, v[:n], seg.sentences, v[n:]))
+        # one transaction for the batch: whole articles, one disk sync for all of them
+        for (art, seg, texts), status in zip(self._items, rag.store.put_many(items)):
+            if status != "unchanged":
+                report.chunks += len(seg.chunks)
+                report.tokens += sum(rag.embedder.count_tokens(t) for t in texts)
             getattr(report, status).append(art.id)
         self._items.clear()
         self._ids.clear()

@@ -238,8 +238,12 @@ def show(article_id: str, index: str) -> None:
 @click.option("--no-reader", is_flag=True, help="Answer without the trained reader (cosine scoring only).")
 @click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
               help="Override a scoring weight of rag.config (VALUE is JSON: 0.5 or {\"fa\": 0.4, \"en\": 0.3}).")
+@click.option("--ann-from", type=click.IntRange(0), default=None,
+              help="Index the set with approximate (IVF) passage search from this many passages (0: always).")
+@click.option("--nprobe", type=click.IntRange(1), default=None, help="Inverted lists searched (with --ann-from).")
 def eval_(data_dir: str, k: int, model: str | None, limit: int | None, as_json: bool, details: str | None,
-          retrieval: str, retrieval_only: bool, part: str | None, no_reader: bool, settings: tuple[str, ...]) -> None:
+          retrieval: str, retrieval_only: bool, part: str | None, no_reader: bool, settings: tuple[str, ...],
+          ann_from: int | None, nprobe: int | None) -> None:
     """Retrieval, quote and abstention metrics on DATA_DIR (passages.jsonl + questions.jsonl)."""
     from .config import DEFAULT
     from .eval import evaluate, markdown_table
@@ -250,7 +254,9 @@ def eval_(data_dir: str, k: int, model: str | None, limit: int | None, as_json: 
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--set") from None
         result = evaluate(data_dir, k=k, model=model, limit=limit, details=details, retrieval=retrieval,
-                          with_answers=not retrieval_only, part=part, reader=not no_reader, config=config)
+                          with_answers=not retrieval_only, part=part, reader=not no_reader, config=config,
+                          index_options={k: v for k, v in (("ann_from", ann_from), ("nprobe", nprobe))
+                                         if v is not None})
     click.echo(json.dumps(result, ensure_ascii=False) if as_json else markdown_table(result))
 
 

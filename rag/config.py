@@ -26,6 +26,9 @@ class Config:
     sentence_candidates: int = 100   # nearest sentences whose passages join the candidates
     sentence_weight: float = 0.5     # share of the best sentence's cosine in a passage's dense score
     rrf_k: int = 60                  # reciprocal rank fusion's constant (fusion="rrf")
+    # the lexical side matches the question's rarest terms holding at most this many passages
+    # together: a bound on a question's cost in a big archive (never reached on the dev sets)
+    lexical_postings: int = 20_000
 
     # --- quotes by meaning (rag.answer; what ranks sentences before the reader reads them)
     candidate_passages: int = 4      # passages whose sentences may be quoted

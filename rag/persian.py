@@ -96,9 +96,21 @@ def normalize(text: str) -> Normalized:
     return Normalized("".join(out), tuple(offs), len(text))
 
 
+class _KeyTable(dict):
+    """``str.translate`` table of :func:`_map_char`, filled as characters are met."""
+
+    def __missing__(self, o: int) -> str:
+        self[o] = m = _map_char(chr(o))
+        return m
+
+
+_KEY_TABLE = _KeyTable()
+_SPACE_RUNS = re.compile(" {2,}")
+
+
 def normalize_text(text: str) -> str:
-    """Just the key of :func:`normalize`."""
-    return normalize(text).key
+    """Just the key of :func:`normalize` (the same string, ~10x faster: no offsets kept)."""
+    return _SPACE_RUNS.sub(" ", text.translate(_KEY_TABLE)).strip(" ")
 
 
 _PERSIAN_LETTER = re.compile(r"[\u0600-\u06FF\uFB50-\uFDFF\uFE70-\uFEFF]")
@@ -272,7 +284,7 @@ def terms(text: str, *, stopwords: bool = False) -> list[str]:
     """Lexical terms: normalized words plus each adjacent pair of Persian words joined, so that a
     compound written with a space (`اسلام آباد`) meets the same compound written solid or with a
     ZWNJ (`اسلامآباد`, `اسلام‌آباد`)."""
-    ws = _WORD.findall(_DIGIT_GROUPS.sub("", normalize(text).key))
+    ws = _WORD.findall(_DIGIT_GROUPS.sub("", normalize_text(text)))
     # A lone Latin letter ("s" of "city's") matches everything and means nothing.
     ws = [w for w in ws if len(w) > 1 or not w.isascii() or w.isdigit()]
     out = [w for w in ws if stopwords or w not in STOPWORDS]

@@ -121,7 +121,8 @@ class Retriever:
         n = max(cfg.candidates, k)
         q_terms = terms(question)
         found = self.store.candidates(qv, q_terms, n, dense=self.mode != "lexical",
-                                      lexical=self.mode != "dense" and bool(q_terms))
+                                      lexical=self.mode != "dense" and bool(q_terms),
+                                      max_postings=cfg.lexical_postings)
         w_lex = 1.0 if self.mode == "lexical" else lexical_weight(found.document_frequencies, found.total_passages)
         lexical = found.lexical if w_lex > 0 else []
         passages = {p.chunk_id: p for p in found.passages}

@@ -273,3 +273,12 @@ def test_a_sentence_may_still_end_with_an_abbreviation_or_a_capital():
     assert _sentences("This is plan A. Next sentence.") == ["This is plan A.", "Next sentence."]
     assert _sentences("او به خانه رفت. بعد آمد.") == ["او به خانه رفت.", "بعد آمد."]
     assert _sentences("پایان با ق.م.") == ["پایان با ق.م."]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60))
+def test_the_fast_key_is_the_key_with_offsets(text):
+    """normalize_text (str.translate, used for every term in the index) gives normalize's key."""
+    from rag.persian import normalize, normalize_text
+
+    assert normalize_text(text) == normalize(text).key

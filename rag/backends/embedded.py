@@ -96,6 +96,20 @@ def _read_manifest(path: Path) -> dict:
     return manifest
 
 
+def rarest(df: dict[str, int], max_postings: int | None) -> list[str]:
+    """The known terms, rarest first, while together they hold at most ``max_postings`` passages."""
+    known = sorted((t for t, d in df.items() if d > 0), key=lambda t: (df[t], t))
+    if max_postings is None:
+        return known
+    chosen, total = [], 0
+    for t in known:
+        if chosen and total + df[t] > max_postings:
+            break
+        chosen.append(t)
+        total += df[t]
+    return chosen
+
+
 class EmbeddedIndex:
     """An index folder. Thread-safe within a process; several processes may read while one writes."""
 
@@ -268,22 +282,35 @@ class EmbeddedIndex:
             sentence_vectors: np.ndarray | None = None) -> str:
         """Add or replace one article with its passages and sentences, in one transaction. Returns
         ``"added"``, ``"updated"`` or ``"unchanged"``."""
-        sentences = sentences or []
-        vectors = check_vectors(article, chunks, vectors, self.dim, self.path)
-        sentence_vectors = check_vectors(article, sentences, sentence_vectors, self.dim, self.path)
+        return self.put_many([(article, chunks, vectors, sentences or [], sentence_vectors)])[0]
+
+    def put_many(self, items: list[tuple[Article, list[Chunk], np.ndarray, list[Chunk], np.ndarray | None]]
+                 ) -> list[str]:
+        """:meth:`put` for several articles in one transaction (a crash keeps all or none of them,
+        each whole); one status per article."""
+        checked = [(a, c, check_vectors(a, c, v, self.dim, self.path), s or [],
+                    check_vectors(a, s or [], sv, self.dim, self.path)) for a, c, v, s, sv in items]
         with self._lock, self.records.errors(writing=True):
-            old = self.records.state(article.id)
-            if old and old[0] == article.sha:
-                return "unchanged"
+            statuses, todo = [], []
+            for item in checked:
+                old = self.records.state(item[0].id)
+                if old and old[0] == item[0].sha:
+                    statuses.append("unchanged")
+                else:
+                    statuses.append("updated" if old else "added")
+                    todo.append(item)
+            if not todo:
+                return statuses
             behind = self.records.generation() != self._generation
-            gen, new_ids, stored, old_ids = self.records.put(article, chunks, vectors, sentences, sentence_vectors)
+            gen, written = self.records.put_many(todo)
             if behind:  # another process wrote in between: catch up from SQLite, this write included
                 self._catch_up()
             else:
-                self._vectors.remove(old_ids)
-                self._vectors.add(np.asarray(new_ids, dtype=np.int64), stored)
+                self._vectors.remove([i for _, _, old_ids in written for i in old_ids])
+                self._vectors.add(np.asarray([i for new_ids, _, _ in written for i in new_ids], dtype=np.int64),
+                                  np.vstack([v for _, v, _ in written]))
                 self._generation = gen
-            return "updated" if old else "added"
+            return statuses
 
     def remove(self, article_id: str) -> bool:
         with self._lock, self.records.errors(writing=True):
@@ -301,15 +328,18 @@ class EmbeddedIndex:
     # ------------------------------------------------------------ reading
 
     def candidates(self, query_vector: np.ndarray, query_terms: list[str], n: int, dense: bool = True,
-                   lexical: bool = True) -> Candidates:
+                   lexical: bool = True, max_postings: int | None = None) -> Candidates:
         """The passages nearest to ``query_vector`` and those whose terms best match
-        ``query_terms`` (``n`` of each), with their sentences and vectors: one question's read."""
+        ``query_terms`` (``n`` of each), with their sentences and vectors: one question's read.
+        ``max_postings``: the lexical side matches the rarest terms only, as many as hold at most
+        this many passages together (at least one), so a question's cost does not grow with the
+        archive through its common words (which weigh little in BM25)."""
         self.refresh()
         with self._lock, self.records.errors():
             near = self._vectors.search(query_vector, n) if dense else []
             with self.records.snapshot():
                 df = self.records.document_frequencies(query_terms) if lexical else {}
-                matched = self.records.lexical([t for t in query_terms if df.get(t)], n) if lexical else []
+                matched = self.records.lexical(rarest(df, max_postings), n) if lexical else []
                 rows = self.records.passages(list(dict.fromkeys(near + [i for i, _ in matched])))
         bm25 = dict(matched)
         passages = []

@@ -8,8 +8,10 @@
   it reread every vector.
 - ``sentences``: one row per article: its sentences' offsets and int8 vectors, read only for the
   candidate passages of a question (no index of every sentence in memory).
-- ``lexicon``: an FTS5 table of each passage's normalized terms (rowid = passage id), scored with
-  FTS5's BM25, written in the article's own transaction.
+- ``lexicon``: a contentless FTS5 table of each passage's normalized terms (rowid = passage id),
+  scored with FTS5's BM25, written in the article's own transaction; ``term_df``: how many
+  passages hold each term, kept with it (FTS5 counts a term's passages only by reading all of
+  them, which for a common word in a big archive costs more than the rest of the question).
 
 Each article is written in one transaction, so a crash leaves whole articles only. SQLite's errors
 come out as :class:`StoreError` naming the file and what to do.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -45,12 +48,15 @@ CREATE INDEX IF NOT EXISTS removed_gen ON removed(gen);
 CREATE TABLE IF NOT EXISTS sentences (
     id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL UNIQUE, spans BLOB NOT NULL,
     vectors BLOB NOT NULL);
-CREATE VIRTUAL TABLE IF NOT EXISTS lexicon USING fts5(terms, tokenize='unicode61 remove_diacritics 0');
-CREATE VIRTUAL TABLE IF NOT EXISTS lexicon_vocab USING fts5vocab(lexicon, 'row');
+"""
+# Contentless: the terms are recomputed from the article when they must be deleted, not stored twice.
+LEXICON_SCHEMA = """
+CREATE VIRTUAL TABLE lexicon USING fts5(terms, content='', tokenize='unicode61 remove_diacritics 0');
+CREATE TABLE term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 # Bump when rag.persian.terms changes: stored lexical terms are then rebuilt on open.
-LEXICON_VERSION = "4"
+LEXICON_VERSION = "6"  # 5: contentless; 6: document frequencies kept in term_df
 # Sentence ids: the article's sentences row id, shifted, plus the sentence's place in it.
 _SENTENCE_BITS = 20
 
@@ -161,12 +167,20 @@ class Records:
             return
         try:
             with self.transaction() as db:
-                db.execute("DELETE FROM lexicon")
+                for old in ("lexicon_vocab", "lexicon", "term_df"):
+                    db.execute(f"DROP TABLE IF EXISTS {old}")
+                for stmt in LEXICON_SCHEMA.split(";"):
+                    if stmt.strip():
+                        db.execute(stmt)
                 rows = db.execute('SELECT p.id, p.article_id, a.title, p.start, p."end", '
                                   'substr(a.text, p.start + 1, p."end" - p.start) '
                                   "FROM passages p JOIN articles a ON a.id = p.article_id").fetchall()
-                db.executemany("INSERT INTO lexicon(rowid, terms) VALUES (?, ?)",
-                               [(r[0], passage_terms(r[2], text)) for r, text in zip(rows, self._slices(rows))])
+                df: Counter = Counter()
+                for r, text in zip(rows, self._slices(rows)):
+                    pt = passage_terms(r[2], text)
+                    db.execute("INSERT INTO lexicon(rowid, terms) VALUES (?, ?)", (r[0], pt))
+                    df.update(set(pt.split()))
+                self._add_df(db, df)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('lexicon', ?)", (LEXICON_VERSION,))
         except sqlite3.OperationalError as exc:
             if not _is_access_error(exc):
@@ -178,7 +192,7 @@ class Records:
         uniq = sorted(set(query_terms))
         if not uniq:
             return {}
-        rows = self.db.execute(f"SELECT term, doc FROM lexicon_vocab WHERE term IN ({','.join('?' * len(uniq))})",
+        rows = self.db.execute(f"SELECT term, df FROM term_df WHERE term IN ({','.join('?' * len(uniq))})",
                                uniq).fetchall()
         found = dict(rows)
         return {t: int(found.get(t, 0)) for t in uniq}
@@ -199,44 +213,66 @@ class Records:
         row = self.db.execute("SELECT sha, path FROM articles WHERE id=?", (article_id,)).fetchone()
         return (row[0], row[1]) if row else None
 
-    def put(self, article: Article, chunks: list[Chunk], vectors: np.ndarray, sentences: list[Chunk],
-            sentence_vectors: np.ndarray) -> tuple[int, list[int], np.ndarray, list[int]]:
-        """Replace ``article`` with these passages and sentences in one transaction. Returns the new
-        generation, the new passage ids and their vectors (as stored: int8, dequantized) and the
-        ids of the passages it replaced."""
-        packed = quantize(vectors)
+    def put_many(self, items: list[tuple[Article, list[Chunk], np.ndarray, list[Chunk], np.ndarray]]
+                 ) -> tuple[int, list[tuple[list[int], np.ndarray, list[int]]]]:
+        """Replace each article with its passages and sentences, all in one transaction (whole
+        articles, and one sync for the lot). Returns the new generation and, per article, the new
+        passage ids, their vectors as stored (int8, dequantized) and the ids they replaced."""
+        out = []
+        df: Counter = Counter()
         with self.transaction() as db:
             gen = self._bump(db)
-            old_ids = self._delete(db, article.id, gen)
-            db.execute("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       (article.id, article.title, article.source, article.date, article.url, article.path,
-                        article.sha, time.time(), json.dumps(article.content_spans), article.text))
-            new_ids = []
-            for seq, (c, v) in enumerate(zip(chunks, packed)):
-                cur = db.execute('INSERT INTO passages (article_id, seq, start, "end", gen, vector) VALUES (?,?,?,?,?,?)',
-                                 (article.id, seq, c.start, c.end, gen, v.tobytes()))
-                new_ids.append(cur.lastrowid)
-                db.execute("INSERT INTO lexicon(rowid, terms) VALUES (?, ?)",
-                           (cur.lastrowid, passage_terms(article.title, article.text[c.start:c.end])))
-            if sentences:
-                spans = np.asarray([(s.start, s.end) for s in sentences], dtype=np.int64)
-                db.execute("INSERT INTO sentences (article_id, spans, vectors) VALUES (?,?,?)",
-                           (article.id, spans.tobytes(), quantize(sentence_vectors).tobytes()))
-        return gen, new_ids, dequantize(packed, self.dim), old_ids
+            for article, chunks, vectors, sentences, sentence_vectors in items:
+                packed = quantize(vectors)
+                old_ids = self._delete(db, article.id, gen, df)
+                db.execute("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
+                           (article.id, article.title, article.source, article.date, article.url, article.path,
+                            article.sha, time.time(), json.dumps(article.content_spans), article.text))
+                new_ids = []
+                for seq, (c, v) in enumerate(zip(chunks, packed)):
+                    cur = db.execute('INSERT INTO passages (article_id, seq, start, "end", gen, vector) '
+                                     "VALUES (?,?,?,?,?,?)", (article.id, seq, c.start, c.end, gen, v.tobytes()))
+                    new_ids.append(cur.lastrowid)
+                    pt = passage_terms(article.title, article.text[c.start:c.end])
+                    db.execute("INSERT INTO lexicon(rowid, terms) VALUES (?, ?)", (cur.lastrowid, pt))
+                    df.update(set(pt.split()))
+                if sentences:
+                    spans = np.asarray([(s.start, s.end) for s in sentences], dtype=np.int64)
+                    db.execute("INSERT INTO sentences (article_id, spans, vectors) VALUES (?,?,?)",
+                               (article.id, spans.tobytes(), quantize(sentence_vectors).tobytes()))
+                out.append((new_ids, dequantize(packed, self.dim), old_ids))
+            self._add_df(db, df)
+        return gen, out
+
+    @staticmethod
+    def _add_df(db: sqlite3.Connection, df: Counter) -> None:
+        """Add a write's changes to the passages holding each term (negative for removed ones)."""
+        changes = [(t, d) for t, d in df.items() if d]
+        db.executemany("INSERT INTO term_df VALUES (?, ?) ON CONFLICT(term) DO UPDATE SET df = df + excluded.df",
+                       changes)
+        db.executemany("DELETE FROM term_df WHERE term = ? AND df <= 0", [(t,) for t, d in changes if d < 0])
 
     def remove(self, article_id: str) -> tuple[int, list[int]] | None:
         if self.state(article_id) is None:
             return None
+        df: Counter = Counter()
         with self.transaction() as db:
             gen = self._bump(db)
-            ids = self._delete(db, article_id, gen)
+            ids = self._delete(db, article_id, gen, df)
+            self._add_df(db, df)
         return gen, ids
 
-    @staticmethod
-    def _delete(db: sqlite3.Connection, article_id: str, gen: int) -> list[int]:
+    @classmethod
+    def _delete(cls, db: sqlite3.Connection, article_id: str, gen: int, df: Counter) -> list[int]:
         """Delete an article's rows (inside the caller's transaction); returns the passage ids gone."""
-        ids = [r[0] for r in db.execute("SELECT id FROM passages WHERE article_id=?", (article_id,))]
-        db.executemany("DELETE FROM lexicon WHERE rowid=?", [(i,) for i in ids])
+        rows = db.execute('SELECT p.id, p.article_id, a.title, p.start, p."end", '
+                          'substr(a.text, p.start + 1, p."end" - p.start) FROM passages p '
+                          "JOIN articles a ON a.id = p.article_id WHERE p.article_id=?", (article_id,)).fetchall()
+        ids = [r[0] for r in rows]
+        for r, text in zip(rows, Records._slices_in(db, rows)):
+            pt = passage_terms(r[2], text)
+            db.execute("INSERT INTO lexicon(lexicon, rowid, terms) VALUES ('delete', ?, ?)", (r[0], pt))
+            df.subtract(set(pt.split()))
         db.executemany("INSERT INTO removed VALUES (?, ?)", [(i, gen) for i in ids])
         db.execute("DELETE FROM passages WHERE article_id=?", (article_id,))
         db.execute("DELETE FROM sentences WHERE article_id=?", (article_id,))
@@ -263,6 +299,10 @@ class Records:
         return (row_id << _SENTENCE_BITS) | i
 
     def _slices(self, rows: list[tuple]) -> list[str]:
+        return self._slices_in(self.db, rows)
+
+    @staticmethod
+    def _slices_in(db: sqlite3.Connection, rows: list[tuple]) -> list[str]:
         """The passage text of rows ``(id, article_id, title, start, end, substr)``. SQLite's substr
         stops at a NUL character, which raw text may hold: a short slice is cut again in Python."""
         texts: dict[str, str] = {}
@@ -270,7 +310,7 @@ class Records:
         for _, aid, _, start, end, text in rows:
             if text is None or len(text) != end - start:
                 if aid not in texts:
-                    texts[aid] = self.db.execute("SELECT text FROM articles WHERE id=?", (aid,)).fetchone()[0]
+                    texts[aid] = db.execute("SELECT text FROM articles WHERE id=?", (aid,)).fetchone()[0]
                 text = texts[aid][start:end]
             out.append(text)
         return out
