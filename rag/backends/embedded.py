@@ -188,24 +188,30 @@ class EmbeddedIndex:
             try:
                 data = fpath.read_bytes()
                 if zlib.crc32(data) == info.get("crc32"):
-                    self._vectors = VectorIndex.deserialize(data, self.dim, self.ann_from, self.nprobe)
+                    self._vectors = VectorIndex.deserialize(data, self.dim, self.ann_from, self.nprobe,
+                                                          self._stored_vectors)
                     self._generation = info["generation"]
             except (RuntimeError, OSError, ValueError):
                 pass  # damaged cache: rebuilt below from the source of truth
         if self._vectors is None:
-            self._vectors = VectorIndex(self.dim, self.ann_from, self.nprobe)
+            self._vectors = VectorIndex(self.dim, self.ann_from, self.nprobe, source=self._stored_vectors)
         self._catch_up()
         if self._vectors.ntotal != self.records.count()[1]:
             # never expected: the cache disagrees with SQLite after catching up; rebuild it
-            self._vectors, self._generation = VectorIndex(self.dim, self.ann_from, self.nprobe), 0
+            self._vectors, self._generation = VectorIndex(self.dim, self.ann_from, self.nprobe, source=self._stored_vectors), 0
             self._catch_up()
 
+    def _stored_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every passage id and vector in SQLite (what the vector index is rebuilt from)."""
+        ids, vectors, _, _ = self.records.vectors_since(-1)
+        return ids, vectors
+
     def _catch_up(self) -> None:
-        gen = self.records.generation()
-        if gen == self._generation:
+        if self.records.generation() == self._generation:
             return
-        ids, vectors, removed = self.records.vectors_since(self._generation)
-        self._vectors.remove(removed)
+        ids, vectors, removed, gen = self.records.vectors_since(self._generation)
+        # ids too: a rebuild from SQLite may already hold passages newer than this generation
+        self._vectors.remove(np.concatenate([removed, ids]))
         self._vectors.add(ids, vectors)
         self._generation = gen
 

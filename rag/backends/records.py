@@ -139,9 +139,11 @@ class Records:
         db.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (str(gen),))
         return gen
 
-    def vectors_since(self, gen: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(ids added, their float32 vectors, ids removed)`` after generation ``gen``, in one read."""
+    def vectors_since(self, gen: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """``(ids added, their float32 vectors, ids removed, generation now)`` after generation
+        ``gen``, in one read."""
         with self.snapshot() as db:
+            now = self.generation()
             rows = db.execute("SELECT id, vector FROM passages WHERE gen > ? ORDER BY id", (gen,)).fetchall()
             removed = [r[0] for r in db.execute("SELECT id FROM removed WHERE gen > ?", (gen,))]
         ids = np.asarray([r[0] for r in rows], dtype=np.int64)
@@ -153,7 +155,7 @@ class Records:
         if vecs is None or len(vecs) != len(ids):
             raise StoreError(f"vectors in {self.db_path} do not have the manifest's dimension {self.dim}; "
                              f"{rebuild_hint(self.folder)}")
-        return ids, vecs, np.asarray(removed, dtype=np.int64)
+        return ids, vecs, np.asarray(removed, dtype=np.int64), now
 
     def passages_since(self, gen: int) -> int:
         return self.db.execute("SELECT count(*) FROM passages WHERE gen > ?", (gen,)).fetchone()[0]

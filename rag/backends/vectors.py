@@ -23,14 +23,17 @@ def _nlist(n: int) -> int:
 
 
 class VectorIndex:
-    def __init__(self, dim: int, ann_from: int, nprobe: int, index=None) -> None:
+    def __init__(self, dim: int, ann_from: int, nprobe: int, index=None, source=None) -> None:
+        """``source()``: every id and vector as stored (the records), what the index is rebuilt
+        from when it turns approximate or is retrained; without it, from its own vectors."""
         import faiss
 
+        self.source = source
         self.dim = dim
         self.ann_from = ann_from
         self.nprobe = nprobe
         self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        self._trained_at = self.index.ntotal if self.approximate else 0
+        self.trained_at = self.index.ntotal if self.approximate else 0
         self._rebuilt = False
         if self.approximate:
             faiss.extract_index_ivf(self.index).nprobe = nprobe
@@ -65,11 +68,11 @@ class VectorIndex:
         n = self.ntotal
         if n < self.ann_from or n < _TRAIN_PER_LIST:
             return
-        if self.approximate and n < 8 * max(self._trained_at, 1):
+        if self.approximate and n < 8 * max(self.trained_at, 1):
             return
-        ids, vectors = self.all()
+        ids, vectors = self.source() if self.source is not None else self.all()
         self.index = build_ivf(self.dim, ids, vectors, self.nprobe)
-        self._trained_at = n
+        self.trained_at = n
         self._rebuilt = True
 
     def approximate_changed(self) -> bool:
@@ -87,18 +90,18 @@ class VectorIndex:
             ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
             flat = faiss.downcast_index(self.index.index)
             return ids, faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(-1, self.dim).copy()
-        ivf = faiss.extract_index_ivf(self.index)
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(self.index))
         invlists = ivf.invlists
-        ids, codes = [], []
+        centroids = ivf.quantizer.reconstruct_n(0, ivf.nlist)
+        ids, vectors = [np.zeros(0, dtype=np.int64)], [np.zeros((0, self.dim), dtype=np.float32)]
         for lst in range(ivf.nlist):
             size = invlists.list_size(lst)
             if size:
                 ids.append(faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy())
-                codes.append(faiss.rev_swig_ptr(invlists.get_codes(lst), size * invlists.code_size).copy())
-        if not ids:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32)
-        flat_codes = np.concatenate(codes)
-        return np.concatenate(ids), ivf.sa_decode(len(flat_codes) // invlists.code_size, flat_codes)
+                codes = faiss.rev_swig_ptr(invlists.get_codes(lst), size * invlists.code_size).copy()
+                v = ivf.sq.decode(codes.reshape(size, invlists.code_size))
+                vectors.append(v + centroids[lst] if ivf.by_residual else v)
+        return np.concatenate(ids), np.vstack(vectors)
 
     def serialize(self) -> bytes:
         import faiss
@@ -106,13 +109,13 @@ class VectorIndex:
         return faiss.serialize_index(self.index).tobytes()
 
     @classmethod
-    def deserialize(cls, data: bytes, dim: int, ann_from: int, nprobe: int) -> "VectorIndex":
+    def deserialize(cls, data: bytes, dim: int, ann_from: int, nprobe: int, source=None) -> "VectorIndex":
         import faiss
 
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         if index.d != dim:
             raise ValueError(f"dimension {index.d}, expected {dim}")
-        return cls(dim, ann_from, nprobe, index)
+        return cls(dim, ann_from, nprobe, index, source)
 
 
 def build_ivf(dim: int, ids: np.ndarray, vectors: np.ndarray, nprobe: int):
