@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,12 @@ import pytest
 
 from rag import RAG, Article
 from rag.backends import open_index
+from rag.backends.base import passage_terms
 from rag.backends.embedded import EmbeddedIndex
 from rag.hashed import HashedEmbedder
 from rag.persian import terms
+
+from milvus_server import milvus_server  # noqa: F401  (the fixture)
 
 WORDS = ("دولت مجلس وزیر سفر نشست بازار قیمت گندم باران سیلاب مرز تجارت ترانزیت امنیت انتخابات دانشگاه "
          "بیمارستان کشاورزی صادرات واردات نفت گاز برق آب جاده پل فرودگاه قطار ورزش فوتبال فیلم کتاب "
@@ -42,13 +46,15 @@ def corpus(n: int, seed: int = 7) -> list[Article]:
     return [make_article(i, rng) for i in range(n)]
 
 
-BACKENDS = ["embedded", "embedded-ann"]
+BACKENDS = ["embedded", "embedded-ann", "milvus"]
 
 
 @pytest.fixture(params=BACKENDS)
 def location(request, tmp_path) -> tuple[str, dict]:
     if request.param == "embedded":
         return str(tmp_path / "index"), {}
+    if request.param == "milvus":  # a Milvus Lite gRPC server (tests/milvus_server.py), a collection of its own
+        return f"milvus://127.0.0.1:{request.getfixturevalue('milvus_server')}/c{uuid.uuid4().hex}", {}
     return str(tmp_path / "index"), {"ann_from": 20, "nprobe": 2}  # approximate from 20 passages
 
 
@@ -118,6 +124,13 @@ def test_replace_and_remove(location):
     assert all(p.article_id != "a5" for p in r.store.candidates(qv, terms("واژه5x"), 50).passages)
     with pytest.raises(KeyError):
         r.article("a5")
+    # document frequencies follow every write: how many passages hold each term now
+    held = [set(passage_terms(r.article(a.id).title, c.text).split()) for a in r.articles()
+            for c in r.article_chunks(a.id)]
+    probe = ["واژه3y", "واژه3x", "واژه5x", "واژه7x", "کابل", "دولت"]
+    got = r.store.candidates(qv, probe, 5).document_frequencies
+    assert got == {t: sum(t in h for h in held) for t in probe}
+    assert got["واژه3x"] == got["واژه5x"] == 0 and got["واژه3y"] == got["واژه7x"] == 1
 
 
 def test_approximate_search_is_taken_past_ann_from_and_answers_as_exact(tmp_path):
@@ -184,3 +197,112 @@ def test_an_embedder_object_must_match_the_index(tmp_path):
         RAG(tmp_path / "ix", embedder=HashedEmbedder(dim=256), reader=False)
     with pytest.raises(ValueError, match="not both"):
         RAG(tmp_path / "ix", model="e5-small", embedder=HashedEmbedder())
+
+
+# ------------------------------------------------------------------ Milvus (a Milvus Lite gRPC server)
+
+TESTS = Path(__file__).resolve().parent
+
+WRITER = """
+import sys
+sys.path.insert(0, {tests!r})
+from rag import RAG
+from rag.hashed import HashedEmbedder
+from test_backends import corpus
+
+arts = corpus(30)[{k}::2]
+r = RAG({loc!r}, embedder=HashedEmbedder(), create=True, reader=False)
+rep = r.add_articles(arts)
+assert sorted(rep.added) == sorted(a.id for a in arts), rep
+"""
+
+
+def _milvus(port: int) -> tuple[str, dict]:
+    return f"milvus://127.0.0.1:{port}/c{uuid.uuid4().hex}", {}
+
+
+def test_milvus_two_writer_processes_feed_one_collection(milvus_server):
+    """Two `rag ingest`-like processes create the same index at once and each add half of the
+    articles: one index with every article, passage ids unique, each article found."""
+    import subprocess
+    import sys
+
+    loc = _milvus(milvus_server)
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER.format(tests=str(TESTS), k=k, loc=loc[0])],
+                              cwd=TESTS.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for k in (0, 1)]
+    for p in procs:
+        out = p.communicate(timeout=120)[0].decode(errors="replace")
+        assert p.returncode == 0, out[-3000:]
+    r = _rag(loc, create=False)
+    assert r.count()[0] == 30
+    ids = [c.chunk_id for a in r.articles() for c in r.article_chunks(a.id)]
+    assert len(ids) == len(set(ids)) == r.count()[1]
+    for i in (0, 1, 14, 29):
+        assert r.search(f"واژه{i}x", k=1).hits[0].article_id == f"a{i}"
+
+
+def test_milvus_an_app_answers_from_what_a_writer_writes(milvus_server):
+    """A second RAG on the same collection (another app server) sees added, replaced and removed
+    articles at once, with their metadata; searches can filter on source."""
+    loc = _milvus(milvus_server)
+    arts = corpus(12)
+    for i, a in enumerate(arts):
+        a.source = "bbc" if i % 2 else "irna"
+    arts[0].text = arts[0].text * 40  # past one row of the articles collection (16,000 characters)
+    writer = _rag(loc)
+    writer.add_articles(arts)
+    app = _rag(loc, create=False)
+    assert app.article("a0").text == arts[0].text and app.article("a0").sha == arts[0].sha
+    assert app.search("واژه3x", k=1).hits[0].article_id == "a3"
+    assert {a.id: a.source for a in app.articles()} == {a.id: a.source for a in arts}
+    changed = Article(id="a3", title=arts[3].title, text=arts[3].text.replace("واژه3x", "واژه3y"), source="bbc")
+    assert writer.add_articles([changed]).updated == ["a3"]
+    hit = app.search("واژه3y", k=1).hits[0]
+    assert hit.article_id == "a3" and app.article("a3").text[hit.start:hit.end] == hit.text
+    assert app.store.state("a3")[0] == changed.sha
+    writer.remove("a4")
+    assert "a4" not in {a.id for a in app.articles()} and app.count()[0] == 11
+    qv = app.embedder.embed_queries([arts[5].text])[0]
+    only = app.store.candidates(qv, terms("واژه5x واژه6x"), 10, where='source == "irna"')
+    assert only.passages and {p.article_id for p in only.passages} <= {a.id for a in arts if a.source == "irna"}
+
+
+def test_milvus_errors_name_the_server_and_what_to_do(milvus_server, tmp_path):
+    pytest.importorskip("pymilvus")
+    from rag import StoreError
+    from milvus_server import _free_port, start_milvus_lite, stop
+
+    nobody = _free_port()
+    with pytest.raises(StoreError, match=rf"cannot reach the Milvus server at 127\.0\.0\.1:{nobody}.*start Milvus"):
+        RAG(f"milvus://127.0.0.1:{nobody}/news", embedder=HashedEmbedder(), reader=False)
+    with pytest.raises(StoreError, match="use milvus://HOST:PORT/COLLECTION"):
+        RAG(f"milvus://127.0.0.1:{milvus_server}/bad-name", embedder=HashedEmbedder(), reader=False)
+    with pytest.raises(StoreError, match="no index at milvus://.*rag ingest"):
+        RAG(f"milvus://127.0.0.1:{milvus_server}/missing", reader=False)
+    # the server goes away under an open index: a StoreError within the index's timeout
+    proc, port = start_milvus_lite(str(tmp_path / "data"), str(tmp_path / "log"))
+    try:
+        r = _rag(_milvus(port))
+        r.add_articles(corpus(2))
+    finally:
+        stop(proc)
+    r.store.timeout = 1.0
+    with pytest.raises(StoreError, match=rf"Milvus index milvus://127\.0\.0\.1:{port}/.*server is running"):
+        r.search("واژه1x")
+
+
+def test_an_approximate_index_is_retrained_as_it_grows(tmp_path):
+    """Past eight times the size it was trained at, the IVF index is rebuilt from the stored vectors
+    with more lists; it keeps every passage, answers, and reopens approximate."""
+    r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False, ann_from=50, nprobe=4)
+    arts = corpus(500, seed=5)
+    for at in range(0, 500, 100):
+        r.add_articles(arts[at:at + 100])
+    assert r.store.approximate and r.store.vectors.trained_at > 400
+    ids, vecs = r.store.vectors.all()
+    assert sorted(ids.tolist()) == sorted(c.chunk_id for a in r.articles() for c in r.article_chunks(a.id))
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=0.02)
+    assert r.search("واژه433x", k=1).hits[0].article_id == "a433"
+    r.close()
+    again = RAG(tmp_path / "ix", embedder=HashedEmbedder(), reader=False)
+    assert again.store.approximate and again.store.vectors.ntotal == again.count()[1]
