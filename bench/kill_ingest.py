@@ -975,7 +975,8 @@ def report(args, mode: Mode, command: str, head: str, embedder: str, total: floa
         setting = (
             f"Base: {base['articles']:,} generated articles, {base['passages']:,} passages, embedder `{embedder}` "
             f"(`rag.hashed`), `ann_from` {args.ann_from:,}: passage search approximate (IVF,SQ8: "
-            f"{base['approximate']}); built in {base['seconds']:.0f} s, its `{VECTORS_FILE}` written at "
+            f"{base['approximate']}); built in {base['seconds']:.0f} s (approximate from {args.ann_from:,} passages, "
+            f"retrained from SQLite each time it grew 8×), its `{VECTORS_FILE}` written at "
             f"{base['first_passages']:,} passages and left {base['lacking']:,} behind (under a tenth), so a whole "
             f"ingestion of the corpus ({base['corpus_passages']} passages) rewrites it. Each kill ingests into a copy "
             f"of the base (fresh) or of the first reference (update), as `RAG(index, embedder=HashedEmbedder())"
