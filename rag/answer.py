@@ -76,8 +76,6 @@ class Candidate:
     text: str
     score: float
     terms: frozenset[str]
-    passage_start: int = 0  # the passage it was read from (raw text and where it starts)
-    passage_text: str = ""
 
 
 def focus(question: str, title: str) -> str | None:
@@ -148,7 +146,7 @@ def candidate_sentences(question: str, retrieved: Retrieved, embedder: Embedder 
             lex_topic = len(topic_terms & c_terms) / len(topic_terms) if topic_terms else 0.0
             meaning = cos[sid] if sid not in focus_cos else (1 - cfg.w_focus) * cos[sid] + cfg.w_focus * focus_cos[sid]
             score = meaning + cfg.w_passage * h.dense + cfg.w_lexical * lex_topic
-            cands.append(Candidate(h.article_id, h.title, s, e, text, score, c_terms, h.start, h.text))
+            cands.append(Candidate(h.article_id, h.title, s, e, text, score, c_terms))
             to_focus.append((focus_cos.get(sid, cos[sid]), c_terms))
             confidence = max(confidence, cos[sid] + cfg.conf_passage * h.dense + cfg.conf_lexical * lex)
     if not cands:
@@ -174,9 +172,10 @@ def _negation_filter(question: str, cands: list[Candidate], margin: float) -> li
 
 
 def _cite(chosen: list[Candidate], limit: int) -> list[Citation]:
-    """Citations for ``chosen``, each verified against the stored raw text of its passage (read
-    with it from the index): a quote that is not the exact slice at its offsets is never shown.
-    Near-duplicates (one story in two articles) are cited once."""
+    """Citations for ``chosen``. Each quote is cut from its passage's stored raw text (read with it
+    from the index) at the sentence's offsets; one that does not fill its span (a passage text
+    shorter than its offsets say) is never shown. Near-duplicates (one story in two articles) are
+    cited once."""
     kept: list[Candidate] = []
     citations: list[Citation] = []
     for c in chosen:
@@ -184,7 +183,7 @@ def _cite(chosen: list[Candidate], limit: int) -> list[Citation]:
             break
         if any(_near_duplicate(c.terms, o.terms) for o in kept):
             continue
-        if c.passage_text[c.start - c.passage_start:c.end - c.passage_start] != c.text or not c.text:
+        if len(c.text) != c.end - c.start or not c.text:
             continue
         kept.append(c)
         citations.append(Citation(len(citations) + 1, c.text, c.article_id, c.title, c.start, c.end, c.score))
