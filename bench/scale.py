@@ -175,15 +175,14 @@ def main() -> None:
         nonlocal have
         arts = list(make_articles(pool, have, n))
         # embedding is not what is measured: vectors are computed first, then stored on the clock
+        from rag.api import embedding_texts
         from rag.chunking import segment_article
 
         r_emb = r.embedder
         pre = {}
         for a in arts:
             seg = segment_article(a, r_emb.count_tokens)
-            texts = [f"{a.title}\n{a.text[c.start:c.end]}" for c in seg.chunks] + [a.text[s.start:s.end]
-                                                                                   for s in seg.sentences]
-            pre[a.id] = (seg, r_emb.embed_passages(texts))
+            pre[a.id] = (seg, r_emb.embed_passages(embedding_texts(a, seg)))
         t = time.perf_counter()
         with r.store.writing():
             for at in range(0, len(arts), 32):  # as RAG.ingest batches them (~60k characters)

@@ -58,6 +58,13 @@ class IngestReport:
                 "chunks": self.chunks, "tokens": self.tokens, "seconds": round(self.seconds, 2)}
 
 
+def embedding_texts(art: Article, seg) -> list[str]:
+    """What is embedded for a segmented article: its passages with their title (it says what the
+    passage is about), then its sentences alone (they are what a quote will be)."""
+    return ([f"{art.title}\n{art.text[c.start:c.end]}" for c in seg.chunks]
+            + [art.text[s.start:s.end] for s in seg.sentences])
+
+
 def check_question(question: str) -> str:
     q = scrub_surrogates(question or "").strip()
     if not q:
@@ -183,11 +190,7 @@ class RAG:
             report.unchanged.append(art.id)
             return
         seg = segment_article(art, self.embedder.count_tokens)
-        # Passages are embedded with their title (it says what the passage is about); sentences
-        # alone (they are what a quote will be).
-        texts = [f"{art.title}\n{art.text[c.start:c.end]}" for c in seg.chunks]
-        texts += [art.text[s.start:s.end] for s in seg.sentences]
-        batch.add(art, seg, texts)
+        batch.add(art, seg, embedding_texts(art, seg))
         if batch.chars >= EMBED_BATCH_CHARS:
             batch.flush(report)
 

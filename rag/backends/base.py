@@ -128,6 +128,13 @@ def check_vectors(article: Article, spans: list[Chunk], vectors: np.ndarray | No
     return vectors
 
 
+def check_items(items: list, dim: int, where: object) -> list:
+    """``put_many``'s items ``(article, chunks, vectors, sentences, sentence vectors)`` with their
+    vectors checked (:func:`check_vectors`) and sentences never None."""
+    return [(a, c, check_vectors(a, c, v, dim, where), s or [], check_vectors(a, s or [], sv, dim, where))
+            for a, c, v, s, sv in items]
+
+
 # ------------------------------------------------------------------ int8 vectors
 
 def quantize(vectors: np.ndarray) -> np.ndarray:

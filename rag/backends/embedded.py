@@ -32,7 +32,7 @@ import numpy as np
 
 from ..articles import Article
 from ..chunking import Chunk
-from .base import Candidates, Passage, StoreError, check_vectors, dequantize, rebuild_hint
+from .base import Candidates, Passage, StoreError, check_items, dequantize, rebuild_hint
 from .records import Records
 from .vectors import VectorIndex
 
@@ -294,8 +294,7 @@ class EmbeddedIndex:
                  ) -> list[str]:
         """:meth:`put` for several articles in one transaction (a crash keeps all or none of them,
         each whole); one status per article."""
-        checked = [(a, c, check_vectors(a, c, v, self.dim, self.path), s or [],
-                    check_vectors(a, s or [], sv, self.dim, self.path)) for a, c, v, s, sv in items]
+        checked = check_items(items, self.dim, self.path)
         with self._lock, self.records.errors(writing=True):
             statuses, todo = [], []
             for item in checked:

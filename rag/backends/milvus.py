@@ -51,7 +51,7 @@ import numpy as np
 
 from ..articles import Article
 from ..chunking import Chunk
-from .base import (ArticleInfo, Candidates, ChunkRow, Passage, StoreError, check_vectors, dequantize,
+from .base import (ArticleInfo, Candidates, ChunkRow, Passage, StoreError, check_items, dequantize,
                    passage_terms, quantize)
 from .embedded import rarest
 
@@ -305,8 +305,7 @@ class MilvusIndex:
         no transactions: each article is whole once its rows are in (see the module notes)."""
         if len({item[0].id for item in items}) != len(items):  # the same article twice: in order
             return [status for item in items for status in self.put_many([item])]
-        checked = [(a, c, check_vectors(a, c, v, self.dim, self.location), s or [],
-                    check_vectors(a, s or [], sv, self.dim, self.location)) for a, c, v, s, sv in items]
+        checked = check_items(items, self.dim, self.location)
         what = f"writing the article {items[0][0].id!r}" if len(items) == 1 else f"writing {len(items)} articles"
         with self._errors(what):
             old_articles = self._rows_of(self.articles_name, [a.id for a, *_ in checked], ["id", "sha", "part"])
