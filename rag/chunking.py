@@ -1,5 +1,5 @@
 """Article → sentences and chunks: chunks are runs of whole sentences, sized in model tokens, with a
-one-sentence overlap. Both are embedded: chunks find the passage, sentences find the quote.
+one-sentence overlap. Both get vectors: chunks find the passage, sentences find the quote.
 
 Every chunk is ``article.text[start:end]``; chunks never cross a content-span boundary (so a
 repeated title or a footer never lands inside one). A sentence longer than the budget is cut at
@@ -55,6 +55,16 @@ class Segmented:
 
     sentences: list[Chunk]
     chunks: list[Chunk]
+    tokens: int = 0  # model tokens of the article's text, each counted once
+
+    def sentence_homes(self) -> list[int]:
+        """For each sentence, the first chunk that holds it (chunks overlap by a sentence)."""
+        homes, c = [], 0
+        for s in self.sentences:
+            while not (self.chunks[c].start <= s.start and s.end <= self.chunks[c].end):
+                c += 1
+            homes.append(c)
+        return homes
 
 
 def segment_article(article: Article, count_tokens: Callable[[str], int], max_tokens: int = MAX_TOKENS,
@@ -62,6 +72,7 @@ def segment_article(article: Article, count_tokens: Callable[[str], int], max_to
     text = article.text
     chunks: list[Chunk] = []
     sentences: list[Chunk] = []
+    tokens = 0
     for span_s, span_e in article.content_spans:
         units: list[tuple[int, int, int]] = []  # (start, end, tokens)
         for s, e in split_sentences(text, span_s, span_e):
@@ -71,6 +82,7 @@ def segment_article(article: Article, count_tokens: Callable[[str], int], max_to
             else:
                 units.append((s, e, n))
         sentences.extend(Chunk(s, e) for s, e, _ in units)
+        tokens += sum(n for _, _, n in units)
         i = 0
         while i < len(units):
             j, total = i, 0
@@ -83,7 +95,7 @@ def segment_article(article: Article, count_tokens: Callable[[str], int], max_to
             # Start the next chunk with the last sentence of this one when it is short, so a fact
             # stated across a sentence boundary is whole in at least one chunk.
             i = j - 1 if j - 1 > i and units[j - 1][2] <= overlap_tokens else j
-    return Segmented(sentences, chunks)
+    return Segmented(sentences, chunks, tokens)
 
 
 def chunk_article(article: Article, count_tokens: Callable[[str], int], max_tokens: int = MAX_TOKENS,

@@ -81,22 +81,28 @@ def main() -> None:
                                             "(the same weights on its C engine only), e5-small-int8 (faster, "
                                             "a little less exact) or a "
                                             "sentence-transformers model id or path.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the model runs: auto takes a CUDA GPU when torch sees one.")
+@click.option("--separate-sentences", is_flag=True,
+              help="Embed each sentence in a forward pass of its own instead of pooling it from its "
+                   "passage's (about twice the work).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def ingest(paths: tuple[str, ...], index: str, model: str | None, as_json: bool) -> None:
+def ingest(paths: tuple[str, ...], index: str, model: str | None, device: str, separate_sentences: bool,
+           as_json: bool) -> None:
     """Add or update articles from files and folders (.txt .md .html .jsonl)."""
     from .api import RAG
 
     with user_errors():
-        rag = RAG(index, model=model, create=True)
+        rag = RAG(index, model=model, create=True, reader=False, device=device,
+                  pooled_sentences=not separate_sentences)
         bar = None
         if not as_json and sys.stderr.isatty():
-            bar = click.progressbar(length=1, label="ingesting", file=sys.stderr,
+            bar = click.progressbar(length=1000, label="ingesting", file=sys.stderr, show_eta=True,
                                     item_show_func=lambda msg: msg and msg[-60:])
 
-        def progress(done: int, total: int, msg: str) -> None:
-            if bar is not None:  # the message ends with the throughput so far
-                bar.length = max(total, 1)
-                bar.update(done - bar.pos, msg)
+        def progress(state) -> None:
+            if bar is not None:  # per article: its share of the input's bytes, articles, tokens/s
+                bar.update(round(state.fraction * 1000) - bar.pos, state.describe())
 
         report = rag.ingest(list(paths), progress=progress)
         if bar is not None:
@@ -109,10 +115,10 @@ def ingest(paths: tuple[str, ...], index: str, model: str | None, as_json: bool)
                 click.echo(f"{label}: {shown(aid)}")
         for s in report.skipped:
             click.echo(f"skipped: {shown(s.path)}: {shown(s.reason)}")
-        rate = report.tokens / report.seconds if report.seconds else 0.0
+        arts, toks = report.rates()
         click.echo(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
                    f"{len(report.skipped)} skipped; {report.chunks} passages embedded in {report.seconds:.1f} s "
-                   f"({rate:,.0f} tokens/s) into {index}")
+                   f"({arts:,.1f} articles/s, {toks:,.0f} tokens of article text/s) into {index}")
     sys.exit(0 if report.ok else 1)
 
 
@@ -241,9 +247,11 @@ def show(article_id: str, index: str) -> None:
 @click.option("--ann-from", type=click.IntRange(0), default=None,
               help="Index the set with approximate (IVF) passage search from this many passages (0: always).")
 @click.option("--nprobe", type=click.IntRange(1), default=None, help="Inverted lists searched (with --ann-from).")
+@click.option("--separate-sentences", is_flag=True,
+              help="Index the set with sentences embedded on their own (as rag ingest --separate-sentences).")
 def eval_(data_dir: str, k: int, model: str | None, limit: int | None, as_json: bool, details: str | None,
           retrieval: str, retrieval_only: bool, part: str | None, no_reader: bool, settings: tuple[str, ...],
-          ann_from: int | None, nprobe: int | None) -> None:
+          ann_from: int | None, nprobe: int | None, separate_sentences: bool) -> None:
     """Retrieval, quote and abstention metrics on DATA_DIR (passages.jsonl + questions.jsonl)."""
     from .config import DEFAULT
     from .eval import evaluate, markdown_table
@@ -256,7 +264,7 @@ def eval_(data_dir: str, k: int, model: str | None, limit: int | None, as_json: 
         result = evaluate(data_dir, k=k, model=model, limit=limit, details=details, retrieval=retrieval,
                           with_answers=not retrieval_only, part=part, reader=not no_reader, config=config,
                           index_options={k: v for k, v in (("ann_from", ann_from), ("nprobe", nprobe))
-                                         if v is not None})
+                                         if v is not None}, pooled_sentences=not separate_sentences)
     click.echo(json.dumps(result, ensure_ascii=False) if as_json else markdown_table(result))
 
 

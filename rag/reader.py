@@ -1,7 +1,7 @@
 """The reader: our own model that reads a question together with one candidate sentence and says
 how likely that sentence answers it.
 
-It is the bundled multilingual-e5-small (as ``rag.fast_e5`` materializes it) with a LoRA adapter
+It is the bundled multilingual-e5-small (as ``rag.embedders.convert`` materializes it) with a LoRA adapter
 (``peft``) on every attention and feed-forward projection, mean pooling over the question and the
 sentence read as one input (as e5 was trained to pool), and a linear head. Only the adapter and the
 head ship, in ``rag/reader/`` (a few MB, checksummed in ``reader.json``); ``bench/train_reader.py``
@@ -25,7 +25,8 @@ from typing import Sequence
 import numpy as np
 
 from .errors import UserError
-from .fast_e5 import cpu_count, materialize, model_text, sha256_file
+from .embedders import MODEL_LOCK, cpu_count
+from .embedders.convert import materialize, model_text, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,6 @@ class Reader:
     """The trained reader, loaded once per process; ``score`` is thread-safe (calls serialized)."""
 
     def __init__(self, folder: Path | str = READER_DIR, threads: int | None = None) -> None:
-        from .embedders import MODEL_LOCK
 
         t0 = time.perf_counter()
         folder = Path(folder)

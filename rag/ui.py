@@ -384,7 +384,8 @@ def ingest_uploads(rag: RAG, paths: list[str], max_files: int = MAX_UPLOAD_FILES
                    progress=None) -> list[FileReport]:
     """Ingest uploaded files one by one (each reported on its own). The files are copied under
     sanitised, de-duplicated names into a private temporary folder: the uploaded name is never a
-    path. ``progress(done, total, name)`` is called before each file."""
+    path. ``progress(done, total, message)`` is called before each file and after each of its
+    articles (``done`` then counts the file's share done, so it may be fractional)."""
     if not paths:
         raise UploadError("choose one or more files first")
     if len(paths) > max_files:
@@ -409,8 +410,12 @@ def ingest_uploads(rag: RAG, paths: list[str], max_files: int = MAX_UPLOAD_FILES
                 continue
             dst = work / name
             shutil.copyfile(src, dst)
+            def inner(state, i=i, name=name) -> None:
+                if progress and state.articles:
+                    progress(i + state.fraction, len(paths), f"{name}: {state.describe()}")
+
             try:
-                out.append(FileReport(name, rag.ingest([dst], uploaded=True)))
+                out.append(FileReport(name, rag.ingest([dst], progress=inner, uploaded=True)))
             finally:
                 dst.unlink(missing_ok=True)
         if progress:
@@ -610,10 +615,9 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
     return app
 
 
-def _print_progress(done: int, total: int, msg: str) -> None:
-    print(f"\rindexing {done}/{total} {Path(msg).name if msg != 'done' else ''}".ljust(70), end="",
-          file=sys.stderr, flush=True)
-    if done == total:
+def _print_progress(state) -> None:
+    print(f"\rindexing {state.fraction:4.0%} {state.describe()}".ljust(70), end="", file=sys.stderr, flush=True)
+    if state.finished:
         print(file=sys.stderr)
 
 

@@ -272,15 +272,29 @@ def test_console_script_entry_point(seed_index):
     _check_answer(obj, EN_Q, "en", seed_index)
 
 
-def test_ingest_progress_carries_the_throughput(tmp_path, monkeypatch):
-    monkeypatch.setattr(rag.api, "EMBED_BATCH_CHARS", 1)  # every article embedded before the next file
+def test_ingest_progress_moves_per_article_with_the_throughput(tmp_path, monkeypatch):
+    monkeypatch.setattr(rag.api, "EMBED_BATCH_CHARS", 1)  # every article embedded before the next
     docs = tmp_path / "docs"
     docs.mkdir()
-    for i in range(3):
-        (docs / f"{i}.txt").write_text(f"خبر {i}\n" + Path(SEEDS, SEED_ID + ".txt").read_text(encoding="utf-8"),
-                                        encoding="utf-8")
-    seen: list[tuple[int, int, str]] = []
-    RAG(tmp_path / "index", create=True).ingest([docs], progress=lambda d, t, m: seen.append((d, t, m)))
-    assert [(d, t) for d, t, _ in seen] == [(0, 3), (1, 3), (2, 3), (3, 3)]
-    assert "tokens/s" not in seen[0][2]  # nothing embedded yet
-    assert all(re.search(r"\([\d,]+ tokens/s\)$", m) for _, _, m in seen[1:3]), seen
+    seed = Path(SEEDS, SEED_ID + ".txt").read_text(encoding="utf-8")
+    for i in range(2):
+        (docs / f"{i}.txt").write_text(f"خبر {i}\n" + seed, encoding="utf-8")
+    # one JSONL file of three articles: progress moves per line, not per file
+    (docs / "many.jsonl").write_text("".join(
+        json.dumps({"id": f"j{i}", "title": f"J{i}", "text": seed[i * 300:i * 300 + 900]}, ensure_ascii=False) + "\n"
+        for i in range(3)), encoding="utf-8")
+    seen = []
+    report = RAG(tmp_path / "index", create=True).ingest(
+        [docs], progress=lambda s: seen.append((s.articles, s.fraction, s.tokens, s.describe(), s.finished)))
+    # at each file, after each article, and at the end
+    assert [a for a, *_ in seen] == [0, 1, 1, 2, 2, 3, 4, 5, 5]
+    fractions = [f for _, f, *_ in seen]
+    assert fractions == sorted(fractions) and fractions[0] == 0 and fractions[-1] == 1.0
+    assert 0 < fractions[4] < fractions[5] < fractions[6] < 1  # inside the JSONL file
+    assert "tokens/s" not in seen[0][3] and re.search(r"^1 article · [\d,]+ tokens/s · 0\.txt$", seen[1][3]), seen[1]
+    assert seen[-1][4] and not any(done for *_, done in seen[:-1])
+    # tokens of article text, each once (passages overlap and sentences are in passages: not twice)
+    r = RAG(tmp_path / "index")
+    whole = sum(r.embedder.count_tokens(r.article(a.id).text) for a in r.articles())
+    assert report.tokens == seen[-1][2] and abs(report.tokens - whole) < 0.05 * whole
+    assert report.rates()[0] == pytest.approx(5 / report.seconds)

