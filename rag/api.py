@@ -136,27 +136,60 @@ def sentence_spans(art: Article, seg) -> list[list[tuple[int, int]]]:
     return spans
 
 
-def embed_segmented(embedder: Embedder, items: list[tuple[Article, object]], pooled: bool = True
+READINGS = ("passages", "sentences", "both")
+
+
+def embed_segmented(embedder: Embedder, items: list[tuple[Article, object]], reading: str = "passages"
                     ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Passage and sentence vectors of segmented articles, in one embedder call. ``pooled`` (and an
-    embedder that can, ``embed_passages_and_spans``): a sentence's vector is pooled from its
-    passage's forward pass, so each token is read once; else sentences get passes of their own."""
+    """Passage and sentence vectors of segmented articles, in one embedder call. ``reading`` says
+    what the model reads:
+
+    - ``passages``: each passage (after its title) once; a sentence's vector is pooled from its
+      passage's token states (an embedder with ``embed_passages_and_spans``; others read both);
+    - ``sentences``: each sentence once, and the title; a passage's vector is the token-weighted
+      mean of its sentences' and its title's;
+    - ``both``: passages and, again, each sentence on its own (about twice the tokens).
+    """
+    if reading not in READINGS:
+        raise ValueError(f"unknown reading {reading!r}: use one of {', '.join(READINGS)}")
     out = []
-    if pooled and hasattr(embedder, "embed_passages_and_spans"):
+    if reading == "passages" and hasattr(embedder, "embed_passages_and_spans"):
         texts = [t for art, seg in items for t in passage_texts(art, seg)]
         spans = [sp for art, seg in items for sp in sentence_spans(art, seg)]
         pvecs, svecs = embedder.embed_passages_and_spans(texts, spans)
         at = 0
         for art, seg in items:
             n = len(seg.chunks)
-            homes = seg.sentence_homes()
             taken = [0] * n
             sv = np.zeros((len(seg.sentences), pvecs.shape[1]), dtype=np.float32)
-            for k, c in enumerate(homes):
+            for k, c in enumerate(seg.sentence_homes()):
                 sv[k] = svecs[at + c][taken[c]]
                 taken[c] += 1
             out.append((pvecs[at:at + n], sv))
             at += n
+        return out
+    if reading == "sentences":
+        texts = []
+        for art, seg in items:
+            texts.append(art.title or "")
+            texts.extend(art.text[s.start:s.end] for s in seg.sentences)
+        vectors = embedder.embed_passages(texts)
+        at = 0
+        for art, seg in items:
+            tv, sv = vectors[at], vectors[at + 1:at + 1 + len(seg.sentences)]
+            at += 1 + len(seg.sentences)
+            weight = np.asarray(seg.sentence_tokens, dtype=np.float32).clip(min=1)
+            title_weight = embedder.count_tokens(art.title) if (art.title or "").strip() else 0
+            pv = np.zeros((len(seg.chunks), sv.shape[1] if len(sv) else vectors.shape[1]), dtype=np.float32)
+            homes = seg.sentence_homes()
+            for k, s in enumerate(seg.sentences):  # a sentence counts in every passage holding it
+                for c in range(homes[k], len(seg.chunks)):
+                    if not (seg.chunks[c].start <= s.start and s.end <= seg.chunks[c].end):
+                        break
+                    pv[c] += weight[k] * sv[k]
+            pv += title_weight * tv
+            pv /= np.maximum(np.linalg.norm(pv, axis=1, keepdims=True), 1e-12)
+            out.append((pv, sv))
         return out
     vectors = embedder.embed_passages([t for art, seg in items for t in embedding_texts(art, seg)])
     at = 0
@@ -187,20 +220,21 @@ class RAG:
     match an existing one's. ``reader``: answer with the trained reader (``rag.reader``; loaded on
     the first question, or in the background by ``preload_reader``); False keeps the cosine-only
     answer step. ``config``: the scoring weights (``rag.config``). ``device``: where the embedder
-    runs (``auto``: CUDA when torch sees one; ``cpu``; ``cuda``). ``pooled_sentences``: a sentence's
-    vector comes out of its passage's forward pass (each token read once); False embeds sentences
-    on their own (twice the work). ``index_options``: for a new embedded index, ``ann_from``
+    runs (``auto``: CUDA when torch sees one; ``cpu``; ``cuda``). ``reading``: what ingestion has
+    the model read (``embed_segmented``: ``passages``, ``sentences`` or ``both``). ``index_options``: for a new embedded index, ``ann_from``
     (passages from which search is approximate)."""
 
     def __init__(self, index: str | os.PathLike = "index", model: str | None = None, create: bool = False,
                  reader: bool = True, config: Config = DEFAULT, embedder: Embedder | None = None,
-                 device: str | None = None, pooled_sentences: bool = True, **index_options) -> None:
+                 device: str | None = None, reading: str = "passages", **index_options) -> None:
         if embedder is not None and model is not None:
             raise ValueError("give model (a name) or embedder (an object), not both")
         self.index = index if str(index).startswith("milvus://") else Path(index)
         self.config = config
         self.use_reader = reader
-        self.pooled_sentences = pooled_sentences
+        if reading not in READINGS:
+            raise ValueError(f"unknown reading {reading!r}: use one of {', '.join(READINGS)}")
+        self.reading = reading
         self._reader = None
         self._reader_error: Exception | None = None
         self._reader_thread: threading.Thread | None = None
@@ -436,7 +470,7 @@ class _Batch:
         if not self._items:
             return
         rag, report = self._rag, self._report
-        vectors = embed_segmented(rag.embedder, [(art, seg) for art, seg, _ in self._items], rag.pooled_sentences)
+        vectors = embed_segmented(rag.embedder, [(art, seg) for art, seg, _ in self._items], rag.reading)
         items = [(art, seg.chunks, pv, seg.sentences, sv)
                  for (art, seg, _), (pv, sv) in zip(self._items, vectors)]
         # one transaction for the batch: whole articles, one disk sync for all of them

@@ -55,7 +55,12 @@ class Segmented:
 
     sentences: list[Chunk]
     chunks: list[Chunk]
-    tokens: int = 0  # model tokens of the article's text, each counted once
+    sentence_tokens: tuple[int, ...] = ()  # model tokens of each sentence
+
+    @property
+    def tokens(self) -> int:
+        """Model tokens of the article's text, each counted once."""
+        return sum(self.sentence_tokens)
 
     def sentence_homes(self) -> list[int]:
         """For each sentence, the first chunk that holds it (chunks overlap by a sentence)."""
@@ -72,7 +77,7 @@ def segment_article(article: Article, count_tokens: Callable[[str], int], max_to
     text = article.text
     chunks: list[Chunk] = []
     sentences: list[Chunk] = []
-    tokens = 0
+    counts: list[int] = []
     for span_s, span_e in article.content_spans:
         units: list[tuple[int, int, int]] = []  # (start, end, tokens)
         for s, e in split_sentences(text, span_s, span_e):
@@ -82,7 +87,7 @@ def segment_article(article: Article, count_tokens: Callable[[str], int], max_to
             else:
                 units.append((s, e, n))
         sentences.extend(Chunk(s, e) for s, e, _ in units)
-        tokens += sum(n for _, _, n in units)
+        counts.extend(n for _, _, n in units)
         i = 0
         while i < len(units):
             j, total = i, 0
@@ -95,7 +100,7 @@ def segment_article(article: Article, count_tokens: Callable[[str], int], max_to
             # Start the next chunk with the last sentence of this one when it is short, so a fact
             # stated across a sentence boundary is whole in at least one chunk.
             i = j - 1 if j - 1 > i and units[j - 1][2] <= overlap_tokens else j
-    return Segmented(sentences, chunks, tokens)
+    return Segmented(sentences, chunks, tuple(counts))
 
 
 def chunk_article(article: Article, count_tokens: Callable[[str], int], max_tokens: int = MAX_TOKENS,

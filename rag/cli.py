@@ -83,18 +83,18 @@ def main() -> None:
                                             "sentence-transformers model id or path.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Where the model runs: auto takes a CUDA GPU when torch sees one.")
-@click.option("--separate-sentences", is_flag=True,
-              help="Embed each sentence in a forward pass of its own instead of pooling it from its "
-                   "passage's (about twice the work).")
+@click.option("--reading", type=click.Choice(["passages", "sentences", "both"]), default="passages",
+              show_default=True,
+              help="What the model reads: passages (sentence vectors pooled from them), sentences "
+                   "(passage vectors averaged from them) or both (about twice the work).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def ingest(paths: tuple[str, ...], index: str, model: str | None, device: str, separate_sentences: bool,
+def ingest(paths: tuple[str, ...], index: str, model: str | None, device: str, reading: str,
            as_json: bool) -> None:
     """Add or update articles from files and folders (.txt .md .html .jsonl)."""
     from .api import RAG
 
     with user_errors():
-        rag = RAG(index, model=model, create=True, reader=False, device=device,
-                  pooled_sentences=not separate_sentences)
+        rag = RAG(index, model=model, create=True, reader=False, device=device, reading=reading)
         bar = None
         if not as_json and sys.stderr.isatty():
             bar = click.progressbar(length=1000, label="ingesting", file=sys.stderr, show_eta=True,
@@ -247,11 +247,11 @@ def show(article_id: str, index: str) -> None:
 @click.option("--ann-from", type=click.IntRange(0), default=None,
               help="Index the set with approximate (IVF) passage search from this many passages (0: always).")
 @click.option("--nprobe", type=click.IntRange(1), default=None, help="Inverted lists searched (with --ann-from).")
-@click.option("--separate-sentences", is_flag=True,
-              help="Index the set with sentences embedded on their own (as rag ingest --separate-sentences).")
+@click.option("--reading", type=click.Choice(["passages", "sentences", "both"]), default="passages",
+              show_default=True, help="What the model reads when indexing the set (as rag ingest --reading).")
 def eval_(data_dir: str, k: int, model: str | None, limit: int | None, as_json: bool, details: str | None,
           retrieval: str, retrieval_only: bool, part: str | None, no_reader: bool, settings: tuple[str, ...],
-          ann_from: int | None, nprobe: int | None, separate_sentences: bool) -> None:
+          ann_from: int | None, nprobe: int | None, reading: str) -> None:
     """Retrieval, quote and abstention metrics on DATA_DIR (passages.jsonl + questions.jsonl)."""
     from .config import DEFAULT
     from .eval import evaluate, markdown_table
@@ -264,7 +264,7 @@ def eval_(data_dir: str, k: int, model: str | None, limit: int | None, as_json: 
         result = evaluate(data_dir, k=k, model=model, limit=limit, details=details, retrieval=retrieval,
                           with_answers=not retrieval_only, part=part, reader=not no_reader, config=config,
                           index_options={k: v for k, v in (("ann_from", ann_from), ("nprobe", nprobe))
-                                         if v is not None}, pooled_sentences=not separate_sentences)
+                                         if v is not None}, reading=reading)
     click.echo(json.dumps(result, ensure_ascii=False) if as_json else markdown_table(result))
 
 

@@ -52,24 +52,23 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def eval_index(data_dir: Path, model: str | None, index_options: dict | None = None,
-               pooled_sentences: bool = True) -> Path:
+               reading: str = "passages") -> Path:
     h = hashlib.sha256()
-    sentences = "pooled" if pooled_sentences else "separate"
-    h.update(f"{canonical_name(model)}|format {FORMAT}|{sorted((index_options or {}).items())}|{sentences}|".encode())
+    h.update(f"{canonical_name(model)}|format {FORMAT}|{sorted((index_options or {}).items())}|{reading}|".encode())
     h.update((data_dir / "passages.jsonl").read_bytes())
     return cache_root() / f"{data_dir.name}-{h.hexdigest()[:16]}"
 
 
 def open_index(data_dir: Path, model: str | None = None, passages: list[dict] | None = None,
                reader: bool = True, config: Config = DEFAULT, index_options: dict | None = None,
-               pooled_sentences: bool = True) -> RAG:
+               reading: str = "passages") -> RAG:
     """The cached index of an evaluation set's passages (built on first use; unchanged passages
     are skipped on later runs)."""
     if passages is None:
         passages = _read_jsonl(data_dir / "passages.jsonl")
-    rag = RAG(eval_index(data_dir, model, index_options, pooled_sentences), model=model, create=True, reader=reader,
-              config=config, pooled_sentences=pooled_sentences, **(index_options or {}))
-    if pooled_sentences and rag.count()[0] < len(passages) and hasattr(rag.embedder, "warm"):
+    rag = RAG(eval_index(data_dir, model, index_options, reading), model=model, create=True, reader=reader,
+              config=config, reading=reading, **(index_options or {}))
+    if rag.count()[0] < len(passages) and hasattr(rag.embedder, "warm"):
         rag.embedder.warm(wait=True)  # the whole set through one engine: what a large ingestion gets
     rag.add_articles(Article(id=str(p["passage_id"]), title=p.get("title") or "", text=p["text"]) for p in passages)
     return rag
@@ -79,7 +78,7 @@ def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None,
              retrieval: str = "hybrid", with_answers: bool = True,
              progress: Callable[[int, int], None] | None = None, details: str | None = None,
              part: str | None = None, reader: bool = True, config: Config = DEFAULT,
-             index_options: dict | None = None, pooled_sentences: bool = True) -> dict:
+             index_options: dict | None = None, reading: str = "passages") -> dict:
     """``part``: only the questions of that half of the set (``PARTS``); all passages are indexed
     either way, so retrieval is as hard as on the whole set."""
     data_dir = Path(data_dir)
@@ -93,7 +92,7 @@ def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None,
         questions = questions[:limit]
     t0 = time.perf_counter()
     rag = open_index(data_dir, model, passages, reader=reader and with_answers, config=config,
-                     index_options=index_options, pooled_sentences=pooled_sentences)
+                     index_options=index_options, reading=reading)
     index_seconds = time.perf_counter() - t0
     the_reader = rag.reader() if with_answers else None  # loaded before the clock runs
 
@@ -124,7 +123,7 @@ def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None,
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
     return {"set": data_dir.name, "part": part or "all", "reader": the_reader is not None,
-            "embedder": rag.embedder.name, "sentences": "pooled" if pooled_sentences else "separate",
+            "embedder": rag.embedder.name, "reading": reading,
             "retrieval": retrieval, "k": k, "questions": len(rows),
             "passages": len(passages), "index_seconds": round(index_seconds, 1),
             "approximate": bool(getattr(rag.store, "approximate", False)),
