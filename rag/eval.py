@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from .answer import compose
-from .api import RAG
+from .api import DEFAULT_READING, RAG
 from .articles import Article
 from .config import DEFAULT, Config
 from .embedders import canonical_name
@@ -52,16 +52,18 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def eval_index(data_dir: Path, model: str | None, index_options: dict | None = None,
-               reading: str = "passages") -> Path:
+               reading: str = DEFAULT_READING) -> Path:
     h = hashlib.sha256()
-    h.update(f"{canonical_name(model)}|format {FORMAT}|{sorted((index_options or {}).items())}|{reading}|".encode())
+    h.update(f"{canonical_name(model)}|format {FORMAT}|{sorted((index_options or {}).items())}|".encode())
+    if reading != DEFAULT_READING:
+        h.update(f"{reading}|".encode())
     h.update((data_dir / "passages.jsonl").read_bytes())
     return cache_root() / f"{data_dir.name}-{h.hexdigest()[:16]}"
 
 
 def open_index(data_dir: Path, model: str | None = None, passages: list[dict] | None = None,
                reader: bool = True, config: Config = DEFAULT, index_options: dict | None = None,
-               reading: str = "passages") -> RAG:
+               reading: str = DEFAULT_READING) -> RAG:
     """The cached index of an evaluation set's passages (built on first use; unchanged passages
     are skipped on later runs)."""
     if passages is None:
@@ -78,7 +80,7 @@ def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None,
              retrieval: str = "hybrid", with_answers: bool = True,
              progress: Callable[[int, int], None] | None = None, details: str | None = None,
              part: str | None = None, reader: bool = True, config: Config = DEFAULT,
-             index_options: dict | None = None, reading: str = "passages") -> dict:
+             index_options: dict | None = None, reading: str = DEFAULT_READING) -> dict:
     """``part``: only the questions of that half of the set (``PARTS``); all passages are indexed
     either way, so retrieval is as hard as on the whole set."""
     data_dir = Path(data_dir)
