@@ -13,7 +13,7 @@ states: it reads both), ``int8`` / ``int8-passages`` (e5-small-int8 reading both
 
 Reports per run the wall time of the process's ingestion (model and torch loading included, as for
 a user's `rag ingest`), the tokens of article text (each token once, whatever the engine reads),
-tokens/s and articles/s of article text, and each run's speed as a multiple of the first run
+tokens/s and articles/s of article text, its peak RSS, and each run's speed as a multiple of the first run
 (``--rounds`` alternates the runs to share the machine's drift).
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -67,7 +68,8 @@ def run(folder: Path, index: Path, model: str, reading: str) -> dict:
     return {"articles": len(report.added), "skipped": len(report.skipped), "chunks": report.chunks,
             "tokens": report.tokens, "seconds": round(seconds, 2), "ingest_seconds": round(report.seconds, 2),
             "tokens_per_s": round(report.tokens / seconds), "articles_per_s": round(len(report.added) / seconds, 2),
-            "engine_at_end": getattr(rag.embedder, "engine", None)}
+            "engine_at_end": getattr(rag.embedder, "engine", None),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
 def main() -> None:
