@@ -41,8 +41,6 @@ class IngestProgress:
     stored article (several at once when a batch is stored) and at each new file."""
 
     file: str = ""              # the file being read
-    files: int = 0              # files to read
-    files_done: int = 0
     articles: int = 0           # articles done (added, updated or unchanged)
     bytes_total: int = 0        # of the input files
     bytes_done: float = 0.0     # finished files, plus the current file's share of its articles done
@@ -57,12 +55,6 @@ class IngestProgress:
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def eta_seconds(self) -> float | None:
-        """Seconds left at the pace so far (None until something is done)."""
-        f = self.fraction
-        return None if f <= 0 or self.seconds <= 0 else self.seconds * (1 - f) / f
 
     def describe(self) -> str:
         """``312 articles · 3,150 tokens/s · name`` (the file last, it is the part that may be cut)."""
@@ -125,12 +117,12 @@ def embedding_texts(art: Article, seg) -> list[str]:
     return passage_texts(art, seg) + [art.text[s.start:s.end] for s in seg.sentences]
 
 
-def sentence_spans(art: Article, seg) -> list[list[tuple[int, int]]]:
+def sentence_spans(art: Article, seg, homes: list[int]) -> list[list[tuple[int, int]]]:
     """For each passage text of ``passage_texts``, the spans of the sentences pooled from it: each
-    sentence from the first passage that holds it."""
+    sentence from its home, the first passage that holds it (``seg.sentence_homes()``)."""
     spans: list[list[tuple[int, int]]] = [[] for _ in seg.chunks]
     head = len(art.title) + 1
-    for s, c in zip(seg.sentences, seg.sentence_homes()):
+    for s, c in zip(seg.sentences, homes):
         base = seg.chunks[c].start - head
         spans[c].append((s.start - base, s.end - base))
     return spans
@@ -140,6 +132,12 @@ READINGS = ("passages", "sentences", "both")
 # Each token read once costs quality on English questions over Persian text (bench/results/embed.md,
 # "What the model reads"): the default still reads passages and sentences.
 DEFAULT_READING = "both"
+
+
+def check_reading(reading: str) -> str:
+    if reading not in READINGS:
+        raise ValueError(f"unknown reading {reading!r}: use one of {', '.join(READINGS)}")
+    return reading
 
 
 def embed_segmented(embedder: Embedder, items: list[tuple[Article, object]], reading: str = DEFAULT_READING
@@ -153,19 +151,19 @@ def embed_segmented(embedder: Embedder, items: list[tuple[Article, object]], rea
       mean of its sentences' and its title's;
     - ``both``: passages and, again, each sentence on its own (about twice the tokens).
     """
-    if reading not in READINGS:
-        raise ValueError(f"unknown reading {reading!r}: use one of {', '.join(READINGS)}")
+    check_reading(reading)
     out = []
     if reading == "passages" and hasattr(embedder, "embed_passages_and_spans"):
+        homes = [seg.sentence_homes() for _, seg in items]
         texts = [t for art, seg in items for t in passage_texts(art, seg)]
-        spans = [sp for art, seg in items for sp in sentence_spans(art, seg)]
+        spans = [sp for (art, seg), h in zip(items, homes) for sp in sentence_spans(art, seg, h)]
         pvecs, svecs = embedder.embed_passages_and_spans(texts, spans)
         at = 0
-        for art, seg in items:
+        for (art, seg), h in zip(items, homes):
             n = len(seg.chunks)
             taken = [0] * n
             sv = np.zeros((len(seg.sentences), pvecs.shape[1]), dtype=np.float32)
-            for k, c in enumerate(seg.sentence_homes()):
+            for k, c in enumerate(h):
                 sv[k] = svecs[at + c][taken[c]]
                 taken[c] += 1
             out.append((pvecs[at:at + n], sv))
@@ -183,7 +181,7 @@ def embed_segmented(embedder: Embedder, items: list[tuple[Article, object]], rea
             at += 1 + len(seg.sentences)
             weight = np.asarray(seg.sentence_tokens, dtype=np.float32).clip(min=1)
             title_weight = embedder.count_tokens(art.title) if (art.title or "").strip() else 0
-            pv = np.zeros((len(seg.chunks), sv.shape[1] if len(sv) else vectors.shape[1]), dtype=np.float32)
+            pv = np.zeros((len(seg.chunks), vectors.shape[1]), dtype=np.float32)
             homes = seg.sentence_homes()
             for k, s in enumerate(seg.sentences):  # a sentence counts in every passage holding it
                 for c in range(homes[k], len(seg.chunks)):
@@ -235,9 +233,7 @@ class RAG:
         self.index = index if str(index).startswith("milvus://") else Path(index)
         self.config = config
         self.use_reader = reader
-        if reading not in READINGS:
-            raise ValueError(f"unknown reading {reading!r}: use one of {', '.join(READINGS)}")
-        self.reading = reading
+        self.reading = check_reading(reading)
         self._reader = None
         self._reader_error: Exception | None = None
         self._reader_thread: threading.Thread | None = None
@@ -289,7 +285,7 @@ class RAG:
         files, problems = iter_files(list(paths))
         report.skipped.extend(problems)
         sizes = [_size(fp) for fp in files]
-        state = IngestProgress(files=len(files), bytes_total=sum(sizes))
+        state = IngestProgress(bytes_total=sum(sizes))
 
         def tick() -> None:
             if progress:
@@ -300,7 +296,7 @@ class RAG:
         batch = _Batch(self, report, state, tick)
         with self.store.writing():
             for i, fp in enumerate(files):
-                state.file, state.files_done = str(fp), i
+                state.file = str(fp)
                 tick()
                 loaded = load_file(fp)
                 if uploaded:
@@ -318,7 +314,7 @@ class RAG:
                     self._queue(self._resolve_id(art), batch, share)
             batch.flush()
         report.seconds = time.perf_counter() - t0
-        state.files_done, state.finished = len(files), True
+        state.finished = True
         tick()
         return report
 
