@@ -137,6 +137,20 @@ def check_items(items: list, dim: int, where: object) -> list:
 
 # ------------------------------------------------------------------ int8 vectors
 
+def sort_changes(items: list, stored) -> tuple[list[str], list]:
+    """Each item's status (``added``, ``updated``, ``unchanged``) and the items to write.
+    ``stored(article)``: None when the article is not stored, else whether it is stored unchanged."""
+    statuses, todo = [], []
+    for item in items:
+        same = stored(item[0])
+        if same:
+            statuses.append("unchanged")
+        else:
+            statuses.append("added" if same is None else "updated")
+            todo.append(item)
+    return statuses, todo
+
+
 def quantize(vectors: np.ndarray) -> np.ndarray:
     """Rows of float32 as int8 codes with one float32 scale each (``dim + 4`` bytes a row): cosines
     from them differ from float32's by ~1e-3, a quarter of the bytes."""

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..articles import Article
 from ..chunking import Chunk
-from .base import Candidates, Passage, StoreError, check_items, dequantize, rebuild_hint
+from .base import Candidates, Passage, StoreError, check_items, dequantize, rebuild_hint, sort_changes
 from .records import Records
 from .vectors import VectorIndex
 
@@ -296,14 +296,11 @@ class EmbeddedIndex:
         each whole); one status per article."""
         checked = check_items(items, self.dim, self.path)
         with self._lock, self.records.errors(writing=True):
-            statuses, todo = [], []
-            for item in checked:
-                old = self.records.state(item[0].id)
-                if old and old[0] == item[0].sha:
-                    statuses.append("unchanged")
-                else:
-                    statuses.append("updated" if old else "added")
-                    todo.append(item)
+            def stored(article: Article) -> bool | None:
+                old = self.records.state(article.id)
+                return None if not old else old[0] == article.sha
+
+            statuses, todo = sort_changes(checked, stored)
             if not todo:
                 return statuses
             behind = self.records.generation() != self._generation

@@ -52,7 +52,7 @@ import numpy as np
 from ..articles import Article
 from ..chunking import Chunk
 from .base import (ArticleInfo, Candidates, ChunkRow, Passage, StoreError, check_items, dequantize,
-                   passage_terms, quantize)
+                   passage_terms, quantize, sort_changes)
 from .embedded import rarest
 
 FORMAT = 1
@@ -214,48 +214,55 @@ class MilvusIndex:
             client.close()
 
     @classmethod
-    def open(cls, location: str) -> "MilvusIndex":
+    def _connected(cls, location: str, what: str, read_meta) -> "MilvusIndex":
+        """Connect, run ``read_meta(client, name)`` (it returns the index description), and make the
+        index; the connection is closed if anything fails."""
         client, _, _, name = _connect(location)
         try:
-            with _wrap(location, "opening the index"):
-                meta = cls._read_meta(client, name)
-                if meta is None:
-                    raise StoreError(f"no index at {location}; build one with: rag ingest seeds/ --index {location}")
-                if meta.get("format") != FORMAT:
-                    raise StoreError(f"index {location} has format {meta.get('format')}, this version reads {FORMAT}; "
-                                     f"rebuild it with: rag ingest ARTICLES... --index milvus://HOST:PORT/NEW_NAME")
-                for suffix in ("passages", "articles"):
-                    client.load_collection(f"{name}_{suffix}")
+            with _wrap(location, what):
+                meta = read_meta(client, name)
         except BaseException:
             client.close()
             raise
         return cls(client, location, name, meta)
 
     @classmethod
+    def open(cls, location: str) -> "MilvusIndex":
+        def read_meta(client, name: str) -> dict:
+            meta = cls._read_meta(client, name)
+            if meta is None:
+                raise StoreError(f"no index at {location}; build one with: rag ingest seeds/ --index {location}")
+            if meta.get("format") != FORMAT:
+                raise StoreError(f"index {location} has format {meta.get('format')}, this version reads {FORMAT}; "
+                                 f"rebuild it with: rag ingest ARTICLES... --index milvus://HOST:PORT/NEW_NAME")
+            for suffix in ("passages", "articles"):
+                client.load_collection(f"{name}_{suffix}")
+            return meta
+
+        return cls._connected(location, "opening the index", read_meta)
+
+    @classmethod
     def create(cls, location: str, embedder: str, dim: int) -> "MilvusIndex":
         """Create the collections (those a crashed create left are reused); the description is
         written last, so an index exists only once it is whole."""
-        client, _, _, name = _connect(location)
-        try:
-            with _wrap(location, "creating the index"):
-                meta = cls._read_meta(client, name)
-                if meta is not None:
-                    if meta.get("embedder") != embedder or int(meta.get("dim", 0)) != int(dim):
-                        raise StoreError(f"the index {location} exists with the embedder {meta.get('embedder')!r} "
-                                         f"(dimension {meta.get('dim')})")
-                else:
-                    analyzer = _create_passages(client, f"{name}_passages", int(dim))
-                    _create_articles(client, f"{name}_articles")
-                    meta = {"format": FORMAT, "embedder": embedder, "dim": int(dim), "analyzer": analyzer,
-                            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-                    _create_plain(client, f"{name}_meta", [("key", 64), ("value", VARCHAR_MAX)], "key")
-                    client.upsert(f"{name}_meta", [{"key": "index", "value": json.dumps(meta), "_v": [0.0, 0.0]}])
-                for suffix in ("passages", "articles", "meta"):
-                    client.load_collection(f"{name}_{suffix}")
-        except BaseException:
-            client.close()
-            raise
-        return cls(client, location, name, meta)
+        def read_meta(client, name: str) -> dict:
+            meta = cls._read_meta(client, name)
+            if meta is not None:
+                if meta.get("embedder") != embedder or int(meta.get("dim", 0)) != int(dim):
+                    raise StoreError(f"the index {location} exists with the embedder {meta.get('embedder')!r} "
+                                     f"(dimension {meta.get('dim')})")
+            else:
+                analyzer = _create_passages(client, f"{name}_passages", int(dim))
+                _create_articles(client, f"{name}_articles")
+                meta = {"format": FORMAT, "embedder": embedder, "dim": int(dim), "analyzer": analyzer,
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                _create_plain(client, f"{name}_meta", [("key", 64), ("value", VARCHAR_MAX)], "key")
+                client.upsert(f"{name}_meta", [{"key": "index", "value": json.dumps(meta), "_v": [0.0, 0.0]}])
+            for suffix in ("passages", "articles", "meta"):
+                client.load_collection(f"{name}_{suffix}")
+            return meta
+
+        return cls._connected(location, "creating the index", read_meta)
 
     # ------------------------------------------------------------ writing
 
@@ -309,14 +316,13 @@ class MilvusIndex:
         what = f"writing the article {items[0][0].id!r}" if len(items) == 1 else f"writing {len(items)} articles"
         with self._errors(what):
             old_articles = self._rows_of(self.articles_name, [a.id for a, *_ in checked], ["id", "sha", "part"])
-            statuses, todo = [], []
-            for item in checked:
-                rows = old_articles.get(item[0].id, [])
-                if sum(r["part"] == 0 for r in rows) == 1 and {r["sha"] for r in rows} == {item[0].sha}:
-                    statuses.append("unchanged")
-                else:
-                    statuses.append("updated" if rows else "added")
-                    todo.append(item)
+            def stored(article: Article) -> bool | None:
+                rows = old_articles.get(article.id, [])
+                if not rows:
+                    return None
+                return sum(r["part"] == 0 for r in rows) == 1 and {r["sha"] for r in rows} == {article.sha}
+
+            statuses, todo = sort_changes(checked, stored)
             if not todo:
                 return statuses
             old_passages = self._rows_of(self.passages_name, [a.id for a, *_ in todo], ["id"])
