@@ -9,7 +9,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .agencies import shown
 from .config import DEFAULT, Config
+from .dates import format_date
 from .embedders import Embedder
 from .persian import _stem, detect_language, negated, negative_or_exception, terms, words
 from .retrieval import Retrieved
@@ -28,9 +30,16 @@ from .retrieval import Retrieved
 #   logit ranks the quotes (plus reader_blend × the meaning score).
 FRAMING = {
     "fa": {"lead": "بر پایهٔ مقاله‌ها:", "none": "مقاله‌ها به این پرسش پاسخی نمی‌دهند.",
-           "unsure": "مقاله‌ها شاید مستقیماً به این پرسش پاسخ ندهند. نزدیک‌ترین جمله‌ها (نامطمئن):"},
+           "unsure": "مقاله‌ها شاید مستقیماً به این پرسش پاسخ ندهند. نزدیک‌ترین جمله‌ها (نامطمئن):",
+           "also": "همین خبر را {n} منبع دیگر هم منتشر کرده‌اند: {names}", "persian": "",
+           "filtered": "هیچ مقاله‌ای با این پالایه (تاریخ یا منبع) در نمایه نیست.",
+           "unknown_source": "منبع نامعلوم", "undated": "بی‌تاریخ"},
     "en": {"lead": "According to the articles:", "none": "The articles do not answer this question.",
-           "unsure": "The articles may not answer this directly. The closest sentences (uncertain):"},
+           "unsure": "The articles may not answer this directly. The closest sentences (uncertain):",
+           "also": "also reported by {n}: {names}",
+           "persian": "The quotes are in Persian, as the articles wrote them; each source's agency and date follow.",
+           "filtered": "No article in the index matches this filter (dates or agency).",
+           "unknown_source": "unknown agency", "undated": "undated"},
 }
 
 
@@ -43,6 +52,24 @@ class Citation:
     start: int
     end: int
     score: float
+    source: str | None = None      # the article's agency (canonical name) and publication date (ISO)
+    date: str | None = None
+    date_inferred: bool = False
+    calendar: str | None = None
+    also: list[str] = field(default_factory=list)          # the other articles of its story group
+    also_sources: list[str | None] = field(default_factory=list)  # and their agencies, in the same order
+
+    def attribution(self, lang: str, numbers: str | None = None) -> str:
+        """``[n] agency, date`` (and the copies of its story) in the reader's language."""
+        frame = FRAMING[lang]
+        parts = [shown(self.source, lang) or frame["unknown_source"],
+                 format_date(self.date, lang, self.calendar, self.date_inferred) or frame["undated"]]
+        sep = "، " if lang == "fa" else ", "
+        line = f"[{numbers or self.n}] " + sep.join(parts)
+        if self.also:
+            names = sorted({shown(s, lang) or frame["unknown_source"] for s in self.also_sources})
+            line += " — " + frame["also"].format(n=len(self.also), names=sep.join(names))
+        return line
 
 
 @dataclass
@@ -76,6 +103,7 @@ class Candidate:
     text: str
     score: float
     terms: frozenset[str]
+    passage: object = None  # the rag.backends.Passage it comes from (its article's agency, date, story)
 
 
 def focus(question: str, title: str) -> str | None:
@@ -146,7 +174,7 @@ def candidate_sentences(question: str, retrieved: Retrieved, embedder: Embedder 
             lex_topic = len(topic_terms & c_terms) / len(topic_terms) if topic_terms else 0.0
             meaning = cos[sid] if sid not in focus_cos else (1 - cfg.w_focus) * cos[sid] + cfg.w_focus * focus_cos[sid]
             score = meaning + cfg.w_passage * h.dense + cfg.w_lexical * lex_topic
-            cands.append(Candidate(h.article_id, h.title, s, e, text, score, c_terms))
+            cands.append(Candidate(h.article_id, h.title, s, e, text, score, c_terms, passages[h.chunk_id]))
             to_focus.append((focus_cos.get(sid, cos[sid]), c_terms))
             confidence = max(confidence, cos[sid] + cfg.conf_passage * h.dense + cfg.conf_lexical * lex)
     if not cands:
@@ -171,28 +199,57 @@ def _negation_filter(question: str, cands: list[Candidate], margin: float) -> li
     return [c for c in cands if c.score >= top - margin and negative_or_exception(c.text)]
 
 
-def _cite(chosen: list[Candidate], limit: int) -> list[Citation]:
+def _cite(chosen: list[Candidate], limit: int, stories: dict | None = None) -> list[Citation]:
     """Citations for ``chosen``. Each quote is cut from its passage's stored raw text (read with it
     from the index) at the sentence's offsets; one that does not fill its span (a passage text
-    shorter than its offsets say) is never shown. Near-duplicates (one story in two articles) are
-    cited once."""
+    shorter than its offsets say) is never shown. One story is cited from one of its copies (the
+    articles of a story group, and near-duplicate sentences), which names the others."""
     kept: list[Candidate] = []
     citations: list[Citation] = []
+    cited_article: dict[str, str] = {}  # story group → the article cited for it
+    stories = stories or {}
     for c in chosen:
         if len(citations) >= limit:
             break
+        p = c.passage
+        group = getattr(p, "group", None) or c.article_id
+        if cited_article.get(group, c.article_id) != c.article_id:
+            continue  # another copy of a story already cited
         if any(_near_duplicate(c.terms, o.terms) for o in kept):
             continue
         if len(c.text) != c.end - c.start or not c.text:
             continue
         kept.append(c)
-        citations.append(Citation(len(citations) + 1, c.text, c.article_id, c.title, c.start, c.end, c.score))
+        cited_article[group] = c.article_id
+        others = [a for a in stories.get(group, []) if a.id != c.article_id]
+        citations.append(Citation(len(citations) + 1, c.text, c.article_id, c.title, c.start, c.end, c.score,
+                                  getattr(p, "source", None), getattr(p, "date", None),
+                                  bool(getattr(p, "date_inferred", False)), getattr(p, "calendar", None),
+                                  [a.id for a in others], [a.source for a in others]))
     return citations
+
+
+def _sources(lang: str, question_lang_of_quotes: bool, citations: list[Citation]) -> list[str]:
+    """The lines under the quotes: each citation's agency and date, the copies of its story; for
+    an English reader of Persian quotes, a line saying they are in Persian."""
+    frame = FRAMING[lang]
+    lines = [""]
+    if lang == "en" and question_lang_of_quotes:
+        lines.append(frame["persian"])
+    by_article: dict[str, list[Citation]] = {}
+    for c in citations:
+        by_article.setdefault(c.article_id, []).append(c)
+    return lines + [cs[0].attribution(lang, ", ".join(str(c.n) for c in cs)) for cs in by_article.values()]
+
+
+def _persian_quotes(citations: list[Citation]) -> bool:
+    return any(detect_language(c.quote) == "fa" for c in citations)
 
 
 def _answered(question: str, lang: str, citations: list[Citation], confidence: float) -> Answer:
     frame = FRAMING[lang]
     lines = [frame["lead"], ""] + [f"{c.quote} [{c.n}]" for c in citations]
+    lines += _sources(lang, _persian_quotes(citations), citations)
     return Answer(question, lang, "\n".join(lines), False, citations, confidence=confidence)
 
 
@@ -228,7 +285,7 @@ def compose(question: str, retrieved: Retrieved, max_quotes: int | None = None,
             return Answer(question, lang, frame["none"], True, confidence=related)
         cands = _negation_filter(question, cands, cfg.quote_margin)
         best = cands[0].score if cands else 0.0
-        citations = _cite([c for c in cands if c.score >= best - cfg.quote_margin], max_quotes)
+        citations = _cite([c for c in cands if c.score >= best - cfg.quote_margin], max_quotes, retrieved.stories)
         if not citations:
             return Answer(question, lang, frame["none"], True, confidence=related)
         return _answered(question, lang, citations, related)
@@ -243,15 +300,16 @@ def compose(question: str, retrieved: Retrieved, max_quotes: int | None = None,
         best = ranked[0].score
         chosen = _negation_filter(question, [c for c in ranked if c.score >= best - cfg.reader_margin],
                                   cfg.reader_margin)
-        citations = _cite(chosen, max_quotes)
+        citations = _cite(chosen, max_quotes, retrieved.stories)
         if citations:
             return _answered(question, lang, citations, probability)
     # Unsure: when the passages are about the question, the closest sentences are shown as
     # evidence, set apart from an answer; when nothing retrieved is related, a plain refusal.
     if related < cfg.related_below[lang]:
         return Answer(question, lang, frame["none"], True, confidence=probability)
-    evidence = _cite(ranked, cfg.evidence_quotes)
+    evidence = _cite(ranked, cfg.evidence_quotes, retrieved.stories)
     if not evidence:
         return Answer(question, lang, frame["none"], True, confidence=probability)
     lines = [frame["unsure"], ""] + [f"{c.quote} [{c.n}]" for c in evidence]
+    lines += _sources(lang, _persian_quotes(evidence), evidence)
     return Answer(question, lang, "\n".join(lines), True, [], confidence=probability, evidence=evidence)

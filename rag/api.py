@@ -8,24 +8,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Union
 
 import numpy as np
 
 from .errors import UserError
-from .answer import Answer, compose
+from .agencies import canonical
+from .answer import FRAMING, Answer, compose
 from .articles import Article, Skipped, iter_files, load_file, scrub_surrogates
 from .chunking import segment_article
 from .config import DEFAULT, Config
+from .dates import parse_day
+from .persian import detect_language
 from .embedders import Embedder, load_embedder, same_vectors
 from .retrieval import Retrieved, Retriever
-from .backends import ArticleInfo, StoreError, index_exists, open_index
+from .backends import ArticleInfo, Filter, StoreError, index_exists, open_index
 
 MAX_QUESTION_CHARS = 2000
 # Ingestion embeds the texts of several articles in one call and stores them in one transaction:
@@ -201,6 +206,33 @@ def embed_segmented(embedder: Embedder, items: list[tuple[Article, object]], rea
     return out
 
 
+DayLike = Union[str, dt.date, None]
+SourceLike = Union[str, Iterable[str], None]
+
+
+def news_filter(since: DayLike = None, until: DayLike = None, source: SourceLike = None) -> Filter | None:
+    """A filter from what a user gives: days as ``YYYY-MM-DD`` (a year below 1700 is solar Hijri,
+    ``1404-04-20``), written out in any calendar, or ``datetime.date``; agencies by any of their
+    names (``فارس``, ``Fars``), one or several (comma-separated). None when nothing is given."""
+    def day(value: DayLike, what: str) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        try:
+            return parse_day(str(value)).isoformat()
+        except ValueError as exc:
+            raise UserError(f"{what}: {exc}") from None
+
+    if isinstance(source, str):
+        source = [s for s in re.split(r"[,،]", source)]
+    sources = tuple(dict.fromkeys(c for c in (canonical(s) for s in (source or [])) if c))
+    where = Filter(day(since, "since"), day(until, "until"), sources)
+    if where.since and where.until and where.since > where.until:
+        raise UserError(f"since ({where.since}) is after until ({where.until})")
+    return where or None
+
+
 def check_question(question: str) -> str:
     q = scrub_surrogates(question or "").strip()
     if not q:
@@ -350,15 +382,23 @@ class RAG:
 
     # ------------------------------------------------------------ questions
 
-    def search(self, question: str, k: int = 5) -> Retrieved:
-        return self.retriever.retrieve(check_question(question), k)
+    def search(self, question: str, k: int = 5, since: DayLike = None, until: DayLike = None,
+               source: SourceLike = None) -> Retrieved:
+        """The ``k`` best passages; ``since``/``until``/``source`` as in :func:`news_filter`."""
+        return self.retriever.retrieve(check_question(question), k, news_filter(since, until, source))
 
-    def ask(self, question: str, k: int = 5, llm: str | None = None) -> Answer:
+    def ask(self, question: str, k: int = 5, llm: str | None = None, since: DayLike = None, until: DayLike = None,
+            source: SourceLike = None) -> Answer:
         """Answer with verified quotes. ``llm`` (``PROVIDER:MODEL``, opt-in) lets a chat model write
         the answer around quotes that are then verified; the extractive answer decides abstention
-        and is the fallback whenever the model's quotes do not verify."""
+        and is the fallback whenever the model's quotes do not verify. ``since``/``until``/``source``
+        answer from the matching articles only (:func:`news_filter`)."""
         q = check_question(question)
-        retrieved = self.retriever.retrieve(q, max(k, 1))
+        where = news_filter(since, until, source)
+        retrieved = self.retriever.retrieve(q, max(k, 1), where)
+        if where and not retrieved.hits:
+            lang = detect_language(q)
+            return Answer(q, lang, FRAMING[lang]["filtered"], True)
         answer = compose(q, retrieved, embedder=self.embedder, reader=self.reader(),
                          config=self.config)
         if llm is None or answer.abstained:
@@ -407,8 +447,10 @@ class RAG:
 
     # ------------------------------------------------------------ articles
 
-    def articles(self) -> list[ArticleInfo]:
-        return self.store.articles()
+    def articles(self, since: DayLike = None, until: DayLike = None, source: SourceLike = None
+                 ) -> list[ArticleInfo]:
+        """The stored articles (with their agency, date and story group), those matching the filter."""
+        return self.store.articles(news_filter(since, until, source))
 
     def count(self) -> tuple[int, int]:
         """``(articles, passages)`` in the index."""

@@ -7,6 +7,7 @@ every chunk and quote stays a plain slice ``article.text[start:end]``.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -15,6 +16,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .agencies import canonical, find_agency
+from .dates import publication_date
 from .persian import SEGMENTATION, normalize_text
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".pdf", ".docx")
@@ -38,11 +41,13 @@ class Article:
     id: str
     title: str
     text: str
-    source: str | None = None
-    date: str | None = None
+    source: str | None = None       # the reporting agency, one name per outlet (rag.agencies.canonical)
+    date: str | None = None         # publication date, ISO YYYY-MM-DD (Gregorian)
     url: str | None = None
     path: str | None = None
     content_spans: list[tuple[int, int]] = field(default_factory=list)
+    date_inferred: bool = False     # the year of ``date`` was not written (rag.dates)
+    calendar: str | None = None     # the calendar the article wrote its date in (how to show it)
 
     def __post_init__(self) -> None:
         # A lone surrogate (JSON "\ud800", or an API caller's string) cannot be stored or embedded as
@@ -51,6 +56,17 @@ class Article:
         self.title = short_title(scrub_surrogates(self.title))
         if not self.content_spans:
             self.content_spans = [(0, len(self.text))] if self.text else []
+        self.source = canonical(self.source)
+        if self.date is not None and not _ISO_DAY.fullmatch(self.date):
+            # a date as a caller wrote it («۲۰ سرطان ۱۴۰۴», "July 11, 2025"): read as metadata
+            self.date_from(self.date, None)
+
+    def date_from(self, metadata: str | None, reference: dt.date | None) -> None:
+        """Set the publication date from ``metadata`` (any calendar), else from the text; a year
+        left out is inferred (``reference``: the file's day, else today)."""
+        found = publication_date(self.content(), metadata, reference)
+        self.date, self.date_inferred, self.calendar = (found.iso, found.inferred, found.calendar) if found \
+            else (None, False, None)
 
     @property
     def sha(self) -> str:
@@ -64,6 +80,17 @@ class Article:
 
     def content(self) -> str:
         return "\n".join(self.text[s:e] for s, e in self.content_spans)
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def news_metadata(art: Article, date: str | None, source: str | None, reference: dt.date | None) -> Article:
+    """The agency and publication date of a loaded article: from its metadata first, then from
+    its text (the attribution line, the first dates near the top)."""
+    art.source = canonical(source) or find_agency(art.content())
+    art.date_from(date, reference)
+    return art
 
 
 @dataclass
@@ -167,33 +194,6 @@ _FOOTER_LINES = {normalize_text(w) for w in (
 _RELATED = {normalize_text(w) for w in ("مطالب مرتبط", "اخبار مرتبط", "مطالب پیشنهادی", "Related", "Related articles",
                                         "Related posts", "Read more", "بیشتر بخوانید")}
 
-_AGENCY = re.compile(r"به\s*گزارش\s+((?:خبرگزاری|خبرگذاری|روزنامه|پایگاه خبری|شبکه|رادیو|تلویزیون)?\s*[^؛،,:.\n()]{2,40}?)\s*[؛،,:.\n(]")
-_MONTHS = ("حمل|ثور|جوزا|سرطان|اسد|سنبله|میزان|عقرب|قوس|جدی|دلو|حوت|فروردین|اردیبهشت|خرداد|تیر|مرداد|"
-           "شهریور|مهر|آبان|آذر|دی|بهمن|اسفند|جنوری|فبروری|مارچ|اپریل|آوریل|می|جون|جولای|آگست|اوت|سپتمبر|"
-           "سپتامبر|اکتبر|نومبر|نوامبر|دسامبر|دسمبر|ژانویه|فوریه|مارس|ژوئن|ژوئیه|January|February|March|"
-           "April|May|June|July|August|September|October|November|December")
-_D = r"[0-9۰-۹٠-٩]"
-_DATE = re.compile(rf"(?<![0-9۰-۹٠-٩]){_D}{{1,2}}\s*(?:{_MONTHS})(?:\s*(?:سال\s*)?{_D}{{4}})?(?![\w])"
-                   rf"|{_D}{{4}}[/-]{_D}{{1,2}}[/-]{_D}{{1,2}}")
-
-
-def find_source(text: str) -> str | None:
-    """The reporting agency of ``به گزارش X؛`` near the top, e.g. ``خبرگزاری معمار``."""
-    m = _AGENCY.search(text[:3000])
-    return m.group(1).strip() if m else None
-
-
-def find_date(text: str) -> str | None:
-    """The first date string near the top (Afghan/Iranian solar or Gregorian month names, or
-    numeric); full dates (with a year) win over bare day-month ones."""
-    head = text[:3000]
-    matches = list(_DATE.finditer(head))
-    if not matches:
-        return None
-    full = [m for m in matches if re.search(rf"{_D}{{4}}", m.group())]
-    return (full[0] if full and full[0].start() < 600 else matches[0]).group().strip()
-
-
 # ---------------------------------------------------------------- plain text / markdown
 
 def _lines(text: str) -> list[tuple[int, int]]:
@@ -213,7 +213,8 @@ def _title_of(line: str, markdown: bool) -> str:
     return t
 
 
-def parse_text(text: str, *, article_id: str, path: str | None = None, markdown: bool = False) -> Article:
+def parse_text(text: str, *, article_id: str, path: str | None = None, markdown: bool = False,
+               reference: dt.date | None = None) -> Article:
     """A news text: first non-empty line is the title; a repeat of it is not content twice; the
     share-button / related-articles footer is not content."""
     lines = _lines(text)
@@ -269,8 +270,8 @@ def parse_text(text: str, *, article_id: str, path: str | None = None, markdown:
         spans = [lines[t_idx]]
     body = "\n".join(text[s:e] for s, e in spans)
     _check_indexable(body)
-    return Article(id=article_id, title=title, text=text, source=find_source(body), date=find_date(body),
-                   path=path, content_spans=spans)
+    return news_metadata(Article(id=article_id, title=title, text=text, path=path, content_spans=spans), None, None,
+                         reference)
 
 
 # ---------------------------------------------------------------- HTML
@@ -278,7 +279,7 @@ def parse_text(text: str, *, article_id: str, path: str | None = None, markdown:
 _ZWNJ_IN_HTML = re.compile(r"\u200c|&zwnj;|&#0*8204;|&#[xX]0*200[cC];")
 
 
-def parse_html(html: str, *, article_id: str, path: str | None = None) -> Article:
+def parse_html(html: str, *, article_id: str, path: str | None = None, reference: dt.date | None = None) -> Article:
     """Main text and metadata through trafilatura (boilerplate, menus and comments removed)."""
     import trafilatura  # imported on demand: it is only needed for HTML
 
@@ -302,8 +303,9 @@ def parse_html(html: str, *, article_id: str, path: str | None = None) -> Articl
         title = text.strip().splitlines()[0].strip()
     art = Article(id=article_id, title=title, text=text, path=path,
                   url=meta.url if meta else None)
-    art.source = (meta.sitename if meta and meta.sitename else None) or find_source(text)
-    art.date = (meta.date if meta and meta.date else None) or find_date(text)
+    # the text's attribution line names the reporting agency better than the site's name
+    art.source = find_agency(text) or canonical(meta.sitename if meta and meta.sitename else None)
+    art.date_from(meta.date if meta and meta.date else None, reference)
     return art
 
 
@@ -316,7 +318,7 @@ def _extractor(module: str, package: str):
         raise LoadError(f"reading this file type needs {package}: pip install -e '.[docs]'") from None
 
 
-def parse_pdf(data: bytes, *, article_id: str, path: str | None = None) -> Article:
+def parse_pdf(data: bytes, *, article_id: str, path: str | None = None, reference: dt.date | None = None) -> Article:
     """The PDF's text layer, page by page (pypdf). A scanned PDF has none and is skipped."""
     import io
 
@@ -333,10 +335,10 @@ def parse_pdf(data: bytes, *, article_id: str, path: str | None = None) -> Artic
     text = "\n\n".join(p for p in pages if p)
     if not text.strip():
         raise LoadError("no text layer in the PDF (scanned?)")
-    return parse_text(text, article_id=article_id, path=path)
+    return parse_text(text, article_id=article_id, path=path, reference=reference)
 
 
-def parse_docx(data: bytes, *, article_id: str, path: str | None = None) -> Article:
+def parse_docx(data: bytes, *, article_id: str, path: str | None = None, reference: dt.date | None = None) -> Article:
     """A Word document's paragraphs (python-docx); its title property wins over the first line."""
     import io
 
@@ -348,7 +350,7 @@ def parse_docx(data: bytes, *, article_id: str, path: str | None = None) -> Arti
     text = "\n".join(p.text for p in doc.paragraphs)
     if not text.strip():
         raise LoadError("empty Word document")
-    art = parse_text(text, article_id=article_id, path=path)
+    art = parse_text(text, article_id=article_id, path=path, reference=reference)
     title = (doc.core_properties.title or "").strip()
     if title:
         art.title = title
@@ -357,7 +359,7 @@ def parse_docx(data: bytes, *, article_id: str, path: str | None = None) -> Arti
 
 # ---------------------------------------------------------------- JSONL
 
-def parse_jsonl(text: str, *, path: str) -> Loaded:
+def parse_jsonl(text: str, *, path: str, reference: dt.date | None = None) -> Loaded:
     """One article a line: ``{"id" (or "passage_id"), "title", "text"}`` plus optional ``source``,
     ``date``, ``url``. A bad line is reported by number; the others are loaded."""
     out = Loaded()
@@ -397,8 +399,8 @@ def parse_jsonl(text: str, *, path: str) -> Loaded:
             v = obj.get(key)
             return str(v) if v not in (None, "") else None
 
-        out.articles.append(Article(id=aid, title=title, text=body, source=opt("source") or find_source(body),
-                                    date=opt("date") or find_date(body), url=opt("url"), path=path))
+        out.articles.append(news_metadata(Article(id=aid, title=title, text=body, url=opt("url"), path=path),
+                                          opt("date"), opt("source"), reference))
     return out
 
 
@@ -435,18 +437,20 @@ def load_file(path: Path) -> Loaded:
     except OSError as exc:
         return Loaded(skipped=[Skipped(shown, f"cannot read file ({exc.strerror or exc})")])
     stored = str(path.resolve())  # the article remembers where it came from, independent of the cwd
+    # a year an article leaves out is at most the file's (a download's time, when nothing else)
+    day = dt.date.fromtimestamp(st.st_mtime)
     try:
         if suffix == ".pdf":
-            return Loaded(articles=[parse_pdf(data, article_id=article_id_for(path), path=stored)])
+            return Loaded(articles=[parse_pdf(data, article_id=article_id_for(path), path=stored, reference=day)])
         if suffix == ".docx":
-            return Loaded(articles=[parse_docx(data, article_id=article_id_for(path), path=stored)])
+            return Loaded(articles=[parse_docx(data, article_id=article_id_for(path), path=stored, reference=day)])
         text = decode_bytes(data)
         if suffix == ".jsonl":
-            return parse_jsonl(text, path=shown)
+            return parse_jsonl(text, path=shown, reference=day)
         if suffix in (".html", ".htm"):
-            return Loaded(articles=[parse_html(text, article_id=article_id_for(path), path=stored)])
+            return Loaded(articles=[parse_html(text, article_id=article_id_for(path), path=stored, reference=day)])
         return Loaded(articles=[parse_text(text, article_id=article_id_for(path), path=stored,
-                                           markdown=suffix in (".md", ".markdown"))])
+                                           markdown=suffix in (".md", ".markdown"), reference=day)])
     except LoadError as exc:
         return Loaded(skipped=[Skipped(shown, str(exc))])
 

@@ -123,6 +123,18 @@ def ingest(paths: tuple[str, ...], index: str, model: str | None, device: str, r
     sys.exit(0 if report.ok else 1)
 
 
+def filter_options(f):
+    """--since / --until / --source: answer from the matching articles only."""
+    f = click.option("--source", default=None, metavar="NAME",
+                     help="Only articles of this agency, by any of its names (فارس, Fars); several comma-separated.")(f)
+    f = click.option("--until", default=None, metavar="DATE",
+                     help="Only articles published on or before DATE (as --since).")(f)
+    f = click.option("--since", default=None, metavar="DATE",
+                     help="Only articles published on or after DATE: YYYY-MM-DD, Gregorian or solar Hijri "
+                          "(1404-04-20), or written out («۲۰ سرطان ۱۴۰۴», \"11 July 2025\").")(f)
+    return f
+
+
 def _questions(question: str | None, questions: str | None) -> list[tuple[str | None, str]]:
     if questions:
         return _read_questions(questions)
@@ -141,15 +153,18 @@ def _questions(question: str | None, questions: str | None) -> list[tuple[str | 
 @click.option("--llm", default=None, metavar="PROVIDER:MODEL",
               help="Let a chat model write the answer around verified quotes (needs the [llm] extra; "
                    "e.g. openai:qwen2.5-7b with OPENAI_BASE_URL pointing at a local server).")
-def ask(question: str | None, index: str, k: int, as_json: bool, questions: str | None, llm: str | None) -> None:
+@filter_options
+def ask(question: str | None, index: str, k: int, as_json: bool, questions: str | None, llm: str | None,
+        since: str | None, until: str | None, source: str | None) -> None:
     """Answer QUESTION with cited verbatim quotes from the articles."""
-    from .api import RAG
+    from .api import RAG, news_filter
 
     items = _questions(question, questions)
     with user_errors():
+        news_filter(since, until, source)  # a bad date is reported before the index is opened
         rag = RAG(index)
         for qid, q in items:
-            ans = rag.ask(q, k=k, llm=llm)
+            ans = rag.ask(q, k=k, llm=llm, since=since, until=until, source=source)
             if as_json:
                 _print_json(ans.to_json(qid))
             else:
@@ -167,15 +182,18 @@ def ask(question: str | None, index: str, k: int, as_json: bool, questions: str 
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question.")
 @click.option("--questions", type=click.Path(exists=True, dir_okay=False),
               help="JSONL file of {id, question}: search each, in order.")
-def search(question: str | None, index: str, k: int, as_json: bool, questions: str | None) -> None:
+@filter_options
+def search(question: str | None, index: str, k: int, as_json: bool, questions: str | None, since: str | None,
+           until: str | None, source: str | None) -> None:
     """The passages most relevant to QUERY."""
-    from .api import RAG
+    from .api import RAG, news_filter
 
     items = _questions(question, questions)
     with user_errors():
+        news_filter(since, until, source)
         rag = RAG(index)
         for qid, q in items:
-            res = rag.search(q, k=k)
+            res = rag.search(q, k=k, since=since, until=until, source=source)
             if as_json:
                 obj: dict = {} if qid is None else {"id": qid}
                 obj.update(question=q, hits=[h.to_json() for h in res.hits],
@@ -185,24 +203,35 @@ def search(question: str | None, index: str, k: int, as_json: bool, questions: s
             else:
                 for h in res.hits:
                     snippet = " ".join(h.text.split())
-                    click.echo(f"{h.rank}. [{h.score:.3f}] {shown(h.title)} ({shown(h.article_id)}): "
-                               f"{shown(snippet[:200])}")
+                    meta = ", ".join(x for x in (h.source, h.date) if x)
+                    click.echo(f"{h.rank}. [{h.score:.3f}] {shown(h.title)} ({shown(h.article_id)}"
+                               f"{'; ' + shown(meta) if meta else ''}): {shown(snippet[:200])}")
 
 
 @main.command(name="list")
 @index_option
-@click.option("--json", "as_json", is_flag=True)
-def list_(index: str, as_json: bool) -> None:
-    """The indexed articles: id, title, passages."""
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per article: id, title, source, date, date_inferred, group, chunks, url.")
+@filter_options
+def list_(index: str, as_json: bool, since: str | None, until: str | None, source: str | None) -> None:
+    """The indexed articles: id, title, agency, date, story group, passages. Copies of one story
+    (the same story from several agencies) share a group: the id of the first of them."""
     from .api import RAG
 
     with user_errors():
-        arts = RAG(index).articles()
+        arts = RAG(index).articles(since=since, until=until, source=source)
+    sizes: dict[str, int] = {}
     for a in arts:
+        sizes[a.group or a.id] = sizes.get(a.group or a.id, 0) + 1
+    for a in arts:
+        group = a.group or a.id
         if as_json:
-            _print_json({"id": a.id, "title": a.title, "source": a.source, "date": a.date, "chunks": a.chunks})
+            _print_json({"id": a.id, "title": a.title, "source": a.source, "date": a.date,
+                         "date_inferred": a.date_inferred, "group": group, "chunks": a.chunks, "url": a.url})
         else:
-            click.echo(f"{shown(a.id)}\t{shown(a.title)}\t{a.chunks} passages")
+            date = (a.date or "-") + ("~" if a.date_inferred else "")
+            story = f"\tstory {shown(group)} ({sizes[group]} copies)" if sizes[group] > 1 else ""
+            click.echo(f"{shown(a.id)}\t{shown(a.title)}\t{shown(a.source or '-')}\t{date}\t{a.chunks} passages{story}")
 
 
 @main.command()

@@ -22,7 +22,7 @@ import numpy as np
 from .config import DEFAULT, Config
 from .embedders import Embedder
 from .persian import terms
-from .backends import Backend, Passage
+from .backends import ArticleInfo, Backend, Filter, Passage
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,14 @@ class Hit:
     score: float          # fused score (what the ranking is by)
     dense: float = 0.0    # meaning score: cosine of question and passage, blended with its best sentence's
     lexical: float = 0.0  # BM25 of the passage for the question's terms (0 when not matched)
+    source: str | None = None
+    date: str | None = None
+    group: str | None = None
 
     def to_json(self) -> dict:
         return {"rank": self.rank, "article_id": self.article_id, "chunk_id": self.chunk_id, "title": self.title,
-                "text": self.text, "start": self.start, "end": self.end, "score": round(self.score, 6)}
+                "text": self.text, "start": self.start, "end": self.end, "score": round(self.score, 6),
+                "source": self.source, "date": self.date, "group": self.group}
 
 
 @dataclass
@@ -52,6 +56,8 @@ class Retrieved:
     # Every candidate passage (with its sentences and their vectors), and the sentences' cosines.
     passages: dict[int, Passage] = field(default_factory=dict)
     sentence_cos: dict[int, float] = field(default_factory=dict)
+    # the articles of each candidate's story group (first stored first), keyed by group
+    stories: dict[str, list[ArticleInfo]] = field(default_factory=dict)
 
     def articles(self) -> list[tuple[str, float]]:
         """Articles in order of their best passage (a JSONL line is one article)."""
@@ -115,14 +121,16 @@ class Retriever:
         self.fusion = fusion
         self.config = config
 
-    def retrieve(self, question: str, k: int = 5) -> Retrieved:
+    def retrieve(self, question: str, k: int = 5, where: Filter | None = None) -> Retrieved:
+        """The ``k`` best passages for ``question``, of the articles ``where`` passes (applied by
+        the backend inside its search, so ``k`` come back when ``k`` pass)."""
         qv = self.embedder.embed_queries([question])[0]
         cfg = self.config
         n = max(cfg.candidates, k)
         q_terms = terms(question)
         found = self.store.candidates(qv, q_terms, n, dense=self.mode != "lexical",
                                       lexical=self.mode != "dense" and bool(q_terms),
-                                      max_postings=cfg.lexical_postings)
+                                      max_postings=cfg.lexical_postings, where=where or None)
         w_lex = 1.0 if self.mode == "lexical" else lexical_weight(found.document_frequencies, found.total_passages)
         lexical = found.lexical if w_lex > 0 else []
         passages = {p.chunk_id: p for p in found.passages}
@@ -140,8 +148,8 @@ class Retriever:
         for rank, (cid, s) in enumerate(ranked[:k], 1):
             p = passages[cid]
             hits.append(Hit(rank, cid, p.article_id, p.title, p.text, p.start, p.end, s, score.get(cid, 0.0),
-                            p.lexical))
-        return Retrieved(question, qv, hits, w_lex, passages, sentence_cos)
+                            p.lexical, p.source, p.date, p.group))
+        return Retrieved(question, qv, hits, w_lex, passages, sentence_cos, found.stories)
 
 
 def _meaning(qv: np.ndarray, passages: dict, w: float) -> tuple[dict[int, float], dict[int, float]]:

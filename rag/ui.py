@@ -37,9 +37,11 @@ from pathlib import Path
 
 import gradio as gr
 
+from .agencies import shown as shown_agency
 from .answer import Answer, Citation
 from .api import RAG, IngestReport, QuestionError, check_question
 from .articles import SUPPORTED, Article
+from .dates import format_date
 from .errors import UserError
 from .persian import detect_language
 
@@ -69,14 +71,18 @@ EXAMPLES = [
 TEXTS = {
     "fa": {"searching": "در حال جستجو در مقاله‌ها…", "whole": "متن کامل مقاله",
            "none": "هیچ بخشی از مقاله‌ها به این پرسش پاسخ نمی‌دهد.", "cut": "…",
-           "uncertain": "نامطمئن: شاید پاسخ این پرسش نباشد"},
+           "uncertain": "نامطمئن: شاید پاسخ این پرسش نباشد",
+           "also": "همین خبر را {n} منبع دیگر هم منتشر کرده‌اند: {names}"},
     "en": {"searching": "Searching the articles…", "whole": "Whole article",
            "none": "No passage of the articles answers this question.", "cut": "…",
-           "uncertain": "Uncertain: may not answer the question"},
+           "uncertain": "Uncertain: may not answer the question",
+           "also": "Also reported by {n}: {names}"},
 }
 
 CSS = """
 .rag-msg, .rag-quote, .rag-src-head, .rag-src-meta { text-align: start; }
+.rag-also { margin-top: .4em; font-size: .9em; opacity: .9; }
+.rag-also-head { font-weight: 600; }
 .rag-passage, .rag-article { text-align: start; unicode-bidi: plaintext; white-space: pre-wrap; line-height: 1.9; }
 .rag-msg + .rag-quote { margin-top: .5em; }
 .rag-quote { margin: .3em 0; padding-inline-start: .7em; border-inline-start: 3px solid #fbbf24; }
@@ -285,9 +291,36 @@ def _article_window(text: str, start: int, end: int, limit: int = ARTICLE_VIEW_C
     return lo, hi
 
 
-def _meta(article: Article) -> str:
-    parts = [f"<bdi>{esc(x)}</bdi>" for x in (article.source, article.date) if x]
-    return " · ".join(parts)
+def _meta(article: Article, language: str) -> str:
+    """The card's agency and date, in the reader's language and calendar convention."""
+    parts = [shown_agency(article.source, language),
+             format_date(article.date, language, article.calendar, article.date_inferred)]
+    return " · ".join(f"<bdi>{esc(x)}</bdi>" for x in parts if x)
+
+
+def _also(rag: RAG, c: Citation, language: str) -> str:
+    """The other copies of the cited story: "also reported by N", each copy's agency, date and
+    title, its whole text one click away."""
+    if not c.also:
+        return ""
+    words = TEXTS.get(language, TEXTS["en"])
+    items = []
+    for aid in c.also:
+        try:
+            other = rag.article(aid)
+        except KeyError:
+            continue
+        meta = _meta(other, language)
+        items.append(f'<details class="rag-also-item" data-id="{esc(aid)}"><summary dir="{_dir(other.title)}">'
+                     f'{meta} — <bdi>{esc(other.title)}</bdi></summary>'
+                     f'<div class="rag-article" dir="{_dir(other.text[:5000])}">{esc(other.text[:ARTICLE_VIEW_CHARS])}'
+                     f'</div></details>')
+    if not items:
+        return ""
+    names = sorted({shown_agency(s, language) or "?" for s in c.also_sources})
+    head = words["also"].format(n=len(items), names=", ".join(names))
+    return (f'<div class="rag-also" dir="{"rtl" if language == "fa" else "ltr"}"><div class="rag-also-head">'
+            f'{esc(head)}</div>{"".join(items)}</div>')
 
 
 def render_sources(rag: RAG, citations: list[Citation], a: int = 0, language: str = "en",
@@ -313,7 +346,7 @@ def render_sources(rag: RAG, citations: list[Citation], a: int = 0, language: st
         whole = ((words["cut"] + "\n" if alo else "") + highlight(art.text, c.start, c.end, alo, ahi)
                  + ("\n" + words["cut"] if ahi < len(art.text) else ""))
         title = art.title or c.title
-        meta = _meta(art)
+        meta = _meta(art, language)
         flag = (f'<div class="rag-src-flag" dir="{lang_dir}">{words["uncertain"]}</div>' if uncertain else "")
         out.append(
             f'<div class="rag-src{" rag-src-uncertain" if uncertain else ""}" id="rag-src-{c.n}" data-n="{c.n}" '
@@ -323,7 +356,8 @@ def render_sources(rag: RAG, citations: list[Citation], a: int = 0, language: st
             + (f'<div class="rag-src-meta" dir="{_dir(meta)}">{meta}</div>' if meta else "")
             + f'<div class="rag-passage" dir="{_dir(passage)}">{cut_lo}{highlight(art.text, c.start, c.end, lo, hi)}{cut_hi}</div>'
             f'<details class="rag-full"><summary dir="{lang_dir}">{words["whole"]}</summary>'
-            f'<div class="rag-article" dir="{_dir(art.text[:5000])}">{whole}</div></details></div>')
+            f'<div class="rag-article" dir="{_dir(art.text[:5000])}">{whole}</div></details>'
+            + _also(rag, c, language) + '</div>')
     return f'<div class="rag-sources" data-a="{a}">{"".join(out)}</div>'
 
 
@@ -460,7 +494,16 @@ def report_html(files: list[FileReport]) -> str:
 # ---------------------------------------------------------------- the app
 
 def _articles_table(rag: RAG) -> list[list]:
-    return [[a.id, a.title, a.source or "", a.date or "", a.chunks, a.chars] for a in rag.articles()]
+    arts = rag.articles()
+    size: dict[str, int] = {}
+    for a in arts:
+        size[a.group or a.id] = size.get(a.group or a.id, 0) + 1
+    return [[a.id, a.title, a.source or "", (a.date or "") + (" ~" if a.date_inferred else ""),
+             (a.group or a.id) if size[a.group or a.id] > 1 else "", a.chunks, a.chars] for a in arts]
+
+
+def _agencies(rag: RAG) -> list[str]:
+    return sorted({a.source for a in rag.articles() if a.source})
 
 
 def _article_choices(rag: RAG) -> list[tuple[str, str]]:
@@ -478,8 +521,10 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
     the chat-model setting."""
     llm_field = HAS_LLM if llm_field is None else llm_field
 
-    def ask(question: str, history: list, k: float, llm: str = "", answers: list | None = None):
-        """Progressive: first the question and a "searching" line, then the answer and its sources."""
+    def ask(question: str, history: list, k: float, llm: str = "", answers: list | None = None, since: str = "",
+            until: str = "", source=None):
+        """Progressive: first the question and a "searching" line, then the answer and its sources.
+        ``since``/``until``/``source``: the filter controls (dates in either calendar, agencies)."""
         try:
             q = check_question(question)
         except QuestionError as exc:
@@ -492,7 +537,9 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
         # for a skip alive, so skipping it here grew the server by ~40 KB a question (bench/load.py).
         yield history + [{"role": "assistant", "content": render_pending(q)}], "", EMPTY_SOURCES, answers, gr.skip()
         try:
-            ans = rag.ask(q, k=min(max(int(k or 5), 1), MAX_K), llm=(llm or "").strip() or None)
+            ans = rag.ask(q, k=min(max(int(k or 5), 1), MAX_K), llm=(llm or "").strip() or None,
+                          since=(since or "").strip() or None, until=(until or "").strip() or None,
+                          source=[s for s in (source or []) if s] or None)
         except UserError as exc:
             answers = answers + [None]
             yield (history + [{"role": "assistant", "content": render_error(str(exc))}], "", EMPTY_SOURCES,
@@ -556,6 +603,9 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
     def refresh():
         return _articles_table(rag), gr.update(choices=_article_choices(rag), value=None)
 
+    def refresh_all():
+        return (*refresh(), gr.update(choices=_agencies(rag)))
+
     with gr.Blocks(title="Persian/English cited-quote answers") as app:
         answers = gr.State([])   # per browser session: the citations of each answer, by answer number
         shown = gr.State(None)   # the answer whose sources the panel shows
@@ -570,6 +620,13 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
                         q = gr.Textbox(placeholder="پرسش خود را بنویسید… / Ask a question…", show_label=False,
                                        scale=5, elem_id="rag-question", max_length=2000, lines=1, max_lines=4)
                         send = gr.Button("Ask · بپرس", variant="primary", scale=1, elem_id="rag-ask")
+                    with gr.Row(elem_id="rag-filters"):
+                        since = gr.Textbox(value="", label="Since · از", placeholder="2025-07-01 / ۱۴۰۴-۰۴-۱۰", scale=1,
+                                           elem_id="rag-since", max_length=40)
+                        until = gr.Textbox(value="", label="Until · تا", placeholder="2025-07-31 / ۱۴۰۴-۰۵-۰۹", scale=1,
+                                           elem_id="rag-until", max_length=40)
+                        source = gr.Dropdown(choices=[], value=[], multiselect=True, allow_custom_value=True,
+                                             label="Agency · منبع", scale=2, elem_id="rag-source")
                     with gr.Row(elem_id="rag-examples"):
                         example_buttons = [gr.Button(e, size="sm", scale=0, elem_classes=["rag-example"])
                                            for e in EXAMPLES]
@@ -592,8 +649,9 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
                             height=150)
             add_btn = gr.Button("Add to index", variant="primary", elem_id="rag-add")
             ingest_report = gr.HTML("", elem_id="rag-report")
-            table = gr.Dataframe(headers=["id", "title", "source", "date", "passages", "characters"],
-                                 datatype=["str", "str", "str", "str", "number", "number"],
+            table = gr.Dataframe(headers=["id", "title", "source", "date (~ year inferred)", "story", "passages",
+                                          "characters"],
+                                 datatype=["str", "str", "str", "str", "str", "number", "number"],
                                  interactive=False, wrap=True, elem_id="rag-articles")
             with gr.Row():
                 to_remove = gr.Dropdown(choices=[], label="Article to remove (or click its row)", scale=3,
@@ -601,17 +659,18 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
                 rm_btn = gr.Button("Remove", variant="stop", scale=1, elem_id="rag-remove")
 
         outs = [chat, q, sources, answers, shown]
-        send.click(ask, [q, chat, k, llm, answers], outs, api_name="ask", concurrency_id="rag")
-        q.submit(ask, [q, chat, k, llm, answers], outs, api_name=False, concurrency_id="rag")
+        ins = [chat, k, llm, answers, since, until, source]
+        send.click(ask, [q, *ins], outs, api_name="ask", concurrency_id="rag")
+        q.submit(ask, [q, *ins], outs, api_name=False, concurrency_id="rag")
         for b in example_buttons:
-            b.click(ask, [b, chat, k, llm, answers], outs, api_name=False, concurrency_id="rag")
+            b.click(ask, [b, *ins], outs, api_name=False, concurrency_id="rag")
         chat.select(show_answer_sources, [answers, shown], [sources, shown], api_name=False)
         chat.clear(lambda: (EMPTY_SOURCES, None), None, [sources, shown], api_name=False)
         add_btn.click(upload, [files], [ingest_report, files, table, to_remove], api_name="upload",
                       concurrency_id="rag")
         rm_btn.click(remove, [to_remove], [ingest_report, table, to_remove], api_name=False, concurrency_id="rag")
         table.select(pick_row, None, [to_remove], api_name=False)
-        app.load(refresh, None, [table, to_remove], api_name=False)
+        app.load(refresh_all, None, [table, to_remove, source], api_name=False)
     return app
 
 

@@ -19,6 +19,7 @@ from rag.backends import open_index
 from rag.backends.base import passage_terms
 from rag.backends.embedded import EmbeddedIndex
 from rag.hashed import HashedEmbedder
+from rag.backends import Filter
 from rag.persian import terms
 
 from milvus_server import milvus_server  # noqa: F401  (the fixture)
@@ -247,7 +248,8 @@ def test_milvus_an_app_answers_from_what_a_writer_writes(milvus_server):
     loc = _milvus(milvus_server)
     arts = corpus(12)
     for i, a in enumerate(arts):
-        a.source = "bbc" if i % 2 else "irna"
+        a.source = "BBC Persian" if i % 2 else "IRNA"
+        a.date = f"2025-07-{10 + i:02d}"
     arts[0].text = arts[0].text * 40  # past one row of the articles collection (16,000 characters)
     writer = _rag(loc)
     writer.add_articles(arts)
@@ -255,7 +257,8 @@ def test_milvus_an_app_answers_from_what_a_writer_writes(milvus_server):
     assert app.article("a0").text == arts[0].text and app.article("a0").sha == arts[0].sha
     assert app.search("واژه3x", k=1).hits[0].article_id == "a3"
     assert {a.id: a.source for a in app.articles()} == {a.id: a.source for a in arts}
-    changed = Article(id="a3", title=arts[3].title, text=arts[3].text.replace("واژه3x", "واژه3y"), source="bbc")
+    changed = Article(id="a3", title=arts[3].title, text=arts[3].text.replace("واژه3x", "واژه3y"), source="بی‌بی‌سی",
+                      date=arts[3].date)
     assert writer.add_articles([changed]).updated == ["a3"]
     hit = app.search("واژه3y", k=1).hits[0]
     assert hit.article_id == "a3" and app.article("a3").text[hit.start:hit.end] == hit.text
@@ -263,8 +266,11 @@ def test_milvus_an_app_answers_from_what_a_writer_writes(milvus_server):
     writer.remove("a4")
     assert "a4" not in {a.id for a in app.articles()} and app.count()[0] == 11
     qv = app.embedder.embed_queries([arts[5].text])[0]
-    only = app.store.candidates(qv, terms("واژه5x واژه6x"), 10, where='source == "irna"')
-    assert only.passages and {p.article_id for p in only.passages} <= {a.id for a in arts if a.source == "irna"}
+    only = app.store.candidates(qv, terms("واژه5x واژه6x"), 10, where=Filter(sources=("IRNA",)))
+    assert only.passages and {p.article_id for p in only.passages} <= {a.id for a in arts if a.source == "IRNA"}
+    # filters go through the app's API as a user types them, applied by Milvus inside the search
+    hits = app.search("واژه5x", k=3, since="2025-07-12", until="1404-04-25", source="ایرنا").hits
+    assert hits and all(h.source == "IRNA" and "2025-07-12" <= h.date <= "2025-07-16" for h in hits)
 
 
 def test_milvus_errors_name_the_server_and_what_to_do(milvus_server, tmp_path):

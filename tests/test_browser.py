@@ -139,7 +139,10 @@ def test_persian_answer_is_rtl_cited_and_highlighted(fa_page):
     assert any("کوالالامپور" in q for q in quotes)
     # The sources panel: each cited passage with its quote in a <mark>, in the same order.
     assert _passage_marks(page) == quotes
-    assert page.locator("#rag-src-1 .rag-src-meta").inner_text().count("خبرگزاری معمار") == 1
+    # the agency and the date in the reader's convention: solar Hijri (Afghan months, as the
+    # article wrote it) with the Gregorian beside it
+    meta = page.locator("#rag-src-1 .rag-src-meta").inner_text()
+    assert meta.count("معمار") == 1 and "۲۰ سرطان ۱۴۰۴" in meta and "۲۰۲۵" in meta
     _screenshot(page, "answer-fa.png")
 
     # The [n] marker in the answer opens the whole article with the quote highlighted and in view.

@@ -23,8 +23,9 @@ EN_Q = "In which city did Ishaq Dar speak?"
 FA_Q = "اسحاق دار در کدام شهر سخنرانی کرد؟"
 KL = "کوالالامپور"
 OFF_TOPIC = ["What is the capital of France?", "قیمت طلا در بازار تهران امروز چقدر است؟"]
-CITATION_KEYS = {"n", "quote", "article_id", "title", "start", "end", "score"}
-HIT_KEYS = {"rank", "article_id", "chunk_id", "title", "text", "start", "end", "score"}
+CITATION_KEYS = {"n", "quote", "article_id", "title", "start", "end", "score", "source", "date", "date_inferred",
+                 "calendar", "also", "also_sources"}
+HIT_KEYS = {"rank", "article_id", "chunk_id", "title", "text", "start", "end", "score", "source", "date", "group"}
 
 
 @pytest.fixture
@@ -240,7 +241,8 @@ def test_list_shows_the_seed(runner, seed_index):
     assert "passages" in res.stdout
     res = _run(runner, "list", "--index", seed_index, "--json")
     [obj] = [json.loads(ln) for ln in res.stdout.strip().splitlines()]
-    assert obj["id"] == SEED_ID and obj["source"] == "خبرگزاری معمار" and obj["chunks"] >= 1
+    assert obj["id"] == SEED_ID and obj["source"] == "Memar" and obj["chunks"] >= 1
+    assert (obj["date"], obj["date_inferred"], obj["group"]) == ("2025-07-11", True, SEED_ID)
 
 
 def test_show_prints_the_raw_text(runner, seed_index):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
-from .base import ArticleInfo, Backend, Candidates, ChunkRow, Passage, StoreError
+from .base import ArticleInfo, Backend, Candidates, ChunkRow, Filter, Passage, StoreError
 
-__all__ = ["open_index", "index_exists", "Backend", "Candidates", "Passage", "ArticleInfo", "ChunkRow",
+__all__ = ["open_index", "index_exists", "Backend", "Candidates", "Passage", "ArticleInfo", "ChunkRow", "Filter",
            "StoreError"]
 
 

@@ -26,6 +26,27 @@ class StoreError(UserError):
 
 
 @dataclass(frozen=True)
+class Filter:
+    """Which articles a question may be answered from: published between ``since`` and
+    ``until`` (ISO days, inclusive; an undated article passes neither) and by one of ``sources``
+    (canonical agency names, ``rag.agencies``). Backends apply it inside their search."""
+
+    since: str | None = None
+    until: str | None = None
+    sources: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.since or self.until or self.sources)
+
+    def passes(self, source: str | None, date: str | None) -> bool:
+        if self.sources and source not in self.sources:
+            return False
+        if (self.since or self.until) and not date:
+            return False
+        return not ((self.since and date < self.since) or (self.until and date > self.until))
+
+
+@dataclass(frozen=True)
 class ArticleInfo:
     id: str
     title: str
@@ -35,6 +56,9 @@ class ArticleInfo:
     path: str | None
     chunks: int
     chars: int
+    date_inferred: bool = False
+    calendar: str | None = None
+    group: str | None = None       # its story group: the id of the story's first article (its own when alone)
 
 
 @dataclass(frozen=True)
@@ -65,6 +89,11 @@ class Passage:
     sentences: tuple[tuple[int, int, int], ...]
     sentence_vectors: np.ndarray
     lexical: float = 0.0  # BM25 for the question's terms (0 when the lexical side did not find it)
+    source: str | None = None   # the article's agency, date (ISO), whether its year was inferred, the
+    date: str | None = None     # calendar it wrote its date in, and its story group
+    date_inferred: bool = False
+    calendar: str | None = None
+    group: str | None = None
 
 
 @dataclass
@@ -76,6 +105,8 @@ class Candidates:
     lexical: list[tuple[int, float]] = field(default_factory=list)  # (chunk_id, bm25), best first
     document_frequencies: dict[str, int] = field(default_factory=dict)
     total_passages: int = 0
+    # the articles of each candidate's story group (first stored first), keyed by group
+    stories: dict[str, list[ArticleInfo]] = field(default_factory=dict)
 
 
 class Backend(Protocol):
@@ -93,10 +124,11 @@ class Backend(Protocol):
                  ) -> list[str]: ...
     def remove(self, article_id: str) -> bool: ...
     def candidates(self, query_vector: np.ndarray, query_terms: list[str], n: int, dense: bool = True,
-                   lexical: bool = True, max_postings: int | None = None) -> Candidates: ...
+                   lexical: bool = True, max_postings: int | None = None, where: Filter | None = None
+                   ) -> Candidates: ...
     def get(self, article_id: str) -> Article | None: ...
     def article_chunks(self, article_id: str) -> list[ChunkRow]: ...
-    def articles(self) -> list[ArticleInfo]: ...
+    def articles(self, where: Filter | None = None) -> list[ArticleInfo]: ...
     def count(self) -> tuple[int, int]: ...
     def refresh(self) -> bool: ...
     def close(self) -> None: ...

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..articles import Article
 from ..chunking import Chunk
-from .base import Candidates, Passage, StoreError, check_items, dequantize, rebuild_hint, sort_changes
+from .base import Candidates, Filter, Passage, StoreError, check_items, dequantize, rebuild_hint, sort_changes
 from .records import Records
 from .vectors import VectorIndex
 
@@ -47,6 +47,8 @@ ANN_FROM = 50_000
 NPROBE = 24
 # The cache file is rewritten when the passages it lacks exceed this share of it.
 REWRITE_SHARE = 0.1
+# A filter that leaves at most this many passages of an approximate index is searched exactly.
+EXACT_FILTERED = 200_000
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -138,6 +140,7 @@ class EmbeddedIndex:
                                  f"the index was at {made_from}): it was emptied, truncated or replaced; "
                                  f"{rebuild_hint(path)}")
             self.records.check_lexicon()
+            self.records.check_news()
             self._load_vectors()
 
     # ------------------------------------------------------------ opening
@@ -330,22 +333,27 @@ class EmbeddedIndex:
     # ------------------------------------------------------------ reading
 
     def candidates(self, query_vector: np.ndarray, query_terms: list[str], n: int, dense: bool = True,
-                   lexical: bool = True, max_postings: int | None = None) -> Candidates:
+                   lexical: bool = True, max_postings: int | None = None, where: Filter | None = None
+                   ) -> Candidates:
         """The passages nearest to ``query_vector`` and those whose terms best match
         ``query_terms`` (``n`` of each), with their sentences and vectors: one question's read.
         ``max_postings``: the lexical side matches the rarest terms only, as many as hold at most
         this many passages together (at least one), so a question's cost does not grow with the
-        archive through its common words (which weigh little in BM25)."""
+        archive through its common words (which weigh little in BM25). ``where``: only passages
+        of the articles it passes, searched for (not filtered afterwards), so ``n`` come back
+        when ``n`` pass."""
         self.refresh()
         with self._lock, self.records.errors():
-            near = self._vectors.search(query_vector, n) if dense else []
             with self.records.snapshot():
+                allowed = self.records.passage_ids(where) if where else None
+                near = self._near(query_vector, n, allowed) if dense else []
                 df = self.records.document_frequencies(query_terms) if lexical else {}
-                matched = self.records.lexical(rarest(df, max_postings), n) if lexical else []
+                matched = self.records.lexical(rarest(df, max_postings), n, where) if lexical else []
                 rows = self.records.passages(list(dict.fromkeys(near + [i for i, _ in matched])))
+                members = self.records.story_members([r[15] for r in rows if r[15]])
         bm25 = dict(matched)
         passages = []
-        for pid, aid, title, start, end, text, vec, srow, spans, svecs, gen in rows:
+        for pid, aid, title, start, end, text, vec, srow, spans, svecs, gen, source, date, inferred, cal, story in rows:
             if gen > self._generation:
                 continue  # committed by another process after this question's refresh: not seen yet
             sent: tuple = ()
@@ -361,8 +369,22 @@ class EmbeddedIndex:
                     svec = dequantize(all_vecs[inside], self.dim)
             passages.append(Passage(pid, aid, title, start, end, text, dequantize(np.frombuffer(vec, np.uint8),
                                                                                   self.dim)[0],
-                                    sent, svec, bm25.get(pid, 0.0)))
-        return Candidates(passages, matched, df, self._vectors.ntotal)
+                                    sent, svec, bm25.get(pid, 0.0), source, date, bool(inferred), cal, story or aid))
+        return Candidates(passages, matched, df, self._vectors.ntotal, members)
+
+    def _near(self, query_vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[int]:
+        """The ``n`` nearest passages, among ``allowed`` ids when given. A few allowed passages in
+        an approximate index are searched exactly (their vectors read from the records): the
+        index's probed lists may hold fewer than ``n`` of them."""
+        if allowed is None:
+            return self._vectors.search(query_vector, n)
+        if not len(allowed):
+            return []
+        if self._vectors.approximate and len(allowed) <= EXACT_FILTERED:
+            ids, vecs = self.records.vectors_of(allowed)
+            order = np.argsort(-(vecs @ np.asarray(query_vector, dtype=np.float32)), kind="stable")[:n]
+            return [int(ids[i]) for i in order]
+        return self._vectors.search(query_vector, n, allowed)
 
     def get(self, article_id: str) -> Article | None:
         with self._lock, self.records.errors():
@@ -372,9 +394,9 @@ class EmbeddedIndex:
         with self._lock, self.records.errors():
             return self.records.article_chunks(article_id)
 
-    def articles(self):
+    def articles(self, where: Filter | None = None):
         with self._lock, self.records.errors():
-            return self.records.articles()
+            return self.records.articles(where)
 
     def count(self) -> tuple[int, int]:
         with self._lock, self.records.errors():

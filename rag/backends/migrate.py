@@ -29,8 +29,8 @@ def migrate_format_2(path: Path, manifest: dict) -> dict:
             for stmt in SCHEMA.split(";"):  # not executescript: it would commit the transaction
                 if stmt.strip():
                     db.execute(stmt)
-            db.execute("INSERT INTO articles SELECT id, title, source, date, url, path, sha, added, spans, text "
-                       "FROM articles_v2")
+            db.execute("INSERT INTO articles (id, title, source, date, url, path, sha, added, spans, text) "
+                       "SELECT id, title, source, date, url, path, sha, added, spans, text FROM articles_v2")
             gen = int((db.execute("SELECT value FROM meta WHERE key='generation'").fetchone() or [0])[0])
             for pid, aid, seq, start, end, blob in db.execute(
                     'SELECT id, article_id, seq, start, "end", vector FROM chunks').fetchall():

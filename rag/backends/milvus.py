@@ -51,7 +51,7 @@ import numpy as np
 
 from ..articles import Article
 from ..chunking import Chunk
-from .base import (ArticleInfo, Candidates, ChunkRow, Passage, StoreError, check_items, dequantize,
+from .base import (ArticleInfo, Candidates, ChunkRow, Filter, Passage, StoreError, check_items, dequantize,
                    passage_terms, quantize, sort_changes)
 from .embedded import rarest
 
@@ -71,7 +71,7 @@ DF_TTL = 30.0                 # seconds a process reuses a term's document frequ
 HNSW = {"M": 16, "efConstruction": 200}
 BM25 = {"bm25_k1": 1.2, "bm25_b": 0.75}   # as SQLite FTS5's bm25() in the embedded backend
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
-_PASSAGE_FIELDS = ["id", "article_id", "title", "start", "end", "text", "sentences", "vectors"]
+_PASSAGE_FIELDS = ["id", "article_id", "title", "start", "end", "text", "sentences", "vectors", "source", "date"]
 
 INSTALL_HINT = "the milvus:// index needs the milvus extra: pip install 'persian-rag[milvus]'"
 
@@ -411,7 +411,8 @@ class MilvusIndex:
     def _record_rows(self, article: Article, sha: str, n_chunks: int) -> list[dict]:
         record = json.dumps({"title": article.title, "text": article.text, "source": article.source,
                              "date": article.date, "url": article.url, "path": article.path,
-                             "spans": article.content_spans}, ensure_ascii=False)
+                             "spans": article.content_spans, "date_inferred": article.date_inferred,
+                             "calendar": article.calendar}, ensure_ascii=False)
         parts = [record[i:i + PART_CHARS] for i in range(0, len(record), PART_CHARS)]
         now, key = time.time(), article_key(article.id)
         rows = []
@@ -435,16 +436,18 @@ class MilvusIndex:
         return False
 
     def candidates(self, query_vector: np.ndarray, query_terms: list[str], n: int, dense: bool = True,
-                   lexical: bool = True, max_postings: int | None = None, where: str | None = None) -> Candidates:
+                   lexical: bool = True, max_postings: int | None = None, where: Filter | None = None
+                   ) -> Candidates:
         """The ``n`` passages nearest to ``query_vector`` and the ``n`` best BM25 matches of
         ``query_terms``, with their sentences and vectors, the terms' document frequencies and the
         passage count. The dense search runs alongside the document frequency counts; the BM25
         search then matches the rarest terms that together hold at most ``max_postings``
         passages (as the embedded backend does; with None, every term, alongside the rest).
-        ``where``: a Milvus filter expression on the passages (e.g. ``source == "bbc"``)."""
+        ``where``: applied by Milvus inside both searches, as a filter expression on the
+        passages' ``source`` and ``date`` fields."""
         uniq = sorted({t for t in query_terms if t}) if lexical else []
         pool = self._executor()
-        flt = where or ""
+        flt = filter_expression(where)
         with self._errors("searching"):
             qv = np.asarray(query_vector, dtype=np.float32).tolist()
             near = pool.submit(self.client.search, self.passages_name, data=[qv], anns_field="vector", limit=n,
@@ -480,8 +483,10 @@ class MilvusIndex:
     def _passage(self, pid: int, e: dict, bm25: float) -> Passage:
         sent = tuple((int(a), int(b), int(c)) for a, b, c in json.loads(e["sentences"]))
         vecs = dequantize(np.frombuffer(base64.b64decode(e["vectors"]), dtype=np.uint8), self.dim)
+        # story groups are the embedded backend's only (for now): each article is its own group here
         return Passage(pid, e["article_id"], e["title"], int(e["start"]), int(e["end"]), e["text"], vecs[0], sent,
-                       vecs[1:1 + len(sent)], bm25)
+                       vecs[1:1 + len(sent)], bm25, e.get("source") or None, e.get("date") or None,
+                       group=e["article_id"])
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -534,7 +539,8 @@ class MilvusIndex:
                              f"ingest it again")
         rec = json.loads("".join(r["data"] for r in parts))
         return Article(article_id, rec["title"], rec["text"], rec["source"], rec["date"], rec["url"], rec["path"],
-                       content_spans=[tuple(s) for s in rec["spans"]])
+                       content_spans=[tuple(s) for s in rec["spans"]], date_inferred=bool(rec.get("date_inferred")),
+                       calendar=rec.get("calendar"))
 
     def article_chunks(self, article_id: str) -> list[ChunkRow]:
         with self._errors("reading an article's passages"):
@@ -547,7 +553,7 @@ class MilvusIndex:
                       key=lambda r: (r["start"], r["id"]))
         return [ChunkRow(int(r["id"]), article_id, r["title"], int(r["start"]), int(r["end"]), r["text"]) for r in rows]
 
-    def articles(self) -> list[ArticleInfo]:
+    def articles(self, where: Filter | None = None) -> list[ArticleInfo]:
         fields = ["article_id", "title", "source", "date", "url", "path", "chunks", "chars", "added"]
         latest: dict[str, dict] = {}
         with self._errors("listing the articles"):
@@ -562,8 +568,9 @@ class MilvusIndex:
             finally:
                 it.close()
         return [ArticleInfo(r["article_id"], r["title"], r["source"] or None, r["date"] or None, r["url"] or None,
-                            r["path"] or None, int(r["chunks"]), int(r["chars"]))
-                for r in sorted(latest.values(), key=lambda r: (r["added"], r["article_id"]))]
+                            r["path"] or None, int(r["chunks"]), int(r["chars"]), group=r["article_id"])
+                for r in sorted(latest.values(), key=lambda r: (r["added"], r["article_id"]))
+                if where is None or where.passes(r["source"] or None, r["date"] or None)]
 
     def count(self) -> tuple[int, int]:
         with self._errors("counting"):
@@ -577,6 +584,20 @@ class MilvusIndex:
         if self.client is not None:
             self.client.close()
             self.client = None
+
+
+def filter_expression(where: Filter | None) -> str:
+    """``where`` as a Milvus boolean expression on the passages (ISO dates compare as strings)."""
+    if not where:
+        return ""
+    conds = []
+    if where.since:
+        conds.append(f"date >= {json.dumps(where.since)}")
+    if where.until:
+        conds.append(f'date <= {json.dumps(where.until)} and date != ""')
+    if where.sources:
+        conds.append(f"source in {json.dumps(list(where.sources), ensure_ascii=False)}")
+    return " and ".join(conds)
 
 
 @contextmanager

@@ -8,6 +8,8 @@
   it reread every vector.
 - ``sentences``: one row per article: its sentences' offsets and int8 vectors, read only for the
   candidate passages of a question (no index of every sentence in memory).
+- ``story_keys``: each article's MinHash LSH keys (``rag.stories``); an article's ``story`` is the
+  id of the first article stored of the story it tells (its own when no copy of it is stored).
 - ``lexicon``: a contentless FTS5 table of each passage's normalized terms (rowid = passage id),
   scored with FTS5's BM25, written in the article's own transaction; ``term_df``: how many
   passages hold each term, kept with it (FTS5 counts a term's passages only by reading all of
@@ -29,15 +31,17 @@ from typing import Iterator
 
 import numpy as np
 
+from .. import stories
 from ..articles import Article
 from ..chunking import Chunk
-from .base import ArticleInfo, ChunkRow, StoreError, dequantize, passage_terms, quantize, rebuild_hint
+from .base import ArticleInfo, ChunkRow, Filter, StoreError, dequantize, passage_terms, quantize, rebuild_hint
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, date TEXT, url TEXT, path TEXT, sha TEXT NOT NULL,
-    added REAL NOT NULL, spans TEXT NOT NULL, text TEXT NOT NULL);
+    added REAL NOT NULL, spans TEXT NOT NULL, text TEXT NOT NULL, date_inferred INTEGER NOT NULL DEFAULT 0,
+    calendar TEXT, story TEXT);
 CREATE TABLE IF NOT EXISTS passages (
     id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL, seq INTEGER NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, gen INTEGER NOT NULL, vector BLOB NOT NULL);
@@ -48,7 +52,21 @@ CREATE INDEX IF NOT EXISTS removed_gen ON removed(gen);
 CREATE TABLE IF NOT EXISTS sentences (
     id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL UNIQUE, spans BLOB NOT NULL,
     vectors BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS story_keys (key INTEGER NOT NULL, article_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS story_keys_key ON story_keys(key);
+CREATE INDEX IF NOT EXISTS story_keys_article ON story_keys(article_id);
 """
+# What filters and story groups read (made by check_news, after old tables gained the columns).
+NEWS_SCHEMA = """
+CREATE INDEX IF NOT EXISTS articles_date ON articles(date);
+CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
+CREATE INDEX IF NOT EXISTS articles_story ON articles(story);
+"""
+NEWS_COLUMNS = (("date_inferred", "INTEGER NOT NULL DEFAULT 0"), ("calendar", "TEXT"), ("story", "TEXT"))
+# Bump when rag.dates, rag.agencies or rag.stories change what they make of a stored article.
+NEWS_VERSION = "1"
+# Candidate copies checked for an article, at most (the closest by shared LSH keys first).
+_STORY_CANDIDATES = 32
 # Contentless: the terms are recomputed from the article when they must be deleted, not stored twice.
 LEXICON_SCHEMA = """
 CREATE VIRTUAL TABLE lexicon USING fts5(terms, content='', tokenize='unicode61 remove_diacritics 0');
@@ -62,6 +80,30 @@ _SENTENCE_BITS = 20
 
 # SQLite result codes that mean "not allowed / not possible here" rather than "damaged".
 _ACCESS_CODES = {3, 5, 6, 8, 13, 14}  # PERM, BUSY, LOCKED, READONLY, FULL, CANTOPEN
+
+
+_INFO = ("SELECT a.id, a.title, a.source, a.date, a.url, a.path, "
+         "(SELECT count(*) FROM passages p WHERE p.article_id = a.id), length(a.text), a.date_inferred, a.calendar, "
+         "coalesce(a.story, a.id) FROM articles a")
+
+
+def _info(row: tuple) -> ArticleInfo:
+    return ArticleInfo(*row[:8], bool(row[8]), *row[9:])
+
+
+def filter_sql(where: Filter) -> tuple[str, list]:
+    """``where`` as a condition on ``articles a`` and its arguments."""
+    conds, args = ["1"], []
+    if where.since:
+        conds.append("a.date >= ?")
+        args.append(where.since)
+    if where.until:
+        conds.append("a.date <= ?")
+        args.append(where.until)
+    if where.sources:
+        conds.append(f"a.source IN ({','.join('?' * len(where.sources))})")
+        args += list(where.sources)
+    return " AND ".join(conds), args
 
 
 def _is_access_error(exc: sqlite3.Error) -> bool:
@@ -189,6 +231,68 @@ class Records:
                 raise
             # a read-only index keeps working on its dense side; writes will report the problem
 
+    # ------------------------------------------------------------ news: dates, agencies, stories
+
+    def check_news(self) -> None:
+        """Bring articles stored by an older version up to date: the columns for the inferred
+        year, the calendar and the story group; dates and agencies read again as rag.dates and
+        rag.agencies read them (the stored date was the text as written), story groups made."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='news'").fetchone()
+        if row and row[0] == NEWS_VERSION:
+            return
+        try:
+            with self.transaction() as db:
+                have = {r[1] for r in db.execute("PRAGMA table_info(articles)")}
+                for name, decl in NEWS_COLUMNS:
+                    if name not in have:
+                        db.execute(f"ALTER TABLE articles ADD COLUMN {name} {decl}")
+                for stmt in NEWS_SCHEMA.split(";"):
+                    if stmt.strip():
+                        db.execute(stmt)
+                db.execute("DELETE FROM story_keys")
+                db.execute("UPDATE articles SET story = NULL")
+                ids = [r[0] for r in db.execute("SELECT id FROM articles ORDER BY added, id")]
+                import datetime as dt
+
+                for aid in ids:
+                    art = self._get(db, aid)
+                    raw_date, raw_source, added = db.execute(
+                        "SELECT date, source, added FROM articles WHERE id=?", (aid,)).fetchone()
+                    from ..articles import news_metadata
+
+                    news_metadata(art, raw_date, raw_source, dt.date.fromtimestamp(added))
+                    db.execute("UPDATE articles SET source=?, date=?, date_inferred=?, calendar=?, sha=? WHERE id=?",
+                               (art.source, art.date, int(art.date_inferred), art.calendar, art.sha, aid))
+                    self._join_story(db, art)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('news', ?)", (NEWS_VERSION,))
+        except sqlite3.OperationalError as exc:
+            if not _is_access_error(exc):
+                raise
+            # a read-only index keeps answering; its dates and groups wait for a writable open
+
+    @staticmethod
+    def _join_story(db: sqlite3.Connection, article: Article) -> str:
+        """Find the stored copies of ``article`` (LSH candidates checked on their words) and put it
+        in the story of the closest one, or in a story of its own; record its LSH keys."""
+        content = article.content()
+        keys = stories.band_keys(stories.fingerprint(content))
+        marks = ",".join("?" * len(keys))
+        rows = db.execute(f"SELECT article_id, count(*) AS shared FROM story_keys WHERE key IN ({marks}) "
+                          f"AND article_id != ? GROUP BY article_id ORDER BY shared DESC LIMIT ?",
+                          (*keys, article.id, _STORY_CANDIDATES)).fetchall()
+        best, best_j = None, stories.THRESHOLD
+        mine = stories.words(content)
+        for aid, _ in rows:
+            text, spans, story = db.execute("SELECT text, spans, story FROM articles WHERE id=?", (aid,)).fetchone()
+            other = "\n".join(text[a:b] for a, b in json.loads(spans))
+            j = stories.jaccard(mine, stories.words(other))
+            if j >= best_j:
+                best, best_j = story or aid, j
+        story = best or article.id
+        db.execute("UPDATE articles SET story=? WHERE id=?", (story, article.id))
+        db.executemany("INSERT INTO story_keys VALUES (?, ?)", [(k, article.id) for k in keys])
+        return story
+
     def document_frequencies(self, query_terms: list[str]) -> dict[str, int]:
         """How many passages hold each term (0 for unknown terms)."""
         uniq = sorted(set(query_terms))
@@ -199,15 +303,52 @@ class Records:
         found = dict(rows)
         return {t: int(found.get(t, 0)) for t in uniq}
 
-    def lexical(self, query_terms: list[str], k: int) -> list[tuple[int, float]]:
-        """``(passage_id, bm25)`` of the ``k`` best passages for any of ``query_terms`` (higher is better)."""
+    def lexical(self, query_terms: list[str], k: int, where: Filter | None = None) -> list[tuple[int, float]]:
+        """``(passage_id, bm25)`` of the ``k`` best passages for any of ``query_terms`` (higher is
+        better), of articles that pass ``where``."""
         uniq = sorted({t for t in query_terms if t})
         if not uniq or k <= 0:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in uniq)
-        rows = self.db.execute("SELECT rowid, -bm25(lexicon) AS s FROM lexicon WHERE lexicon MATCH ? "
-                               "ORDER BY s DESC LIMIT ?", (match, k)).fetchall()
+        cond, args = "", []
+        if where:
+            sql, args = filter_sql(where)
+            cond = f" AND rowid IN (SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id WHERE {sql})"
+        rows = self.db.execute(f"SELECT rowid, -bm25(lexicon) AS s FROM lexicon WHERE lexicon MATCH ?{cond} "
+                               "ORDER BY s DESC LIMIT ?", (match, *args, k)).fetchall()
         return [(int(r), float(s)) for r, s in rows]
+
+    def passage_ids(self, where: Filter) -> np.ndarray:
+        """Ids of the passages of the articles that pass ``where``."""
+        sql, args = filter_sql(where)
+        rows = self.db.execute(f"SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id WHERE {sql}",
+                               args).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def vectors_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, float32 vectors)`` of the stored passages among ``ids``."""
+        out_ids, blobs = [], []
+        for at in range(0, len(ids), 900):  # SQLite's bound on parameters
+            part = [int(i) for i in ids[at:at + 900]]
+            for pid, blob in self.db.execute(f"SELECT id, vector FROM passages WHERE id IN ({','.join('?' * len(part))})",
+                                             part):
+                out_ids.append(pid)
+                blobs.append(blob)
+        if not blobs:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32)
+        return np.asarray(out_ids, dtype=np.int64), dequantize(np.frombuffer(b"".join(blobs), dtype=np.uint8), self.dim)
+
+    def story_members(self, story_ids: list[str]) -> dict[str, list[ArticleInfo]]:
+        """The articles of each story (first stored first)."""
+        uniq = sorted(set(story_ids))
+        if not uniq:
+            return {}
+        out: dict[str, list[ArticleInfo]] = {}
+        for r in self.db.execute(f"{_INFO} WHERE a.story IN ({','.join('?' * len(uniq))}) ORDER BY a.added, a.id",
+                                 uniq):
+            info = _info(r)
+            out.setdefault(info.group, []).append(info)
+        return out
 
     # ------------------------------------------------------------ writing
 
@@ -227,9 +368,12 @@ class Records:
             for article, chunks, vectors, sentences, sentence_vectors in items:
                 packed = quantize(vectors)
                 old_ids = self._delete(db, article.id, gen, df)
-                db.execute("INSERT INTO articles VALUES (?,?,?,?,?,?,?,?,?,?)",
+                db.execute("INSERT INTO articles (id, title, source, date, url, path, sha, added, spans, text, "
+                           "date_inferred, calendar) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                            (article.id, article.title, article.source, article.date, article.url, article.path,
-                            article.sha, time.time(), json.dumps(article.content_spans), article.text))
+                            article.sha, time.time(), json.dumps(article.content_spans), article.text,
+                            int(article.date_inferred), article.calendar))
+                self._join_story(db, article)
                 new_ids = []
                 for seq, (c, v) in enumerate(zip(chunks, packed)):
                     cur = db.execute('INSERT INTO passages (article_id, seq, start, "end", gen, vector) '
@@ -278,20 +422,27 @@ class Records:
         db.executemany("INSERT INTO removed VALUES (?, ?)", [(i, gen) for i in ids])
         db.execute("DELETE FROM passages WHERE article_id=?", (article_id,))
         db.execute("DELETE FROM sentences WHERE article_id=?", (article_id,))
+        db.execute("DELETE FROM story_keys WHERE article_id=?", (article_id,))
         db.execute("DELETE FROM articles WHERE id=?", (article_id,))
+        # a story is named after its first article: when that one goes, after the next one
+        heir = db.execute("SELECT id FROM articles WHERE story=? ORDER BY added, id LIMIT 1", (article_id,)).fetchone()
+        if heir:
+            db.execute("UPDATE articles SET story=? WHERE story=?", (heir[0], article_id))
         return ids
 
     # ------------------------------------------------------------ reading
 
     def passages(self, ids: list[int]) -> list[tuple]:
         """For each of ``ids`` still stored: ``(id, article_id, title, start, end, text, vector,
-        sentence row id, sentence spans, sentence vectors, generation)``; raw blobs, decoded by the caller."""
+        sentence row id, sentence spans, sentence vectors, generation, source, date, date_inferred,
+        calendar, story)``; raw blobs, decoded by the caller."""
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
         rows = self.db.execute(
             f'SELECT p.id, p.article_id, a.title, p.start, p."end", substr(a.text, p.start + 1, p."end" - p.start), '
-            f"p.vector, s.id, s.spans, s.vectors, p.gen FROM passages p JOIN articles a ON a.id = p.article_id "
+            f"p.vector, s.id, s.spans, s.vectors, p.gen, a.source, a.date, a.date_inferred, a.calendar, a.story "
+            f"FROM passages p JOIN articles a ON a.id = p.article_id "
             f"LEFT JOIN sentences s ON s.article_id = p.article_id WHERE p.id IN ({marks})", ids).fetchall()
         texts = self._slices([r[:6] for r in rows])
         return [r[:5] + (t,) + r[6:] for r, t in zip(rows, texts)]
@@ -325,18 +476,22 @@ class Records:
         return [ChunkRow(*r[:5], text) for r, text in zip(rows, self._slices(rows))]
 
     def get(self, article_id: str) -> Article | None:
-        row = self.db.execute("SELECT id, title, text, source, date, url, path, spans FROM articles WHERE id=?",
-                              (article_id,)).fetchone()
+        return self._get(self.db, article_id)
+
+    @staticmethod
+    def _get(db: sqlite3.Connection, article_id: str) -> Article | None:
+        row = db.execute("SELECT id, title, text, source, date, url, path, spans, date_inferred, calendar "
+                         "FROM articles WHERE id=?", (article_id,)).fetchone()
         if not row:
             return None
-        return Article(*row[:7], content_spans=[tuple(s) for s in json.loads(row[7])])
+        # an older index's date is the text as written: the Article reads it (check_news stores it)
+        return Article(*row[:7], content_spans=[tuple(s) for s in json.loads(row[7])], date_inferred=bool(row[8]),
+                       calendar=row[9])
 
-    def articles(self) -> list[ArticleInfo]:
-        rows = self.db.execute(
-            "SELECT a.id, a.title, a.source, a.date, a.url, a.path, "
-            "(SELECT count(*) FROM passages p WHERE p.article_id = a.id), length(a.text) "
-            "FROM articles a ORDER BY a.added, a.id").fetchall()
-        return [ArticleInfo(*r) for r in rows]
+    def articles(self, where: Filter | None = None) -> list[ArticleInfo]:
+        sql, args = filter_sql(where) if where else ("1", [])
+        rows = self.db.execute(f"{_INFO} WHERE {sql} ORDER BY a.added, a.id", args).fetchall()
+        return [_info(r) for r in rows]
 
     def count(self) -> tuple[int, int]:
         n_art = self.db.execute("SELECT count(*) FROM articles").fetchone()[0]

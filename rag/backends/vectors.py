@@ -57,11 +57,21 @@ class VectorIndex:
         if len(ids):
             self.index.remove_ids(np.asarray(ids, dtype=np.int64))
 
-    def search(self, query: np.ndarray, k: int) -> list[int]:
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[int]:
+        """Ids of the ``k`` nearest vectors; among ``allowed`` ids only, when given (a FAISS id
+        selector: the search skips the others, it does not filter its result)."""
+        import faiss
+
         if self.index.ntotal == 0 or k <= 0:
             return []
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
-        _, ids = self.index.search(q, min(k, self.ntotal))
+        if allowed is None:
+            _, ids = self.index.search(q, min(k, self.ntotal))
+        else:
+            sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=self.nprobe) if self.approximate \
+                else faiss.SearchParameters(sel=sel)
+            _, ids = self.index.search(q, min(k, self.ntotal), params=params)
         return [int(i) for i in ids[0] if i >= 0]
 
     def _maybe_rebuild(self) -> None:

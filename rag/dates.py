@@ -1,0 +1,331 @@
+"""Dates in news text: found in any of the calendars Persian and Dari news use, turned into ISO
+(Gregorian) dates, and shown back in the reader's convention.
+
+Calendars: Gregorian (English month names, and their Iranian and Afghan Persian spellings), the
+solar Hijri calendar with Iranian month names (فروردین … اسفند) or Afghan ones (حمل … حوت), and the
+lunar Hijri calendar where a month is named (محرم … ذی‌الحجه). Digits in any script. The calendar
+arithmetic is persiantools' (solar Hijri) and hijridate's (lunar, Umm al-Qura); only the month
+names are ours.
+
+An article's publication date (:func:`publication_date`) comes from its metadata first, then from
+the first date near its top. A date without a year gets one, marked as inferred: the earliest
+year that puts it on or after the latest dated event the article mentions, a weekday named beside
+it («روز جمعه») confirming or moving it on; only when the article dates nothing, the latest year
+that puts it on or before the reference day (the file's time, or today).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+GREGORIAN, IRANIAN, AFGHAN, HIJRI = "gregorian", "iranian", "afghan", "hijri"
+SOLAR = (IRANIAN, AFGHAN)
+
+IRANIAN_MONTHS = ("فروردین", "اردیبهشت", "خرداد", "تیر", "مرداد", "شهریور", "مهر", "آبان", "آذر", "دی", "بهمن",
+                  "اسفند")
+AFGHAN_MONTHS = ("حمل", "ثور", "جوزا", "سرطان", "اسد", "سنبله", "میزان", "عقرب", "قوس", "جدی", "دلو", "حوت")
+HIJRI_MONTHS = ("محرم", "صفر", "ربیع الاول", "ربیع الثانی", "جمادی الاول", "جمادی الثانی", "رجب", "شعبان", "رمضان",
+                "شوال", "ذی القعده", "ذی الحجه")
+ENGLISH_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+                  "November", "December")
+# Gregorian months as Iranian (first) and Afghan Persian write them.
+PERSIAN_GREGORIAN = (("ژانویه", "ژانویهٔ", "جنوری"), ("فوریه", "فوریهٔ", "فبروری"), ("مارس", "مارچ"),
+                     ("آوریل", "اوریل", "اپریل"), ("مه", "می"), ("ژوئن", "جون"), ("ژوئیه", "ژوئیهٔ", "جولای"),
+                     ("اوت", "آگوست", "آگست", "اگست"), ("سپتامبر", "سپتمبر"), ("اکتبر", "اکتوبر"),
+                     ("نوامبر", "نومبر"), ("دسامبر", "دسمبر"))
+
+_MONTHS: dict[str, tuple[str, int]] = {}
+for _i, _m in enumerate(IRANIAN_MONTHS, 1):
+    _MONTHS[_m] = (IRANIAN, _i)
+for _i, _m in enumerate(AFGHAN_MONTHS, 1):
+    _MONTHS[_m] = (AFGHAN, _i)
+for _i, _m in enumerate(HIJRI_MONTHS, 1):
+    _MONTHS[_m] = (HIJRI, _i)
+_HIJRI_VARIANTS = {"ربیع الآخر": 4, "جمادی الاولی": 5, "جمادی الآخر": 6, "جمادی الثانیه": 6, "جمادی الآخره": 6,
+                   "ذیقعده": 11, "ذی قعده": 11, "ذیحجه": 12, "ذی حجه": 12}
+for _m, _i in _HIJRI_VARIANTS.items():
+    _MONTHS[_m] = (HIJRI, _i)
+for _i, _names in enumerate(PERSIAN_GREGORIAN, 1):
+    for _m in _names:
+        _MONTHS[_m] = (GREGORIAN, _i)
+_ENGLISH = {}
+for _i, _m in enumerate(ENGLISH_MONTHS, 1):
+    _ENGLISH[_m.lower()] = _i
+    _ENGLISH[_m[:3].lower()] = _i
+_ENGLISH["sept"] = 9
+
+# Weekdays (Monday = 0, as datetime counts).
+_WEEKDAYS = {"شنبه": 5, "یکشنبه": 6, "یک شنبه": 6, "دوشنبه": 0, "دو شنبه": 0, "سه شنبه": 1, "سهشنبه": 1,
+             "چهارشنبه": 2, "چهار شنبه": 2, "پنجشنبه": 3, "پنج شنبه": 3, "جمعه": 4,
+             "monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5, "sunday": 6}
+
+# One-for-one replacements (offsets stay valid): Arabic letter forms, the zero-width non-joiner
+# and the Arabic tatweel read as their Persian / plain forms for matching only.
+_MATCHING = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "\u200c": " ", "\u0640": " ", "ة": "ه", "أ": "ا",
+                           "إ": "ا", "\u00a0": " "})
+
+
+def _alt(names) -> str:
+    return "|".join(re.escape(n).replace(r"\ ", r"\s*") for n in sorted(names, key=len, reverse=True))
+
+
+_D = r"\d"  # any script's decimal digits (str patterns match Unicode Nd)
+_PERSIAN_MONTH = _alt(_MONTHS)
+_EN_MONTH = _alt(list(_ENGLISH)) + r"|" + _alt(ENGLISH_MONTHS)
+_WEEKDAY = re.compile(rf"(?<!\w)({_alt(_WEEKDAYS)})(?!\w)", re.I)
+_YEAR_SUFFIX = r"(?:\s*(?:هجری\s*)?(?:شمسی|خورشیدی|قمری|میلادی|ه\s*\.?\s*ش|ه\s*\.?\s*ق|AD|CE))?"
+_DAY_MONTH = re.compile(
+    rf"(?<![\d/.-])(?P<d>{_D}{{1,2}})(?:st|nd|rd|th|ام|م)?\s*(?:ی\s*)?(?P<m>{_PERSIAN_MONTH}|{_EN_MONTH})\.?"
+    rf"(?:\s*ماه)?(?![^\W\d_])(?:\s*[,،]?\s*(?:سال\s*)?(?P<y>{_D}{{4}})(?!\d){_YEAR_SUFFIX})?", re.I)
+_MONTH_DAY = re.compile(
+    rf"(?<![^\W\d_])(?P<m>{_EN_MONTH})\.?\s+(?P<d>{_D}{{1,2}})(?:st|nd|rd|th)?(?!\d)(?:\s*,?\s*(?P<y>{_D}{{4}})(?!\d))?",
+    re.I)
+_NUMERIC = re.compile(rf"(?<![\d/.-])(?P<y>{_D}{{4}})\s*(?P<sep>[/.-])\s*(?P<m>{_D}{{1,2}})\s*(?P=sep)\s*"
+                      rf"(?P<d>{_D}{{1,2}})(?![\d/])")
+_NUMERIC_DMY = re.compile(rf"(?<![\d/.-])(?P<d>{_D}{{1,2}})(?P<sep>[/.-])(?P<m>{_D}{{1,2}})(?P=sep)"
+                          rf"(?P<y>{_D}{{4}})(?![\d/])")
+_BARE_YEAR = re.compile(rf"(?:(?<!\w)(?:سال|سالهای|سال های|in|since|year|until|by)\s+)(?P<y>{_D}{{4}})(?!\d)"
+                        rf"(?P<cal>\s*(?:هجری\s*)?(?:قمری|ه\s*\.?\s*ق))?", re.I)
+
+
+@dataclass(frozen=True)
+class FoundDate:
+    """A date written in a text: where, in which calendar, and its parts (``year`` None when not
+    written); ``weekday`` (Monday = 0) when a weekday is named beside it."""
+
+    start: int
+    end: int
+    calendar: str
+    day: int
+    month: int
+    year: int | None
+    weekday: int | None = None
+
+    def on(self, year: int) -> dt.date | None:
+        return to_gregorian(self.calendar, year, self.month, self.day)
+
+
+@dataclass(frozen=True)
+class ArticleDate:
+    iso: str          # YYYY-MM-DD (Gregorian)
+    inferred: bool    # the year was not written; see the module's docstring
+    calendar: str     # the calendar the article wrote it in (how to show it to a Persian reader)
+
+
+def to_gregorian(calendar: str, year: int, month: int, day: int) -> dt.date | None:
+    """The Gregorian day of a date in ``calendar``, or None when there is no such day."""
+    try:
+        if calendar == GREGORIAN:
+            return dt.date(year, month, day)
+        if calendar in SOLAR:
+            from persiantools.jdatetime import JalaliDate
+
+            return JalaliDate(year, month, day).to_gregorian()
+        if calendar == HIJRI:
+            import hijridate
+
+            return dt.date(*hijridate.Hijri(year, month, day).to_gregorian().datetuple())
+    except (ValueError, OverflowError, TypeError):
+        return None
+    return None
+
+
+def year_of(calendar: str, day: dt.date) -> int:
+    """The year ``day`` falls in, in ``calendar``."""
+    if calendar in SOLAR:
+        from persiantools.jdatetime import JalaliDate
+
+        return JalaliDate.to_jalali(day).year
+    if calendar == HIJRI:
+        import hijridate
+
+        try:
+            return hijridate.Gregorian(day.year, day.month, day.day).to_hijri().year
+        except (ValueError, OverflowError):
+            return day.year - 579  # outside the Umm al-Qura table: a year near enough to start from
+    return day.year
+
+
+def _calendar_of_year(year: int) -> str:
+    """A numeric date's calendar from its year: solar Hijri years are below 1700 in any news."""
+    return GREGORIAN if year >= 1700 else IRANIAN
+
+
+def _month(name: str) -> tuple[str, int] | None:
+    key = re.sub(r"\s+", " ", name.translate(_MATCHING)).strip()
+    if key.lower().rstrip(".") in _ENGLISH:
+        return GREGORIAN, _ENGLISH[key.lower().rstrip(".")]
+    if key in _MONTHS:
+        return _MONTHS[key]
+    return _MONTHS.get(key.replace(" ", "")) or next(
+        (v for k, v in _MONTHS.items() if k.replace(" ", "") == key.replace(" ", "")), None)
+
+
+def find_dates(text: str) -> list[FoundDate]:
+    """Every date written in ``text`` (day and month at least), in text order, that exists in
+    its calendar (a 30 Esfand of a common year is not a date)."""
+    m_text = text.translate(_MATCHING)
+    found: list[FoundDate] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(s: int, e: int) -> bool:
+        return all(e <= a or s >= b for a, b in taken)
+
+    for pattern in (_NUMERIC, _DAY_MONTH, _MONTH_DAY, _NUMERIC_DMY):
+        for m in pattern.finditer(m_text):
+            if not free(m.start(), m.end()):
+                continue
+            try:
+                day, year = int(m["d"]), int(m["y"]) if m["y"] else None
+                if pattern is _NUMERIC or pattern is _NUMERIC_DMY:
+                    month = int(m["m"])
+                    if pattern is _NUMERIC_DMY and (year is None or year < 1700):
+                        continue  # 11/07/2025 is day first, as Persian and European outlets write it
+                    calendar = _calendar_of_year(year)
+                else:
+                    cm = _month(m["m"])
+                    if cm is None:
+                        continue
+                    calendar, month = cm
+            except ValueError:
+                continue
+            if not (1 <= day <= 31 and 1 <= month <= 12):
+                continue
+            if year is not None and to_gregorian(calendar, year, month, day) is None:
+                continue
+            if year is None and day > (31 if calendar == GREGORIAN or (calendar in SOLAR and month <= 6) else 30):
+                continue
+            taken.append((m.start(), m.end()))
+            found.append(FoundDate(m.start(), m.end(), calendar, day, month, year, _weekday_near(m_text, m.start(),
+                                                                                                  m.end())))
+    return sorted(found, key=lambda f: f.start)
+
+
+def _weekday_near(m_text: str, start: int, end: int) -> int | None:
+    """A weekday named just before the date («روز جمعه (۲۰ سرطان)», "Friday, July 11") or just
+    after it («۲۰ سرطان، جمعه»)."""
+    before = list(_WEEKDAY.finditer(m_text[max(0, start - 16):start]))
+    if before and not re.search(r"[.!?؟\n]", m_text[max(0, start - 16) + before[-1].end():start]):
+        return _WEEKDAYS[re.sub(r"\s+", " ", before[-1].group(1)).lower()]
+    after = _WEEKDAY.match(m_text[end:end + 12].lstrip(" ،,()-"))
+    if after:
+        return _WEEKDAYS[re.sub(r"\s+", " ", after.group(1)).lower()]
+    return None
+
+
+def dated_events(text: str, reference: dt.date) -> list[dt.date]:
+    """The days an article's full dates and named years («سال ۲۰۲۱», "in 2021": its first day)
+    stand for, up to ``reference`` (a later one is a plan or a forecast, not an event)."""
+    out = []
+    for f in find_dates(text):
+        if f.year is not None:
+            out.append(f.on(f.year))
+    for m in _BARE_YEAR.finditer(text.translate(_MATCHING)):
+        year = int(m["y"])
+        calendar = HIJRI if m["cal"] else _calendar_of_year(year)
+        out.append(to_gregorian(calendar, year, 1, 1))
+    return [d for d in out if d is not None and d <= reference]
+
+
+def infer_year(found: FoundDate, text: str, reference: dt.date) -> dt.date | None:
+    """The Gregorian day of a date written without a year (see the module's docstring)."""
+    events = dated_events(text, reference)
+    latest = reference + dt.timedelta(days=1)  # a day of slack for time zones
+    if events:
+        floor = max(events)
+        year = year_of(found.calendar, floor)
+        first = None
+        for y in range(year, year + 30):
+            day = found.on(y)
+            if day is None or day < floor:
+                continue
+            first = first or day
+            if found.weekday is None:
+                return day
+            if day > latest:
+                break
+            if day.weekday() == found.weekday:
+                return day
+        if first is not None:
+            return first
+    year = year_of(found.calendar, latest)
+    fallback = None
+    for y in range(year, year - 30, -1):
+        day = found.on(y)
+        if day is None or day > latest:
+            continue
+        fallback = fallback or day
+        if found.weekday is None or day.weekday() == found.weekday:
+            return day
+    return fallback
+
+
+def parse_metadata_date(value: str) -> FoundDate | None:
+    """A date as metadata gives it: ISO (``2025-07-11``, ``2025-07-11T08:30:00+04:30``), solar
+    Hijri numeric (``1404-04-20``) or written out in any calendar."""
+    if not value or not value.strip():
+        return None
+    found = find_dates(value.strip()[:200])
+    return found[0] if found else None
+
+
+def publication_date(text: str, metadata: str | None = None, reference: dt.date | None = None,
+                     head: int = 1500) -> ArticleDate | None:
+    """An article's publication date: its metadata's, else the first full date in the first 600
+    characters, else the first date near the top; a missing year is inferred."""
+    reference = reference or dt.date.today()
+    chosen = parse_metadata_date(metadata) if metadata else None
+    if chosen is None:
+        near = find_dates(text[:head])
+        full = [f for f in near if f.year is not None and f.start < 600]
+        chosen = full[0] if full else (near[0] if near else None)
+    if chosen is None:
+        return None
+    if chosen.year is not None:
+        day, inferred = chosen.on(chosen.year), False
+    else:
+        day, inferred = infer_year(chosen, text, reference), True
+    if day is None:
+        return None
+    return ArticleDate(day.isoformat(), inferred, chosen.calendar)
+
+
+def parse_day(value: str) -> dt.date:
+    """A day as a user types it for a filter: ``YYYY-MM-DD`` (a year below 1700 is solar Hijri,
+    ``1404-04-20``), or written out (``20 Saratan 1404`` is not English; «۲۰ سرطان ۱۴۰۴», "11 July
+    2025"). Raises ValueError naming the value."""
+    found = parse_metadata_date(value)
+    if found is None or found.year is None:
+        raise ValueError(f"{value!r} is not a date: use YYYY-MM-DD (Gregorian, or solar Hijri such as 1404-04-20)")
+    day = found.on(found.year)
+    if day is None:
+        raise ValueError(f"{value!r} is not a day of its calendar")
+    return day
+
+
+_EN_MONTH_SHOWN = ENGLISH_MONTHS
+_FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+
+
+def format_date(iso: str | None, lang: str, calendar: str | None = None, inferred: bool = False) -> str:
+    """A stored date as a reader of ``lang`` reads it: English "11 July 2025"; Persian in the
+    solar Hijri calendar with the article's own month names (Afghan or Iranian) and the
+    Gregorian beside it: «۲۰ سرطان ۱۴۰۴ (۱۱ ژوئیه ۲۰۲۵)». An inferred year is marked."""
+    if not iso:
+        return ""
+    try:
+        day = dt.date.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if lang != "fa":
+        text = f"{day.day} {_EN_MONTH_SHOWN[day.month - 1]} {day.year}"
+        return text + (" (year inferred)" if inferred else "")
+    from persiantools.jdatetime import JalaliDate
+
+    j = JalaliDate.to_jalali(day)
+    names = AFGHAN_MONTHS if calendar == AFGHAN else IRANIAN_MONTHS
+    greg = PERSIAN_GREGORIAN[day.month - 1][-1 if calendar == AFGHAN else 0]
+    text = f"{j.day} {names[j.month - 1]} {j.year} ({day.day} {greg} {day.year})".translate(_FA_DIGITS)
+    return text + (" (سال حدسی)" if inferred else "")
