@@ -268,3 +268,46 @@ def test_upload_ask_remove_and_nothing_in_an_article_runs(browser, app_url, tmp_
         assert not watch.dialogs and not watch.errors
     finally:
         context.close()
+
+
+def test_copies_of_a_story_and_the_filters(browser, app_url, tmp_path):
+    """A copy of the seed story from another agency: the answer cites one and the source card says
+    "also reported by" with the other one click away; the filter controls beside the chat answer
+    from matching articles only."""
+    context, page, watch = _open(browser, app_url)
+    try:
+        copy = SEED_TEXT.replace("خبرگزاری معمار", "خبرگزاری فارس").replace("عملاً ", "")
+        (tmp_path / "copy-fars.txt").write_text(copy, encoding="utf-8")
+        page.get_by_role("tab", name="Articles · مقاله‌ها").click()
+        page.set_input_files("#rag-upload input[type=file]", [tmp_path / "copy-fars.txt"])
+        page.wait_for_selector("#rag-upload td.filename[aria-label*='copy-fars']")
+        page.click("#rag-add")
+        page.wait_for_selector("#rag-report li", timeout=60_000)
+        page.wait_for_function("() => document.querySelector('#rag-articles').innerText.includes('copy-fars')")
+        page.get_by_role("tab", name="Ask · پرسش").click()
+        _ask(page, Q_FA, 0)
+        also = page.locator("#rag-src-1 .rag-also")
+        assert also.count() == 1
+        head = also.locator(".rag-also-head").inner_text()
+        assert "1" in head and ("فارس" in head or "معمار" in head), head
+        also.locator("summary").first.click()
+        assert "کوالالامپور" in also.locator(".rag-article").first.inner_text()
+        # the citations come from one copy only
+        cited = {page.locator(f"#rag-src-{n}").get_attribute("data-n") for n in (1,)}
+        assert cited == {"1"}
+
+        # a date filter no article passes: the answer says so
+        page.fill("#rag-since input, #rag-since textarea", "1410-01-01")
+        _ask(page, Q_FA, 1)
+        assert "هیچ مقاله‌ای با این پالایه" in page.locator("#rag-chat .rag-a-1").inner_text()
+        # an agency filter: the answer quotes the Fars copy only
+        page.fill("#rag-since input, #rag-since textarea", "")
+        page.locator("#rag-source input").fill("Fars")
+        page.keyboard.press("Enter")
+        _ask(page, Q_FA, 2)
+        assert page.locator("#rag-chat .rag-a-2 .rag-quote").count() >= 1
+        assert "فارس" in page.locator("#rag-src-1 .rag-src-meta").inner_text()
+        _screenshot(page, "filters-and-copies.png")
+        assert not watch.dialogs and not watch.errors
+    finally:
+        context.close()
