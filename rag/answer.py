@@ -11,7 +11,7 @@ import numpy as np
 
 from .agencies import shown
 from .config import DEFAULT, Config
-from .dates import format_date
+from .dates import find_dates, format_date
 from .embedders import Embedder
 from .persian import _stem, detect_language, negated, negative_or_exception, terms, words
 from .retrieval import Retrieved
@@ -33,12 +33,14 @@ FRAMING = {
            "unsure": "مقاله‌ها شاید مستقیماً به این پرسش پاسخ ندهند. نزدیک‌ترین جمله‌ها (نامطمئن):",
            "also": "همین خبر را {n} منبع دیگر هم منتشر کرده‌اند: {names}", "persian": "",
            "filtered": "هیچ مقاله‌ای با این پالایه (تاریخ یا منبع) در نمایه نیست.",
+           "differ": "گزارش‌ها در این باره یکسان نیستند:",
            "unknown_source": "منبع نامعلوم", "undated": "بی‌تاریخ"},
     "en": {"lead": "According to the articles:", "none": "The articles do not answer this question.",
            "unsure": "The articles may not answer this directly. The closest sentences (uncertain):",
            "also": "also reported by {n}: {names}",
            "persian": "The quotes are in Persian, as the articles wrote them; each source's agency and date follow.",
            "filtered": "No article in the index matches this filter (dates or agency).",
+           "differ": "The reports differ on this:",
            "unknown_source": "unknown agency", "undated": "undated"},
 }
 
@@ -58,14 +60,20 @@ class Citation:
     calendar: str | None = None
     also: list[str] = field(default_factory=list)          # the other articles of its story group
     also_sources: list[str | None] = field(default_factory=list)  # and their agencies, in the same order
+    differs_from: int | None = None  # the citation whose report this one contradicts (other numbers or dates)
+
+    def where(self, lang: str) -> str:
+        """``agency, date`` in the reader's language and calendar convention."""
+        frame = FRAMING[lang]
+        parts = [shown(self.source, lang) or frame["unknown_source"],
+                 format_date(self.date, lang, self.calendar, self.date_inferred) or frame["undated"]]
+        return ("، " if lang == "fa" else ", ").join(parts)
 
     def attribution(self, lang: str, numbers: str | None = None) -> str:
         """``[n] agency, date`` (and the copies of its story) in the reader's language."""
         frame = FRAMING[lang]
-        parts = [shown(self.source, lang) or frame["unknown_source"],
-                 format_date(self.date, lang, self.calendar, self.date_inferred) or frame["undated"]]
         sep = "، " if lang == "fa" else ", "
-        line = f"[{numbers or self.n}] " + sep.join(parts)
+        line = f"[{numbers or self.n}] " + self.where(lang)
         if self.also:
             names = sorted({shown(s, lang) or frame["unknown_source"] for s in self.also_sources})
             line += " — " + frame["also"].format(n=len(self.also), names=sep.join(names))
@@ -242,6 +250,70 @@ def _sources(lang: str, question_lang_of_quotes: bool, citations: list[Citation]
     return lines + [cs[0].attribution(lang, ", ".join(str(c.n) for c in cs)) for cs in by_article.values()]
 
 
+def facts(text: str) -> frozenset[str]:
+    """The numbers and days a sentence states (digits of any script as ASCII; dates as ISO days)."""
+    found = {t for t in terms(text) if any(ch.isdigit() for ch in t) and " " not in t}
+    for d in find_dates(text):
+        if d.year is not None:
+            day = d.on(d.year)
+            if day is not None:
+                found.add(day.isoformat())
+    return frozenset(found)
+
+
+def _same_thing(a: frozenset[str], b: frozenset[str], overlap: float) -> bool:
+    """Two sentences about the same thing: they share most of their words (numbers aside)."""
+    a = frozenset(t for t in a if not any(ch.isdigit() for ch in t))
+    b = frozenset(t for t in b if not any(ch.isdigit() for ch in t))
+    return bool(a and b) and len(a & b) / min(len(a), len(b)) >= overlap
+
+
+def _disagreements(citations: list[Citation], pool: list[Candidate], cfg: Config) -> list[Citation]:
+    """Reports that contradict a cited one: a sentence of another article, among those read for
+    the question, saying the same thing with other numbers or dates. Each is cited beside the one
+    it contradicts (copies of one story included: an agency that changed a figure is a report of
+    its own here), instead of one of them being picked."""
+    out = list(citations)
+    for c in citations:
+        mine = facts(c.quote)
+        if not mine:
+            continue
+        c_terms = frozenset(terms(c.quote))
+        for o in pool:
+            if len(out) >= len(citations) + cfg.max_disagreeing:
+                return out
+            if o.article_id == c.article_id or any(x.article_id == o.article_id for x in out):
+                continue
+            theirs = facts(o.text)
+            # each states a figure the other does not (one that leaves a figure out does not disagree)
+            if not (theirs - mine and mine - theirs) or not _same_thing(c_terms, o.terms, cfg.disagree_overlap):
+                continue
+            if len(o.text) != o.end - o.start:
+                continue
+            p = o.passage
+            c.differs_from = c.differs_from or len(out) + 1
+            out.append(Citation(len(out) + 1, o.text, o.article_id, o.title, o.start, o.end, o.score,
+                                getattr(p, "source", None), getattr(p, "date", None),
+                                bool(getattr(p, "date_inferred", False)), getattr(p, "calendar", None),
+                                differs_from=c.n))
+    return out
+
+
+def _differ_lines(lang: str, citations: list[Citation]) -> list[str]:
+    """Contradicting reports side by side: each with its agency, date and the figures it gives."""
+    pairs = [(c, citations[c.differs_from - 1]) for c in citations if c.differs_from and c.n < c.differs_from]
+    if not pairs:
+        return []
+    lines = ["", FRAMING[lang]["differ"]]
+    for a, b in pairs:
+        sides = []
+        for c in (a, b):
+            figures = ", ".join(sorted(facts(c.quote) - facts(a.quote if c is b else b.quote)))
+            sides.append(f"[{c.n}] {c.where(lang)}: {figures}")
+        lines.append("  |  ".join(sides))
+    return lines
+
+
 def _persian_quotes(citations: list[Citation]) -> bool:
     return any(detect_language(c.quote) == "fa" for c in citations)
 
@@ -249,6 +321,7 @@ def _persian_quotes(citations: list[Citation]) -> bool:
 def _answered(question: str, lang: str, citations: list[Citation], confidence: float) -> Answer:
     frame = FRAMING[lang]
     lines = [frame["lead"], ""] + [f"{c.quote} [{c.n}]" for c in citations]
+    lines += _differ_lines(lang, citations)
     lines += _sources(lang, _persian_quotes(citations), citations)
     return Answer(question, lang, "\n".join(lines), False, citations, confidence=confidence)
 
@@ -286,6 +359,7 @@ def compose(question: str, retrieved: Retrieved, max_quotes: int | None = None,
         cands = _negation_filter(question, cands, cfg.quote_margin)
         best = cands[0].score if cands else 0.0
         citations = _cite([c for c in cands if c.score >= best - cfg.quote_margin], max_quotes, retrieved.stories)
+        citations = _disagreements(citations, cands[:cfg.reader_candidates], cfg)
         if not citations:
             return Answer(question, lang, frame["none"], True, confidence=related)
         return _answered(question, lang, citations, related)
@@ -301,6 +375,7 @@ def compose(question: str, retrieved: Retrieved, max_quotes: int | None = None,
         chosen = _negation_filter(question, [c for c in ranked if c.score >= best - cfg.reader_margin],
                                   cfg.reader_margin)
         citations = _cite(chosen, max_quotes, retrieved.stories)
+        citations = _disagreements(citations, ranked, cfg)
         if citations:
             return _answered(question, lang, citations, probability)
     # Unsure: when the passages are about the question, the closest sentences are shown as

@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Union
 import numpy as np
 
 from .errors import UserError
-from .agencies import canonical
+from .agencies import canonical, find_agency
 from .answer import FRAMING, Answer, compose
 from .articles import Article, Skipped, iter_files, load_file, scrub_surrogates
 from .chunking import segment_article
@@ -351,12 +351,17 @@ class RAG:
         return report
 
     def add_articles(self, articles: Iterable[Article]) -> IngestReport:
-        """Store already-loaded articles (used by evaluation and by callers with their own loaders)."""
+        """Store already-loaded articles (used by evaluation and by callers with their own loaders).
+        An article without an agency or a date gets them from its text, as the loaders do."""
         t0 = time.perf_counter()
         report = IngestReport()
         batch = _Batch(self, report, IngestProgress(), lambda: None)
         with self.store.writing():
             for art in articles:
+                if art.source is None:
+                    art.source = find_agency(art.content())
+                if art.date is None:
+                    art.date_from(None, None)
                 self._queue(art, batch, 0.0)
             batch.flush()
         report.seconds = time.perf_counter() - t0

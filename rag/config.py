@@ -58,6 +58,11 @@ class Config:
     reader_margin: float = 4.0       # further quotes within this much of the best (logit + blend scale)
     evidence_quotes: int = 2         # quotes shown under a graded refusal
 
+    # --- reports that disagree (rag.answer): a read sentence of another article that shares this
+    # share of a quote's words (numbers aside) but states other numbers or dates is cited beside it
+    disagree_overlap: float = 0.6
+    max_disagreeing: int = 2
+
     def replace(self, **changes) -> "Config":
         """A copy with ``changes``; a per-language value is given as ``{"fa": x, "en": y}``, or one
         number for both."""

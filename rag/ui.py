@@ -38,7 +38,7 @@ from pathlib import Path
 import gradio as gr
 
 from .agencies import shown as shown_agency
-from .answer import Answer, Citation
+from .answer import FRAMING, Answer, Citation
 from .api import RAG, IngestReport, QuestionError, check_question
 from .articles import SUPPORTED, Article
 from .dates import format_date
@@ -82,6 +82,9 @@ TEXTS = {
 CSS = """
 .rag-msg, .rag-quote, .rag-src-head, .rag-src-meta { text-align: start; }
 .rag-also { margin-top: .4em; font-size: .9em; opacity: .9; }
+.rag-differ { display: flex; gap: .6em; flex-wrap: wrap; margin: .3em 0; }
+.rag-differ-side { flex: 1 1 12em; border: 1px solid var(--border-color-primary); border-radius: 6px; padding: .3em .6em; }
+.rag-differ-head { font-weight: 600; margin-top: .5em; }
 .rag-also-head { font-weight: 600; }
 .rag-passage, .rag-article { text-align: start; unicode-bidi: plaintext; white-space: pre-wrap; line-height: 1.9; }
 .rag-msg + .rag-quote { margin-top: .5em; }
@@ -239,8 +242,17 @@ def render_answer(ans: Answer, a: int = 0) -> str:
                  if inline else None)
     numbers = {c.n for c in ans.citations}
     parts = []
+    differ = FRAMING[ans.language]["differ"]
     for line in ans.answer.split("\n"):
         if not line.strip():
+            continue
+        if line == differ:
+            parts.append(f'<div class="rag-msg rag-differ-head" dir="{lead_dir}">{esc(line)}</div>')
+            continue
+        if "  |  " in line:  # contradicting reports, side by side
+            cells = "".join(f'<div class="rag-differ-side" dir="{lead_dir}">{_prose(side, numbers)}</div>'
+                            for side in line.split("  |  "))
+            parts.append(f'<div class="rag-differ">{cells}</div>')
             continue
         c = blocks.get(line)
         if c is not None:
