@@ -28,6 +28,7 @@ from .retrieval import Retrieved
 #   says whether the retrieved passages are about the question at all (evidence or plain refusal).
 # - The reader's probability decides abstention (answer_below, per question language) and its
 #   logit ranks the quotes (plus reader_blend × the meaning score).
+MACHINE_TRANSLATION = "machine translation"  # the mark on an English rendering of a Persian quote
 FRAMING = {
     "fa": {"lead": "بر پایهٔ مقاله‌ها:", "none": "مقاله‌ها به این پرسش پاسخی نمی‌دهند.",
            "unsure": "مقاله‌ها شاید مستقیماً به این پرسش پاسخ ندهند. نزدیک‌ترین جمله‌ها (نامطمئن):",
@@ -61,6 +62,7 @@ class Citation:
     also: list[str] = field(default_factory=list)          # the other articles of its story group
     also_sources: list[str | None] = field(default_factory=list)  # and their agencies, in the same order
     differs_from: int | None = None  # the citation whose report this one contradicts (other numbers or dates)
+    rendering: str | None = None     # an English machine translation of a Persian quote (the LLM option)
 
     def where(self, lang: str) -> str:
         """``agency, date`` in the reader's language and calendar convention."""

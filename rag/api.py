@@ -406,11 +406,15 @@ class RAG:
             return Answer(q, lang, FRAMING[lang]["filtered"], True)
         answer = compose(q, retrieved, embedder=self.embedder, reader=self.reader(),
                          config=self.config)
-        if llm is None or answer.abstained:
+        if llm is None:
             return answer
-        from .llm import llm_answer
+        from .llm import add_renderings, llm_answer
 
-        return llm_answer(q, retrieved.hits, self.store, answer, self.chat_model(llm))
+        model = self.chat_model(llm)
+        if not answer.abstained:
+            answer = llm_answer(q, retrieved.hits, self.store, answer, model)
+        # an English reader gets an English rendering beside each Persian quote (the original stays cited)
+        return add_renderings(answer, model)
 
     def preload_reader(self) -> None:
         """Start loading the reader in a background thread (the app calls this so that its port

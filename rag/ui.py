@@ -38,7 +38,7 @@ from pathlib import Path
 import gradio as gr
 
 from .agencies import shown as shown_agency
-from .answer import FRAMING, Answer, Citation
+from .answer import FRAMING, MACHINE_TRANSLATION, Answer, Citation
 from .api import RAG, IngestReport, QuestionError, check_question
 from .articles import SUPPORTED, Article
 from .dates import format_date
@@ -82,6 +82,8 @@ TEXTS = {
 CSS = """
 .rag-msg, .rag-quote, .rag-src-head, .rag-src-meta { text-align: start; }
 .rag-also { margin-top: .4em; font-size: .9em; opacity: .9; }
+.rag-rendering { font-size: .92em; opacity: .85; margin: 0 0 .4em 0; text-align: left; }
+.rag-mt { font-size: .8em; border: 1px solid var(--border-color-primary); border-radius: 4px; padding: 0 .3em; }
 .rag-differ { display: flex; gap: .6em; flex-wrap: wrap; margin: .3em 0; }
 .rag-differ-side { flex: 1 1 12em; border: 1px solid var(--border-color-primary); border-radius: 6px; padding: .3em .6em; }
 .rag-differ-head { font-weight: 600; margin-top: .5em; }
@@ -233,7 +235,7 @@ def render_answer(ans: Answer, a: int = 0) -> str:
         if ans.evidence:
             body += (f'<div class="rag-evidence" dir="{lead_dir}">'
                      + "".join(f'<div class="rag-quote" dir="{_dir(c.quote)}"><bdi class="rag-quote-text" '
-                               f'dir="{_dir(c.quote)}">{esc(c.quote)}</bdi>&nbsp;{_cite(c.n)}</div>'
+                               f'dir="{_dir(c.quote)}">{esc(c.quote)}</bdi>&nbsp;{_cite(c.n)}</div>' + _rendering(c)
                                for c in ans.evidence) + "</div>")
         return _one_line(f'<div class="rag-answer rag-a-{a}">{body}</div>')
     blocks = {f"{c.quote} [{c.n}]": c for c in ans.citations}
@@ -242,6 +244,7 @@ def render_answer(ans: Answer, a: int = 0) -> str:
                  if inline else None)
     numbers = {c.n for c in ans.citations}
     parts = []
+    shown_renderings: set[int] = set()
     differ = FRAMING[ans.language]["differ"]
     for line in ans.answer.split("\n"):
         if not line.strip():
@@ -254,11 +257,14 @@ def render_answer(ans: Answer, a: int = 0) -> str:
                             for side in line.split("  |  "))
             parts.append(f'<div class="rag-differ">{cells}</div>')
             continue
+        if f"({MACHINE_TRANSLATION})" in line:
+            continue  # renderings are shown from their citations, below their quotes
         c = blocks.get(line)
         if c is not None:
             # <bdi>: an override (U+202E) inside the quote must not reach across to its [n]
             parts.append(f'<div class="rag-quote" dir="{_dir(c.quote)}"><bdi class="rag-quote-text" dir="{_dir(c.quote)}">'
-                         f'{esc(c.quote)}</bdi>&nbsp;{_cite(c.n)}</div>')
+                         f'{esc(c.quote)}</bdi>&nbsp;{_cite(c.n)}</div>' + _rendering(c))
+            shown_renderings.add(c.n)
             continue
         pieces, pos = [], 0
         for m in (inline_re.finditer(line) if inline_re else ()):
@@ -268,7 +274,17 @@ def render_answer(ans: Answer, a: int = 0) -> str:
             pos = m.end()
         pieces.append(_prose(line[pos:], numbers))
         parts.append(f'<div class="rag-msg" dir="{lead_dir}">{"".join(pieces)}</div>')
+    parts += [_rendering(c, numbered=True) for c in ans.citations if c.rendering and c.n not in shown_renderings]
     return _one_line(f'<div class="rag-answer rag-a-{a}">{"".join(parts)}</div>')
+
+
+def _rendering(c: Citation, numbered: bool = False) -> str:
+    """A quote's English rendering, marked as machine translation (the original is what is cited)."""
+    if not c.rendering:
+        return ""
+    n = f"{_cite(c.n)}&nbsp;" if numbered else ""
+    return (f'<div class="rag-rendering" dir="ltr">{n}<span class="rag-mt">{MACHINE_TRANSLATION}</span> '
+            f'<bdi dir="ltr">{esc(c.rendering)}</bdi></div>')
 
 
 def _paragraph(article: Article, start: int, end: int, context: int = PASSAGE_CONTEXT) -> tuple[int, int]:
@@ -522,6 +538,46 @@ def _article_choices(rag: RAG) -> list[tuple[str, str]]:
     return [(f"{a.title[:70]} ({a.id})", a.id) for a in rag.articles()]
 
 
+TIMELINE_MAX = 2000  # articles plotted at most (the latest; the cited ones always)
+
+
+def timeline_data(rag: RAG, since: str = "", until: str = "", source=None, cited: set[str] | None = None):
+    """The dated articles that pass the filter (and the cited ones), for the timeline: a frame
+    for the plot (date, agency, title, id, whether cited) and the rows of its list, by date."""
+    import pandas as pd
+
+    cited = cited or set()
+    arts = rag.articles(since=(since or "").strip() or None, until=(until or "").strip() or None,
+                        source=[s for s in (source or []) if s] or None)
+    dated = sorted((a for a in arts if a.date), key=lambda a: (a.date, a.id))
+    keep = dated[-TIMELINE_MAX:]
+    if cited:
+        kept = {a.id for a in keep}
+        keep = sorted(keep + [a for a in dated if a.id in cited and a.id not in kept], key=lambda a: (a.date, a.id))
+    frame = pd.DataFrame({
+        "date": pd.to_datetime([a.date for a in keep]),
+        "agency": [a.source or "?" for a in keep],
+        "title": [a.title for a in keep],
+        "id": [a.id for a in keep],
+        "kind": ["cited" if a.id in cited else "article" for a in keep]})
+    rows = [[a.date + (" ~" if a.date_inferred else ""), a.source or "", a.title, a.id,
+             "✓" if a.id in cited else ""] for a in keep]
+    return frame, rows
+
+
+def render_article(rag: RAG, article_id: str) -> str:
+    """One article, whole (up to ARTICLE_VIEW_CHARS), with its agency and date: the timeline's view."""
+    try:
+        art = rag.article(article_id)
+    except KeyError:
+        return ""
+    lang = detect_language(art.title + " " + art.text[:500])
+    meta = _meta(art, lang)
+    return (f'<div class="rag-src" dir="{_dir(art.title)}"><div class="rag-src-head"><bdi>{esc(art.title)}</bdi></div>'
+            + (f'<div class="rag-src-meta" dir="{_dir(meta)}">{meta}</div>' if meta else "")
+            + f'<div class="rag-article" dir="{_dir(art.text[:5000])}">{esc(art.text[:ARTICLE_VIEW_CHARS])}</div></div>')
+
+
 def _error(message: str) -> gr.Error:
     # Gradio renders toast messages as HTML: escape what may come from an article or a file name.
     return gr.Error(html.escape(message), print_exception=False)
@@ -560,6 +616,34 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
         answers = answers + [ans.to_json()]
         sources = _sources_of(ans.to_json(), a)
         yield history + [{"role": "assistant", "content": render_answer(ans, a)}], "", sources, answers, a
+
+    def timeline(since: str, until: str, source, answers: list):
+        """The timeline of the filtered articles, the latest answer's cited ones marked."""
+        latest = next((x for x in reversed(answers or []) if x), None) or {}
+        cited = {c["article_id"] for c in latest.get("citations", []) + latest.get("evidence", [])}
+        try:
+            frame, rows = timeline_data(rag, since, until, source, cited)
+        except UserError as exc:
+            raise _error(str(exc))
+        return frame, rows, ""
+
+    def timeline_range(since: str, until: str, source, answers: list, evt: gr.SelectData):
+        """A range brushed on the plot narrows the list to it."""
+        frame, rows, _ = timeline(since, until, source, answers)
+        lo_hi = evt.index if isinstance(evt.index, (list, tuple)) and len(evt.index) == 2 else None
+        if not lo_hi:
+            return rows
+        import pandas as pd
+
+        def day(v):
+            return pd.to_datetime(v, unit="ms") if isinstance(v, (int, float)) else pd.to_datetime(v)
+
+        lo, hi = (day(v).strftime("%Y-%m-%d") for v in lo_hi)
+        return [r for r in rows if lo <= r[0][:10] <= hi]
+
+    def timeline_open(evt: gr.SelectData):
+        row = evt.row_value or []
+        return render_article(rag, row[3]) if len(row) > 3 else gr.skip()
 
     def show_answer_sources(answers: list, shown, evt: gr.SelectData):
         """A click in an older answer (or its [n]) brings that answer's sources back."""
@@ -654,6 +738,17 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
                 with gr.Column(scale=2, min_width=320):
                     gr.Markdown("### Sources · منابع")
                     sources = gr.HTML(EMPTY_SOURCES, elem_id="rag-sources", max_height=640, padding=False)
+        with gr.Tab("Timeline · گاه‌شمار", id="timeline") as timeline_tab:
+            gr.Markdown("The articles that pass the filters beside the chat, by date; those cited by the latest "
+                        "answer are marked. Brush a range on the plot to narrow the list; click a row to read "
+                        "the article.")
+            plot = gr.ScatterPlot(x="date", y="agency", color="kind", tooltip=["title", "date", "agency"],
+                                  elem_id="rag-timeline", height=320, x_title="date", y_title="agency")
+            with gr.Row(equal_height=False):
+                timeline_list = gr.Dataframe(headers=["date", "agency", "title", "id", "cited"],
+                                             datatype=["str", "str", "str", "str", "str"], interactive=False,
+                                             wrap=True, elem_id="rag-timeline-list", scale=3)
+                timeline_view = gr.HTML("", elem_id="rag-timeline-article", max_height=480, padding=False)
         with gr.Tab("Articles · مقاله‌ها", id="articles"):
             gr.Markdown(f"Add articles: {' '.join(SUPPORTED)}; at most {max_files} files of {max_mb} MB each "
                         f"per upload. Uploading a file with the same name again updates its article.")
@@ -677,6 +772,10 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
         for b in example_buttons:
             b.click(ask, [b, *ins], outs, api_name=False, concurrency_id="rag")
         chat.select(show_answer_sources, [answers, shown], [sources, shown], api_name=False)
+        timeline_tab.select(timeline, [since, until, source, answers], [plot, timeline_list, timeline_view],
+                            api_name=False)
+        plot.select(timeline_range, [since, until, source, answers], [timeline_list], api_name=False)
+        timeline_list.select(timeline_open, None, [timeline_view], api_name=False)
         chat.clear(lambda: (EMPTY_SOURCES, None), None, [sources, shown], api_name=False)
         add_btn.click(upload, [files], [ingest_report, files, table, to_remove], api_name="upload",
                       concurrency_id="rag")

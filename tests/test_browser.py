@@ -308,6 +308,16 @@ def test_copies_of_a_story_and_the_filters(browser, app_url, tmp_path):
         assert page.locator("#rag-chat .rag-a-2 .rag-quote").count() >= 1
         assert "فارس" in page.locator("#rag-src-1 .rag-src-meta").inner_text()
         _screenshot(page, "filters-and-copies.png")
+
+        # the timeline: the filtered articles (Fars only) by date, the cited one marked; a row opens it
+        page.get_by_role("tab", name="Timeline · گاه‌شمار").click()
+        page.wait_for_function("() => document.querySelector('#rag-timeline-list').innerText.includes('copy-fars')")
+        listing = page.locator("#rag-timeline-list").inner_text()
+        assert "2025-07-11" in listing and "000_" not in listing and "✓" in listing
+        page.wait_for_selector("#rag-timeline canvas, #rag-timeline svg")
+        page.locator("#rag-timeline-list [role=gridcell]", has_text="copy-fars").first.click()
+        page.wait_for_function("() => document.querySelector('#rag-timeline-article').innerText.includes('کوالالامپور')")
+        _screenshot(page, "timeline.png")
         assert not watch.dialogs and not watch.errors
     finally:
         context.close()

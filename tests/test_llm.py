@@ -418,3 +418,56 @@ def test_any_output_keeps_the_invariants(rag_ix):
 
     check()
     assert answered  # the property was exercised on answers, not only on fallbacks
+
+
+# ---------------------------------------------------------------- English renderings of Persian quotes
+
+def test_english_reader_gets_renderings_marked_and_unfaithful_ones_dropped(rag_ix, server, model):
+    """With the LLM option, each Persian quote of an English answer gets an English rendering beside
+    it, marked as machine translation; the original stays the citation. A rendering that adds a
+    number or a name the quote does not hold is dropped."""
+    from rag.answer import MACHINE_TRANSLATION, Citation
+    from rag.llm import add_renderings, faithful
+    from rag.ui import render_answer
+
+    art = rag_ix.article(next(a.id for a in rag_ix.articles() if a.id.startswith("000_")))
+    s1, s2 = art.text.index(SENTENCE), art.text.index(OTHER)
+    cits = [Citation(1, SENTENCE, art.id, art.title, s1, s1 + len(SENTENCE), 1.0),
+            Citation(2, OTHER, art.id, art.title, s2, s2 + len(OTHER), 0.9)]
+    ans = Answer(Q_EN, "en", f"According to the articles:\n\n{SENTENCE} [1]\n{OTHER} [2]", False, cits)
+    faithful_one = ("In his speech at a regional meeting in Kuala Lumpur he said that since the Taliban came to power "
+                    "in Afghanistan in 2021, official diplomatic relations between Islamabad and Kabul have in effect "
+                    "not existed.")
+    server.replies.append(f"[1] {faithful_one}\n"
+                          "[2] He said that 40 people were killed, according to Joe Biden.")
+    add_renderings(ans, model)
+    assert cits[0].rendering == faithful_one
+    assert cits[1].rendering is None  # 40 and Joe Biden are not in the quote
+    assert f"({MACHINE_TRANSLATION}) In his speech" in ans.answer and "Joe Biden" not in ans.answer
+    sent = server.requests[-1]["body"]["messages"]
+    assert SENTENCE in sent[1]["content"] and "untrusted" in sent[0]["content"]
+    assert art.text[cits[0].start:cits[0].end] == cits[0].quote  # the citation is still the original
+    html_out = render_answer(ans)
+    assert html_out.count('class="rag-mt"') == 1 and "Kuala Lumpur" in html_out
+    assert not faithful("Dar spoke in Herat in 2019.", SENTENCE)
+    assert not faithful("Ishaq Dar spoke in Kuala Lumpur.", SENTENCE)  # the quote does not name him
+
+
+def test_ask_with_llm_renders_persian_quotes_for_english_questions(rag_ix, server):
+    """Through RAG.ask: the model's answer falls back to the extractive one (NO_ANSWER), and its
+    Persian quotes still get renderings; a failed rendering call loses nothing."""
+    server.replies += ["NO_ANSWER", lambda body: "\n".join(
+        f"[{n}] The minister spoke." for n in range(1, body["messages"][1]["content"].count("<quote n=") + 1))]
+    ans = rag_ix.ask(Q_EN, llm="openai:test-model")
+    persian = [c for c in ans.citations if re.search("[\u0600-\u06ff]", c.quote)]
+    assert persian and all(c.rendering == "The minister spoke." for c in persian)
+    assert ans.to_json()["citations"][0]["rendering"] == "The minister spoke."
+    server.fail_status = 500
+    ans = rag_ix.ask(Q_EN, llm="openai:test-model")
+    assert ans.citations and all(c.rendering is None for c in ans.citations)
+    # a Persian question gets no renderings
+    server.fail_status = 0
+    n = len(server.requests)
+    server.replies.append("NO_ANSWER")
+    rag_ix.ask(Q_FA, llm="openai:test-model")
+    assert len(server.requests) == n + 1
