@@ -314,3 +314,25 @@ def test_an_approximate_index_is_retrained_as_it_grows(tmp_path):
     r.close()
     again = RAG(tmp_path / "ix", embedder=HashedEmbedder(), reader=False)
     assert again.store.approximate and again.store.vectors.ntotal == again.count()[1]
+
+
+def test_story_groups_on_every_backend(location):
+    """Copies of one story share a group (the first stored's id) on every backend; a question's
+    candidates carry it with the group's members; when the first goes, the next names the group."""
+    root = Path(__file__).resolve().parent.parent
+    seed = next((root / "seeds").glob("*.txt")).read_text(encoding="utf-8")
+    copy = seed.replace("خبرگزاری معمار", "خبرگزاری فارس").replace("عملاً ", "").replace("حیاتی", "بسیار مهم")
+    other = ("فدراسیون بین‌المللی فوتبال نهاد اداره‌کنندهٔ مسائل فوتبال، فوتسال و فوتبال ساحلی در سطح جهان است. "
+             "این فدراسیون در سال ۱۹۰۴ در پاریس بنیان نهاده شد و مقر آن در زوریخ سوئیس است.")
+    r = _rag(location)
+    r.add_articles([Article(id="memar", title="اسحاق دار", text=seed)])
+    r.add_articles([Article(id="fars", title="اسحاق دار", text=copy), Article(id="fifa", title="فیفا", text=other)])
+    assert {a.id: a.group for a in r.articles()} == {"memar": "memar", "fars": "memar", "fifa": "fifa"}
+    assert {a.source for a in r.articles() if a.id != "fifa"} == {"Memar", "Fars"}
+    qv = r.embedder.embed_queries(["اسحاق دار کوالالامپور"])[0]
+    found = r.store.candidates(qv, terms("اسحاق دار کوالالامپور"), 10)
+    assert {p.group for p in found.passages if p.article_id in ("memar", "fars")} == {"memar"}
+    assert [a.id for a in found.stories["memar"]] == ["memar", "fars"]
+    r.remove("memar")
+    assert {a.id: a.group for a in r.articles()} == {"fars": "fars", "fifa": "fifa"}
+    r.close()

@@ -17,6 +17,10 @@ Three collections, named after COLLECTION:
 - ``COLLECTION_articles``: the articles, one row per part of ≤ 16,000 characters of a JSON
   record (text, metadata, content spans; a VARCHAR holds 64 KiB), with the listing fields
   (title, source, date, url, path, sha, added, chunks, chars) on part 0.
+- ``COLLECTION_stories``: each article's MinHash LSH keys (``rag.stories``), one row per key, with
+  the article's story group (the id of the first stored of the copies of one story); the row of
+  band 0 is the article's head row, what group lookups read. Made on open for indexes created
+  before story groups (their older articles are each their own story until ingested again).
 - ``COLLECTION_meta``: the embedder, dimension, format and analyzer.
 
 A question is one dense search and one BM25 search plus the lexical statistics: the document
@@ -36,6 +40,7 @@ both leave their version; ``state``/``get`` take the latest and the next ``put``
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -170,6 +175,7 @@ class MilvusIndex:
         self.name = name
         self.passages_name = f"{name}_passages"
         self.articles_name = f"{name}_articles"
+        self.stories_name = f"{name}_stories"
         self.meta = meta
         self.embedder: str = meta["embedder"]
         self.dim: int = int(meta["dim"])
@@ -235,7 +241,8 @@ class MilvusIndex:
             if meta.get("format") != FORMAT:
                 raise StoreError(f"index {location} has format {meta.get('format')}, this version reads {FORMAT}; "
                                  f"rebuild it with: rag ingest ARTICLES... --index milvus://HOST:PORT/NEW_NAME")
-            for suffix in ("passages", "articles"):
+            _create_stories(client, f"{name}_stories")  # an index made before story groups gains it
+            for suffix in ("passages", "articles", "stories"):
                 client.load_collection(f"{name}_{suffix}")
             return meta
 
@@ -254,11 +261,13 @@ class MilvusIndex:
             else:
                 analyzer = _create_passages(client, f"{name}_passages", int(dim))
                 _create_articles(client, f"{name}_articles")
+                _create_stories(client, f"{name}_stories")
                 meta = {"format": FORMAT, "embedder": embedder, "dim": int(dim), "analyzer": analyzer,
                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
                 _create_plain(client, f"{name}_meta", [("key", 64), ("value", VARCHAR_MAX)], "key")
                 client.upsert(f"{name}_meta", [{"key": "index", "value": json.dumps(meta), "_v": [0.0, 0.0]}])
-            for suffix in ("passages", "articles", "meta"):
+            _create_stories(client, f"{name}_stories")
+            for suffix in ("passages", "articles", "meta", "stories"):
                 client.load_collection(f"{name}_{suffix}")
             return meta
 
@@ -278,6 +287,7 @@ class MilvusIndex:
                 with self._errors("flushing the writes"):
                     self.client.flush(self.passages_name)
                     self.client.flush(self.articles_name)
+                    self.client.flush(self.stories_name)
 
     def _query(self, collection: str, filter: str, fields: list[str]) -> list[dict]:
         return list(self.client.query(collection, filter=filter, output_fields=fields))
@@ -343,8 +353,95 @@ class MilvusIndex:
                 self.client.insert(self.articles_name, records[i:i + INSERT_BATCH])
             self._delete(self.passages_name, [i for i in old_p if i not in new_p])
             self._delete(self.articles_name, [i for i in old_a if i not in new_a])
+            for article, *_ in todo:  # one by one: a copy later in the batch finds an earlier one
+                self._join_story(article)
         self._changed()
         return statuses
+
+    # ------------------------------------------------------------ story groups
+
+    def _story_rows(self, expr: str, fields: list[str]) -> list[dict]:
+        return self._query(self.stories_name, expr, ["article_id"] + fields)
+
+    def _join_story(self, article: Article) -> str:
+        """As the embedded backend: the story of the closest stored copy (LSH candidates checked on
+        their words), else a story of its own; the article's key rows replace its old ones."""
+        from .. import stories
+
+        content = article.content()
+        keys = stories.band_keys(stories.fingerprint(content))
+        shared: dict[str, int] = {}
+        story_of: dict[str, str] = {}
+        for r in self._story_rows(f"key in [{', '.join(map(str, keys))}]", ["story"]):
+            if r["article_id"] != article.id:
+                shared[r["article_id"]] = shared.get(r["article_id"], 0) + 1
+                story_of[r["article_id"]] = r["story"]
+        mine = stories.words(content)
+        best, best_j = None, stories.THRESHOLD
+        for aid in sorted(shared, key=lambda a: (-shared[a], a))[:32]:
+            other = self.get(aid)
+            if other is None:
+                continue
+            j = stories.jaccard(mine, stories.words(other.content()))
+            if j >= best_j:
+                best, best_j = story_of[aid], j
+        story = best or article.id
+        key = article_key(article.id)
+        old = [r["id"] for r in self._story_rows(f"article_key == {key}", ["id"]) if r["article_id"] == article.id]
+        self._delete(self.stories_name, old)
+        now = time.time()
+        self.client.insert(self.stories_name, [
+            {"id": _hash64("story", article.id, str(b)), "key": k, "band": b, "article_id": article.id,
+             "article_key": key, "story": _varchar(story, "the story id"), "added": now, "_v": [0.0, 0.0]}
+            for b, k in enumerate(keys)])
+        return story
+
+    def _leave_story(self, article_id: str) -> None:
+        """Remove an article's key rows; a story named after it is named after its next article."""
+        rows = self._story_rows(f"article_key == {article_key(article_id)}", ["id"])
+        self._delete(self.stories_name, [r["id"] for r in rows if r["article_id"] == article_id])
+        members = self._story_rows(f'story == {json.dumps(article_id)}',
+                                   ["id", "key", "band", "article_key", "story", "added"])
+        members = [r for r in members if r["article_id"] != article_id]
+        if not members:
+            return
+        heir = min((r for r in members if r["band"] == 0), key=lambda r: (r["added"], r["article_id"]),
+                   default=None)
+        if heir is None:
+            return
+        self.client.upsert(self.stories_name, [{**{k: r[k] for k in ("id", "key", "band", "article_id",
+                                                                         "article_key", "added")},
+                                                 "story": heir["article_id"], "_v": [0.0, 0.0]} for r in members])
+
+    def _groups(self, article_ids: list[str]) -> dict[str, str]:
+        """The story group of each article (its own id when it has no key rows)."""
+        keys = sorted({article_key(a) for a in article_ids})
+        out: dict[str, str] = {}
+        for i in range(0, len(keys), 100):
+            for r in self._story_rows(f"band == 0 and article_key in [{', '.join(map(str, keys[i:i + 100]))}]",
+                                      ["story"]):
+                out[r["article_id"]] = r["story"]
+        return {a: out.get(a, a) for a in article_ids}
+
+    def _members(self, groups: list[str]) -> dict[str, list[ArticleInfo]]:
+        """The articles of each story group (first stored first), with their listing fields."""
+        uniq = sorted(set(groups))
+        if not uniq:
+            return {}
+        rows = self._story_rows(f"band == 0 and story in {json.dumps(uniq, ensure_ascii=False)}", ["story", "added"])
+        ids = [r["article_id"] for r in rows]
+        heads = {a: self._latest(rs) for a, rs in self._rows_of(
+            self.articles_name, ids, ["part", "added", "title", "source", "date", "url", "path", "chunks",
+                                      "chars"]).items()}
+        out: dict[str, list[ArticleInfo]] = {}
+        for r in sorted(rows, key=lambda r: (r["added"], r["article_id"])):
+            h = heads.get(r["article_id"])
+            if h is None:
+                continue
+            out.setdefault(r["story"], []).append(ArticleInfo(
+                r["article_id"], h["title"], h["source"] or None, h["date"] or None, h["url"] or None,
+                h["path"] or None, int(h["chunks"]), int(h["chars"]), group=r["story"]))
+        return out
 
     def _rows_of(self, collection: str, article_ids: list[str], fields: list[str]) -> dict[str, list[dict]]:
         """The rows of ``collection`` of each of ``article_ids`` (looked up by their key)."""
@@ -366,6 +463,7 @@ class MilvusIndex:
                                                      ["id", "article_id"]) if r["article_id"] == article_id]
             self._delete(self.passages_name, passages)
             self._delete(self.articles_name, records)
+            self._leave_story(article_id)
         self._changed()
         return True
 
@@ -469,7 +567,11 @@ class MilvusIndex:
             pid = int(h["id"])
             if pid not in passages:
                 passages[pid] = self._passage(pid, h["entity"], bm25.get(pid, 0.0))
-        return Candidates(list(passages.values()), matched, df, total)
+        with self._errors("reading story groups"):
+            groups = self._groups(sorted({p.article_id for p in passages.values()}))
+            members = self._members(list(groups.values()))
+        found = [dataclasses.replace(p, group=groups.get(p.article_id, p.article_id)) for p in passages.values()]
+        return Candidates(found, matched, df, total, members)
 
     def _bm25(self, words: list[str], n: int, flt: str) -> list:
         """The ``n`` best passages for ``words`` by the BM25 function's sparse field (Milvus Lite
@@ -483,10 +585,8 @@ class MilvusIndex:
     def _passage(self, pid: int, e: dict, bm25: float) -> Passage:
         sent = tuple((int(a), int(b), int(c)) for a, b, c in json.loads(e["sentences"]))
         vecs = dequantize(np.frombuffer(base64.b64decode(e["vectors"]), dtype=np.uint8), self.dim)
-        # story groups are the embedded backend's only (for now): each article is its own group here
         return Passage(pid, e["article_id"], e["title"], int(e["start"]), int(e["end"]), e["text"], vecs[0], sent,
-                       vecs[1:1 + len(sent)], bm25, e.get("source") or None, e.get("date") or None,
-                       group=e["article_id"])
+                       vecs[1:1 + len(sent)], bm25, e.get("source") or None, e.get("date") or None)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -567,10 +667,13 @@ class MilvusIndex:
                             latest[r["article_id"]] = r
             finally:
                 it.close()
+        chosen = [r for r in sorted(latest.values(), key=lambda r: (r["added"], r["article_id"]))
+                  if where is None or where.passes(r["source"] or None, r["date"] or None)]
+        with self._errors("listing the story groups"):
+            groups = self._groups([r["article_id"] for r in chosen])
         return [ArticleInfo(r["article_id"], r["title"], r["source"] or None, r["date"] or None, r["url"] or None,
-                            r["path"] or None, int(r["chunks"]), int(r["chars"]), group=r["article_id"])
-                for r in sorted(latest.values(), key=lambda r: (r["added"], r["article_id"]))
-                if where is None or where.passes(r["source"] or None, r["date"] or None)]
+                            r["path"] or None, int(r["chunks"]), int(r["chars"]), group=groups[r["article_id"]])
+                for r in chosen]
 
     def count(self) -> tuple[int, int]:
         with self._errors("counting"):
@@ -674,6 +777,25 @@ def _create_articles(client, name: str) -> None:
     index = client.prepare_index_params()
     index.add_index(field_name="_v", index_type="FLAT", metric_type="L2")
     for f in ("article_key", "part"):
+        index.add_index(field_name=f, index_type="INVERTED")
+    _make(client, name, schema, index)
+
+
+def _create_stories(client, name: str) -> None:
+    from pymilvus import DataType, MilvusClient
+
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("key", DataType.INT64)
+    schema.add_field("band", DataType.INT64)
+    schema.add_field("article_id", DataType.VARCHAR, max_length=VARCHAR_MAX)
+    schema.add_field("article_key", DataType.INT64)
+    schema.add_field("story", DataType.VARCHAR, max_length=VARCHAR_MAX)
+    schema.add_field("added", DataType.DOUBLE)
+    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
+    index = client.prepare_index_params()
+    index.add_index(field_name="_v", index_type="FLAT", metric_type="L2")
+    for f in ("key", "article_key", "band", "story"):
         index.add_index(field_name=f, index_type="INVERTED")
     _make(client, name, schema, index)
 

@@ -21,6 +21,7 @@ come out as :class:`StoreError` naming the file and what to do.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import time
@@ -32,7 +33,7 @@ from typing import Iterator
 import numpy as np
 
 from .. import stories
-from ..articles import Article
+from ..articles import Article, news_metadata
 from ..chunking import Chunk
 from .base import ArticleInfo, ChunkRow, Filter, StoreError, dequantize, passage_terms, quantize, rebuild_hint
 
@@ -252,14 +253,11 @@ class Records:
                 db.execute("DELETE FROM story_keys")
                 db.execute("UPDATE articles SET story = NULL")
                 ids = [r[0] for r in db.execute("SELECT id FROM articles ORDER BY added, id")]
-                import datetime as dt
-
                 for aid in ids:
-                    art = self._get(db, aid)
                     raw_date, raw_source, added = db.execute(
                         "SELECT date, source, added FROM articles WHERE id=?", (aid,)).fetchone()
-                    from ..articles import news_metadata
-
+                    art = self._get(db, aid)
+                    # the year an article leaves out is at most the day it was added
                     news_metadata(art, raw_date, raw_source, dt.date.fromtimestamp(added))
                     db.execute("UPDATE articles SET source=?, date=?, date_inferred=?, calendar=?, sha=? WHERE id=?",
                                (art.source, art.date, int(art.date_inferred), art.calendar, art.sha, aid))
