@@ -348,7 +348,8 @@ class EmbeddedIndex:
                 allowed = self.records.passage_ids(where) if where else None
                 near = self._near(query_vector, n, allowed) if dense else []
                 df = self.records.document_frequencies(query_terms) if lexical else {}
-                matched = self.records.lexical(rarest(df, max_postings), n, where) if lexical else []
+                matched = self.records.lexical(rarest(df, max_postings), n,
+                                               None if allowed is None else set(allowed.tolist())) if lexical else []
                 rows = self.records.passages(list(dict.fromkeys(near + [i for i, _ in matched])))
                 members = self.records.story_members([r[15] for r in rows if r[15]])
         bm25 = dict(matched)

@@ -301,20 +301,28 @@ class Records:
         found = dict(rows)
         return {t: int(found.get(t, 0)) for t in uniq}
 
-    def lexical(self, query_terms: list[str], k: int, where: Filter | None = None) -> list[tuple[int, float]]:
+    def lexical(self, query_terms: list[str], k: int, allowed: set[int] | None = None) -> list[tuple[int, float]]:
         """``(passage_id, bm25)`` of the ``k`` best passages for any of ``query_terms`` (higher is
-        better), of articles that pass ``where``."""
+        better), among the ``allowed`` passage ids when given. The allowed ones are picked from the
+        ranked matches here: a ``rowid IN (...)`` beside MATCH makes SQLite probe the full-text
+        index once per allowed passage (2.3 s a question at 10,000 articles), while the matches of
+        the terms a question keeps (``rarest``) are few enough to rank whole."""
         uniq = sorted({t for t in query_terms if t})
         if not uniq or k <= 0:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in uniq)
-        cond, args = "", []
-        if where:
-            sql, args = filter_sql(where)
-            cond = f" AND rowid IN (SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id WHERE {sql})"
-        rows = self.db.execute(f"SELECT rowid, -bm25(lexicon) AS s FROM lexicon WHERE lexicon MATCH ?{cond} "
-                               "ORDER BY s DESC LIMIT ?", (match, *args, k)).fetchall()
-        return [(int(r), float(s)) for r, s in rows]
+        if allowed is None:
+            rows = self.db.execute("SELECT rowid, -bm25(lexicon) AS s FROM lexicon WHERE lexicon MATCH ? "
+                                   "ORDER BY s DESC LIMIT ?", (match, k)).fetchall()
+            return [(int(r), float(s)) for r, s in rows]
+        out = []
+        for r, sc in self.db.execute("SELECT rowid, -bm25(lexicon) AS s FROM lexicon WHERE lexicon MATCH ? "
+                                     "ORDER BY s DESC", (match,)):
+            if r in allowed:
+                out.append((int(r), float(sc)))
+                if len(out) == k:
+                    break
+        return out
 
     def passage_ids(self, where: Filter) -> np.ndarray:
         """Ids of the passages of the articles that pass ``where``."""
