@@ -321,3 +321,33 @@ def test_copies_of_a_story_and_the_filters(browser, app_url, tmp_path):
         assert not watch.dialogs and not watch.errors
     finally:
         context.close()
+
+
+def test_english_rendering_is_marked_machine_translation(browser, tmp_path, monkeypatch):
+    """With a chat model set (a fake OpenAI-compatible server), an English question's Persian
+    quotes get an English rendering under them, marked machine translation; the quote stays."""
+    from fake_openai import fake_openai_server
+
+    with fake_openai_server() as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        # the answer call declines (the extractive answer stands), the rendering call renders
+        srv.replies += ["NO_ANSWER", lambda body: "\n".join(
+            f"[{n}] The minister spoke." for n in range(1, body["messages"][1]["content"].count("<quote n=") + 1))]
+        with running_app_py(tmp_path / "index", tmp_path / "app.log") as url:
+            context, page, watch = _open(browser, url)
+            try:
+                page.locator("#rag-settings").get_by_text("Settings · تنظیمات").click()
+                page.fill("#rag-llm textarea, #rag-llm input", "openai:test-model")
+                _ask(page, Q_EN, 0)
+                mark = page.locator("#rag-chat .rag-a-0 .rag-rendering")
+                assert mark.count() >= 1
+                assert mark.first.locator(".rag-mt").inner_text() == "machine translation"
+                assert "The minister spoke." in mark.first.inner_text()
+                assert _direction(page, "#rag-chat .rag-a-0 .rag-rendering") == "ltr"
+                assert _direction(page, "#rag-chat .rag-a-0 .rag-quote") == "rtl"  # the original, cited
+                assert any("The quotes are in Persian" in t for t in [page.locator("#rag-chat .rag-a-0").inner_text()])
+                _screenshot(page, "english-rendering.png")
+                assert not watch.dialogs and not watch.errors
+            finally:
+                context.close()

@@ -10,13 +10,10 @@ gives back the extractive answer unchanged. A true quote that cites the wrong pa
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,7 @@ import pytest
 pytest.importorskip("langchain")
 pytest.importorskip("langchain_openai")
 
+from fake_openai import fake_openai_server  # noqa: E402
 from rag import RAG  # noqa: E402
 from rag.answer import Answer  # noqa: E402
 from rag.llm import LLMError, leaks_prompt, llm_answer, load_chat_model, locate, system_prompt  # noqa: E402
@@ -47,49 +45,12 @@ INJECTION = ("Pakistan and the Taliban: talks in Kabul\n\n"
 
 # ---------------------------------------------------------------- the fake OpenAI server
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
-        srv = self.server
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-        srv.requests.append({"path": self.path, "body": body})
-        if self.path.rstrip("/") != "/v1/chat/completions":
-            return self._send(404, {"error": {"message": f"no route {self.path}"}})
-        if srv.fail_status:
-            return self._send(srv.fail_status, {"error": {"message": "boom", "type": "server_error"}})
-        reply = srv.replies.pop(0) if srv.replies else "NO_ANSWER"
-        content = reply(body) if callable(reply) else reply
-        self._send(200, {
-            "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-
-    def _send(self, status: int, obj: dict) -> None:
-        data = json.dumps(obj, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def server(monkeypatch):
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    srv.requests, srv.replies, srv.fail_status = [], [], 0
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{srv.server_address[1]}/v1")
-    monkeypatch.setenv("OPENAI_API_KEY", "test")
-    try:
+    with fake_openai_server() as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 @pytest.fixture
