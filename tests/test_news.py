@@ -112,17 +112,14 @@ def test_filter_parsing():
 # ------------------------------------------------------------------ an index of news
 
 def _pool() -> list[str]:
+    """Persian and English news sentences the repo holds: the seed article's and tests/data's."""
     from rag.persian import split_sentences
 
-    text = (DATA.parent.parent / "seeds").glob("*.txt")
     sents = []
-    for f in sorted(text):
+    for f in sorted((DATA.parent.parent / "seeds").glob("*.txt")):
         t = f.read_text(encoding="utf-8")
         sents += [t[s:e].strip() for s, e in split_sentences(t) if e - s > 30]
-    for line in (Path(__file__).parent.parent.parent / "shared/eval/persianqa_test/passages.jsonl").read_text(
-            encoding="utf-8").splitlines()[:60]:
-        t = json.loads(line)["text"]
-        sents += [t[s:e].strip() for s, e in split_sentences(t) if e - s > 30]
+    sents += [json.loads(line)["text"] for line in (DATA / "parity_texts.jsonl").read_text(encoding="utf-8").splitlines()]
     return sents
 
 
@@ -204,8 +201,8 @@ def test_copies_of_one_story_grouped_and_cited_once(tmp_path):
     arts = [Article(id="memar", title="اسحاق دار", text=seed)]
     arts += [Article(id=f"copy{i}", title="اسحاق دار", text=_edit(seed, 0.15, rng, vocab), source=src)
              for i, src in enumerate(["Fars", "Tasnim"])]
-    other = [json.loads(line) for line in (Path(__file__).parent.parent.parent /
-                                           "shared/eval/persianqa_test/passages.jsonl").read_text().splitlines()[:5]]
+    texts = [json.loads(line)["text"] for line in (DATA / "parity_texts.jsonl").read_text(encoding="utf-8").splitlines()]
+    other = [{"passage_id": f"other{i}", "title": f"خبر {i}", "text": " ".join(texts[8 * i:8 * i + 8])} for i in range(5)]
     arts += [Article(id=o["passage_id"], title=o["title"], text=o["text"]) for o in other]
     r = RAG(tmp_path / "ix", create=True, reader=False)  # the bundled model: answers need real meaning scores
     r.add_articles(arts)
