@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .agencies import shown
+from .agencies import find_agency, shown
 from .config import DEFAULT, Config
 from .dates import find_dates, format_date
 from .embedders import Embedder
@@ -199,6 +200,25 @@ def candidate_sentences(question: str, retrieved: Retrieved, embedder: Embedder 
     return cands, confidence
 
 
+# "Which news agency published this report?", «کدام خبرگزاری این گزارش را منتشر کرد؟»: a question
+# about the article's agency, which its attribution line answers («به گزارش خبرگزاری ...»).
+_AGENCY_QUESTION = re.compile(
+    r"(?:کدام|چه)\s*(?:خبرگزاری|خبرگذاری|رسانه|منبع|روزنامه|سایت|شبکه)|(?:خبرگزاری|رسانه|منبع)\s*(?:این|آن)\s*"
+    r"(?:خبر|گزارش|مقاله)|به\s*گزارش\s*(?:کدام|چه)"
+    r"|\b(?:which|what)\s+(?:news\s+)?(?:agency|outlet|newspaper|media|news\s+site|website|source)\b"
+    r"|\bwho\s+(?:reported|published)\b|\b(?:agency|outlet|source)\s+(?:that\s+)?(?:reported|published)\b", re.I)
+
+
+def _attribution(question: str, cands: list[Candidate], retrieved: Retrieved) -> Candidate | None:
+    """For a question about the reporting agency: the attribution sentence of the best-ranked
+    article that has one (a sentence naming the agency the article is attributed to)."""
+    if not _AGENCY_QUESTION.search(question):
+        return None
+    rank = {aid: i for i, (aid, _) in enumerate(retrieved.articles())}
+    named = [c for c in cands if getattr(c.passage, "source", None) and find_agency(c.text) == c.passage.source]
+    return min(named, key=lambda c: (rank.get(c.article_id, len(rank)), c.start), default=None)
+
+
 def _negation_filter(question: str, cands: list[Candidate], margin: float) -> list[Candidate]:
     """Asked in the negative ("which ... did not ...?"): the embeddings hardly tell "X did not
     attend" from "X attended", so only a sentence that says something in the negative or names an
@@ -355,6 +375,11 @@ def compose(question: str, retrieved: Retrieved, max_quotes: int | None = None,
     cands, related = candidate_sentences(question, retrieved, embedder, cfg)
     if not cands:
         return Answer(question, lang, frame["none"], True)
+    named = _attribution(question, cands, retrieved)
+    if named is not None:
+        citations = _cite([named], 1, retrieved.stories)
+        if citations:
+            return _answered(question, lang, citations, 1.0)  # decided by the attribution line, not a score
     if reader is None:
         if related < cfg.related_below[lang]:
             return Answer(question, lang, frame["none"], True, confidence=related)

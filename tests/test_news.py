@@ -270,3 +270,18 @@ def test_disagreeing_reports_shown_side_by_side(tmp_path):
     html_out = render_answer(ans)
     assert html_out.count('class="rag-differ-side"') == 2 and 'class="rag-differ"' in html_out
     r.close()
+
+
+def test_agency_questions_are_answered_from_the_attribution_line(tmp_path):
+    """«کدام خبرگزاری این گزارش را منتشر کرد؟» / "Which agency reported the blast?": the quote is the
+    sentence naming the agency the article is attributed to, of the best-matching article."""
+    r = RAG(tmp_path / "ix", create=True, reader=False)
+    r.add_articles([
+        Article(id="blast", title="انفجار در قندهار",
+                text="به گزارش خبرگزاری پژواک، در پی انفجار در بازار قندهار ده‌ها تن زخمی شدند. پولیس منطقه را بست."),
+        Article(id="sport", title="ورزش", text="به گزارش طلوع‌نیوز، تیم ملی فوتبال افغانستان در بازی دیروز پیروز شد.")])
+    for q in ("کدام خبرگزاری خبر انفجار قندهار را منتشر کرد؟", "Which news agency reported the Kandahar market blast?"):
+        ans = r.ask(q)
+        assert not ans.abstained and ans.citations[0].article_id == "blast", ans.answer
+        assert "پژواک" in ans.citations[0].quote and ans.citations[0].source == "Pajhwok"
+    r.close()
