@@ -280,3 +280,22 @@ def test_jsonl_articles_and_odd_ids_round_trip(tmp_path):
     assert hits[0].article_id == "a/b c"
     r.remove("a/b c")
     assert [a.id for a in r.articles()] == ["pqa-00000"]
+
+
+def test_temp_files_of_a_killed_write_are_removed_by_the_next_writer(tmp_path):
+    """A writer killed inside an atomic write leaves ``passages.faiss.XXXX.tmp`` (or the manifest's);
+    the next writer, holding the lock, removes them; other files are left alone."""
+    from rag import RAG, Article
+    from rag.hashed import HashedEmbedder
+
+    r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False)
+    r.add_articles([Article(id="a", title="t", text="یک جمله. جمله دیگر.")])
+    stale = [tmp_path / "ix" / "passages.faiss.k3j9x.tmp", tmp_path / "ix" / "manifest.json.q1w2e3.tmp"]
+    for f in stale:
+        f.write_bytes(b"\0" * 1000)
+    mine = tmp_path / "ix" / "notes.tmp"
+    mine.write_text("kept")
+    r.add_articles([Article(id="b", title="t", text="سه جمله. چهار جمله.")])
+    assert not any(f.exists() for f in stale) and mine.exists()
+    assert {a.id for a in r.articles()} == {"a", "b"}
+    r.close()

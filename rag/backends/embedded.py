@@ -274,6 +274,7 @@ class EmbeddedIndex:
         except OSError as exc:
             raise StoreError(f"cannot write to the index {self.path}: {exc.strerror or exc}") from None
         try:
+            self._remove_stale_temp_files()
             self.refresh()  # another process may have written since we opened the index
             yield self
         finally:
@@ -281,6 +282,16 @@ class EmbeddedIndex:
                 self.flush()
             finally:
                 lock.release()
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp files of an atomic write that a killed writer left (a vector cache's can be hundreds
+        of MB). Only writers make them, and this one holds the writer lock: none is being written."""
+        for name in (VECTORS_FILE, MANIFEST):
+            for tmp in self.path.glob(f"{name}.*.tmp"):
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass  # not ours to remove (permissions): harmless, the next writer tries again
 
     def state(self, article_id: str) -> tuple[str, str | None] | None:
         """``(sha, path)`` of a stored article, or None."""
