@@ -52,6 +52,12 @@ def band_keys(signature: np.ndarray) -> list[int]:
     return out
 
 
+def estimate(a: np.ndarray, b: bytes | np.ndarray) -> float:
+    """The Jaccard similarity two fingerprints estimate (``b`` as stored: uint32 bytes)."""
+    other = np.frombuffer(b, dtype=np.uint32) if isinstance(b, (bytes, bytearray, memoryview)) else np.asarray(b)
+    return float(np.mean(np.asarray(a, dtype=np.uint32) == other)) if len(other) == len(a) else 1.0
+
+
 def is_copy(a: str, b: str) -> bool:
     """Whether two article texts tell one story (checked on their words, not estimated)."""
     return jaccard(words(a), words(b)) >= THRESHOLD
