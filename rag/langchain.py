@@ -5,7 +5,9 @@
 >>> docs = ArticleRetriever(rag=RAG("index"), k=5).invoke("In which city did Ishaq Dar speak?")
 
 Each ``Document`` is a passage, ``page_content`` its exact text; ``metadata`` carries
-``article_id``, ``chunk_id``, ``title``, ``start``, ``end`` (offsets into the article) and ``score``.
+``article_id``, ``chunk_id``, ``title``, ``start``, ``end`` (offsets into the article), ``score``,
+``source`` (the agency), ``date`` (ISO) and ``group`` (its story group). ``since``, ``until`` and
+``source`` restrict it as ``RAG.search`` does (``ArticleRetriever(rag=r, source="Fars")``).
 Imported only by callers that want it: the app and the CLI never load LangChain.
 """
 
@@ -24,6 +26,9 @@ from .api import RAG
 class ArticleRetriever(BaseRetriever):
     rag: Any
     k: int = 5
+    since: Any = None
+    until: Any = None
+    source: Any = None
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -31,5 +36,6 @@ class ArticleRetriever(BaseRetriever):
         rag: RAG = self.rag
         return [Document(page_content=h.text,
                          metadata={"article_id": h.article_id, "chunk_id": h.chunk_id, "title": h.title,
-                                   "start": h.start, "end": h.end, "score": h.score, "rank": h.rank})
-                for h in rag.search(query, k=self.k).hits]
+                                   "start": h.start, "end": h.end, "score": h.score, "rank": h.rank,
+                                   "source": h.source, "date": h.date, "group": h.group})
+                for h in rag.search(query, k=self.k, since=self.since, until=self.until, source=self.source).hits]

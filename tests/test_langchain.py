@@ -14,3 +14,10 @@ def test_langchain_retriever_returns_passages_with_offsets(seed_index):
         text = rag.article(d.metadata["article_id"]).text
         assert text[d.metadata["start"]:d.metadata["end"]] == d.page_content
     assert any("کوالالامپور" in d.page_content for d in docs)
+
+
+def test_langchain_retriever_filters_and_carries_news_metadata(seed_index):
+    rag = RAG(seed_index)
+    docs = ArticleRetriever(rag=rag, k=3, source="خبرگزاری معمار", since="1404-04-01").invoke("اسحاق دار")
+    assert docs and all(d.metadata["source"] == "Memar" and d.metadata["date"] == "2025-07-11" for d in docs)
+    assert ArticleRetriever(rag=rag, k=3, source="Fars").invoke("اسحاق دار") == []
