@@ -365,20 +365,30 @@ class MilvusIndex:
 
     def _join_story(self, article: Article) -> str:
         """As the embedded backend: the story of the closest stored copy (LSH candidates checked on
-        their words), else a story of its own; the article's key rows replace its old ones."""
+        their words, those their MinHash rules out unread), else a story of its own; the
+        article's key rows replace its old ones."""
         from .. import stories
 
         content = article.content()
-        keys = stories.band_keys(stories.fingerprint(content))
+        signature = stories.fingerprint(content)
+        keys = stories.band_keys(signature)
         shared: dict[str, int] = {}
         story_of: dict[str, str] = {}
         for r in self._story_rows(f"key in [{', '.join(map(str, keys))}]", ["story"]):
             if r["article_id"] != article.id:
                 shared[r["article_id"]] = shared.get(r["article_id"], 0) + 1
                 story_of[r["article_id"]] = r["story"]
+        candidates = sorted(shared, key=lambda a: (-shared[a], a))[:32]
+        # a candidate whose MinHash says it shares less than half the threshold is not read
+        heads = {r["article_id"]: r["minhash"] for r in self._story_rows(
+            f"band == 0 and article_key in [{', '.join(str(article_key(a)) for a in candidates)}]", ["minhash"])
+            } if candidates else {}
         mine = stories.words(content)
         best, best_j = None, stories.THRESHOLD
-        for aid in sorted(shared, key=lambda a: (-shared[a], a))[:32]:
+        for aid in candidates:
+            sig = heads.get(aid)
+            if sig and stories.estimate(signature, base64.b64decode(sig)) < stories.THRESHOLD / 2:
+                continue
             other = self.get(aid)
             if other is None:
                 continue
@@ -392,7 +402,8 @@ class MilvusIndex:
         now = time.time()
         self.client.insert(self.stories_name, [
             {"id": _hash64("story", article.id, str(b)), "key": k, "band": b, "article_id": article.id,
-             "article_key": key, "story": _varchar(story, "the story id"), "added": now, "_v": [0.0, 0.0]}
+             "article_key": key, "story": _varchar(story, "the story id"), "added": now,
+             "minhash": base64.b64encode(signature.tobytes()).decode("ascii") if b == 0 else "", "_v": [0.0, 0.0]}
             for b, k in enumerate(keys)])
         return story
 
@@ -401,7 +412,7 @@ class MilvusIndex:
         rows = self._story_rows(f"article_key == {article_key(article_id)}", ["id"])
         self._delete(self.stories_name, [r["id"] for r in rows if r["article_id"] == article_id])
         members = self._story_rows(f'story == {json.dumps(article_id)}',
-                                   ["id", "key", "band", "article_key", "story", "added"])
+                                   ["id", "key", "band", "article_key", "story", "added", "minhash"])
         members = [r for r in members if r["article_id"] != article_id]
         if not members:
             return
@@ -410,7 +421,7 @@ class MilvusIndex:
         if heir is None:
             return
         self.client.upsert(self.stories_name, [{**{k: r[k] for k in ("id", "key", "band", "article_id",
-                                                                         "article_key", "added")},
+                                                                         "article_key", "added", "minhash")},
                                                  "story": heir["article_id"], "_v": [0.0, 0.0]} for r in members])
 
     def _groups(self, article_ids: list[str]) -> dict[str, str]:
@@ -792,6 +803,7 @@ def _create_stories(client, name: str) -> None:
     schema.add_field("article_key", DataType.INT64)
     schema.add_field("story", DataType.VARCHAR, max_length=VARCHAR_MAX)
     schema.add_field("added", DataType.DOUBLE)
+    schema.add_field("minhash", DataType.VARCHAR, max_length=512)  # base64 of the 64 values, on band 0
     schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
     index = client.prepare_index_params()
     index.add_index(field_name="_v", index_type="FLAT", metric_type="L2")
