@@ -285,3 +285,22 @@ def test_agency_questions_are_answered_from_the_attribution_line(tmp_path):
         assert not ans.abstained and ans.citations[0].article_id == "blast", ans.answer
         assert "پژواک" in ans.citations[0].quote and ans.citations[0].source == "Pajhwok"
     r.close()
+
+
+def test_a_newer_news_version_keeps_dates_already_read(tmp_path):
+    """Bringing an index from an older news version up to date regroups its stories but keeps the
+    dates it already read (an inferred year stays inferred)."""
+    r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False)
+    r.add_articles([Article(id="a", title="t", text="روز جمعه (۲۰ سرطان) وزیر گفت که از سال ۲۰۲۱ رابطه‌ای نبوده است.")])
+    before = r.articles()[0]
+    assert (before.date, before.date_inferred, before.calendar) == ("2025-07-11", True, "afghan")
+    r.close()
+    db = sqlite3.connect(tmp_path / "ix" / "rag.sqlite")
+    db.execute("UPDATE meta SET value='1' WHERE key='news'")
+    db.execute("UPDATE articles SET story=NULL")
+    db.commit()
+    db.close()
+    r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), reader=False)
+    after = r.articles()[0]
+    assert (after.date, after.date_inferred, after.calendar, after.group) == ("2025-07-11", True, "afghan", "a")
+    r.close()
