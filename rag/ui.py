@@ -717,9 +717,11 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
                                        scale=5, elem_id="rag-question", max_length=2000, lines=1, max_lines=4)
                         send = gr.Button("Ask · بپرس", variant="primary", scale=1, elem_id="rag-ask")
                     with gr.Row(elem_id="rag-filters"):
-                        since = gr.Textbox(value="", label="Since · از", placeholder="2025-07-01 / ۱۴۰۴-۰۴-۱۰", scale=1,
+                        since = gr.Textbox(value="", label="Since · از", placeholder="YYYY-MM-DD", scale=1,
+                                           info="Gregorian or solar Hijri (1404-04-10)",
                                            elem_id="rag-since", max_length=40)
-                        until = gr.Textbox(value="", label="Until · تا", placeholder="2025-07-31 / ۱۴۰۴-۰۵-۰۹", scale=1,
+                        until = gr.Textbox(value="", label="Until · تا", placeholder="YYYY-MM-DD", scale=1,
+                                           info="۲۰ سرطان ۱۴۰۴, 11 July 2025 …",
                                            elem_id="rag-until", max_length=40)
                         source = gr.Dropdown(choices=[], value=[], multiselect=True, allow_custom_value=True,
                                              label="Agency · منبع", scale=2, elem_id="rag-source")
