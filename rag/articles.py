@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .agencies import canonical, find_agency
-from .dates import publication_date
+from .dates import is_iso_day, publication_date
 from .persian import SEGMENTATION, normalize_text
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".pdf", ".docx")
@@ -57,7 +57,7 @@ class Article:
         if not self.content_spans:
             self.content_spans = [(0, len(self.text))] if self.text else []
         self.source = canonical(self.source)
-        if self.date is not None and not _ISO_DAY.fullmatch(self.date):
+        if self.date is not None and not is_iso_day(self.date):
             # a date as a caller wrote it («۲۰ سرطان ۱۴۰۴», "July 11, 2025"): read as metadata
             self.date_from(self.date, None)
 
@@ -80,9 +80,6 @@ class Article:
 
     def content(self) -> str:
         return "\n".join(self.text[s:e] for s, e in self.content_spans)
-
-
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 def news_metadata(art: Article, date: str | None, source: str | None, reference: dt.date | None) -> Article:

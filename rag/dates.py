@@ -50,6 +50,7 @@ for _m, _i in _HIJRI_VARIANTS.items():
 for _i, _names in enumerate(PERSIAN_GREGORIAN, 1):
     for _m in _names:
         _MONTHS[_m] = (GREGORIAN, _i)
+_MONTH_KEYS = {k.replace(" ", ""): v for k, v in _MONTHS.items()}  # as _month looks them up
 _ENGLISH = {}
 for _i, _m in enumerate(ENGLISH_MONTHS, 1):
     _ENGLISH[_m.lower()] = _i
@@ -154,13 +155,12 @@ def _calendar_of_year(year: int) -> str:
 
 
 def _month(name: str) -> tuple[str, int] | None:
-    key = re.sub(r"\s+", " ", name.translate(_MATCHING)).strip()
-    if key.lower().rstrip(".") in _ENGLISH:
-        return GREGORIAN, _ENGLISH[key.lower().rstrip(".")]
-    if key in _MONTHS:
-        return _MONTHS[key]
-    return _MONTHS.get(key.replace(" ", "")) or next(
-        (v for k, v in _MONTHS.items() if k.replace(" ", "") == key.replace(" ", "")), None)
+    # the pattern lets a two-word month be written with any spacing («ربیع‌الاول», «ربیع الاول»)
+    key = re.sub(r"\s+", "", name.translate(_MATCHING))
+    english = key.lower().rstrip(".")
+    if english in _ENGLISH:
+        return GREGORIAN, _ENGLISH[english]
+    return _MONTH_KEYS.get(key)
 
 
 def find_dates(text: str) -> list[FoundDate]:
@@ -262,6 +262,14 @@ def infer_year(found: FoundDate, text: str, reference: dt.date) -> dt.date | Non
     return fallback
 
 
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def is_iso_day(value: str | None) -> bool:
+    """Whether ``value`` is a date as stored (``YYYY-MM-DD``), not one as a text wrote it."""
+    return bool(value) and _ISO_DAY.fullmatch(value) is not None
+
+
 def parse_metadata_date(value: str) -> FoundDate | None:
     """A date as metadata gives it: ISO (``2025-07-11``, ``2025-07-11T08:30:00+04:30``), solar
     Hijri numeric (``1404-04-20``) or written out in any calendar."""
@@ -305,7 +313,6 @@ def parse_day(value: str) -> dt.date:
     return day
 
 
-_EN_MONTH_SHOWN = ENGLISH_MONTHS
 _FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 
 
@@ -320,7 +327,7 @@ def format_date(iso: str | None, lang: str, calendar: str | None = None, inferre
     except ValueError:
         return iso
     if lang != "fa":
-        text = f"{day.day} {_EN_MONTH_SHOWN[day.month - 1]} {day.year}"
+        text = f"{day.day} {ENGLISH_MONTHS[day.month - 1]} {day.year}"
         return text + (" (year inferred)" if inferred else "")
     from persiantools.jdatetime import JalaliDate
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import sqlite3
 import time
 from collections import Counter
@@ -35,6 +34,7 @@ import numpy as np
 
 from .. import stories
 from ..articles import Article, news_metadata
+from ..dates import is_iso_day
 from ..chunking import Chunk
 from .base import ArticleInfo, ChunkRow, Filter, StoreError, dequantize, passage_terms, quantize, rebuild_hint
 
@@ -85,7 +85,6 @@ _SENTENCE_BITS = 20
 _ACCESS_CODES = {3, 5, 6, 8, 13, 14}  # PERM, BUSY, LOCKED, READONLY, FULL, CANTOPEN
 
 
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _INFO = ("SELECT a.id, a.title, a.source, a.date, a.url, a.path, "
          "(SELECT count(*) FROM passages p WHERE p.article_id = a.id), length(a.text), a.date_inferred, a.calendar, "
          "coalesce(a.story, a.id) FROM articles a")
@@ -260,7 +259,7 @@ class Records:
                     raw_date, raw_source, added = db.execute(
                         "SELECT date, source, added FROM articles WHERE id=?", (aid,)).fetchone()
                     art = self._get(db, aid)
-                    if not (raw_date and _ISO_DAY.fullmatch(raw_date)):
+                    if not is_iso_day(raw_date):
                         # a date as the text wrote it (an index from before dates were read);
                         # the year an article leaves out is at most the day it was added
                         news_metadata(art, raw_date, raw_source, dt.date.fromtimestamp(added))
