@@ -15,6 +15,7 @@ from .config import DEFAULT, Config
 from .dates import find_dates, format_date
 from .embedders import Embedder
 from .persian import _stem, detect_language, negated, negative_or_exception, terms, words
+from .backends import Passage
 from .retrieval import Retrieved
 
 # How the weights in rag.config are used:
@@ -114,7 +115,7 @@ class Candidate:
     text: str
     score: float
     terms: frozenset[str]
-    passage: object = None  # the rag.backends.Passage it comes from (its article's agency, date, story)
+    passage: Passage  # the one it comes from (its article's agency, date and story group)
 
 
 def focus(question: str, title: str) -> str | None:
@@ -215,7 +216,7 @@ def _attribution(question: str, cands: list[Candidate], retrieved: Retrieved) ->
     if not _AGENCY_QUESTION.search(question):
         return None
     rank = {aid: i for i, (aid, _) in enumerate(retrieved.articles())}
-    named = [c for c in cands if getattr(c.passage, "source", None) and find_agency(c.text) == c.passage.source]
+    named = [c for c in cands if c.passage.source and find_agency(c.text) == c.passage.source]
     return min(named, key=lambda c: (rank.get(c.article_id, len(rank)), c.start), default=None)
 
 
@@ -241,8 +242,7 @@ def _cite(chosen: list[Candidate], limit: int, stories: dict | None = None) -> l
     for c in chosen:
         if len(citations) >= limit:
             break
-        p = c.passage
-        group = getattr(p, "group", None) or c.article_id
+        group = c.passage.group or c.article_id
         if cited_article.get(group, c.article_id) != c.article_id:
             continue  # another copy of a story already cited
         if any(_near_duplicate(c.terms, o.terms) for o in kept):
@@ -252,19 +252,24 @@ def _cite(chosen: list[Candidate], limit: int, stories: dict | None = None) -> l
         kept.append(c)
         cited_article[group] = c.article_id
         others = [a for a in stories.get(group, []) if a.id != c.article_id]
-        citations.append(Citation(len(citations) + 1, c.text, c.article_id, c.title, c.start, c.end, c.score,
-                                  getattr(p, "source", None), getattr(p, "date", None),
-                                  bool(getattr(p, "date_inferred", False)), getattr(p, "calendar", None),
-                                  [a.id for a in others], [a.source for a in others]))
+        citations.append(_citation(len(citations) + 1, c, also=[a.id for a in others],
+                                   also_sources=[a.source for a in others]))
     return citations
 
 
-def _sources(lang: str, question_lang_of_quotes: bool, citations: list[Citation]) -> list[str]:
+def _citation(n: int, c: Candidate, **more) -> Citation:
+    """Citation ``n`` of a candidate sentence, with its article's agency and date."""
+    p = c.passage
+    return Citation(n, c.text, c.article_id, c.title, c.start, c.end, c.score, p.source, p.date, p.date_inferred,
+                    p.calendar, **more)
+
+
+def _sources(lang: str, persian_quotes: bool, citations: list[Citation]) -> list[str]:
     """The lines under the quotes: each citation's agency and date, the copies of its story; for
     an English reader of Persian quotes, a line saying they are in Persian."""
     frame = FRAMING[lang]
     lines = [""]
-    if lang == "en" and question_lang_of_quotes:
+    if lang == "en" and persian_quotes:
         lines.append(frame["persian"])
     by_article: dict[str, list[Citation]] = {}
     for c in citations:
@@ -312,12 +317,8 @@ def _disagreements(citations: list[Citation], pool: list[Candidate], cfg: Config
                 continue
             if len(o.text) != o.end - o.start:
                 continue
-            p = o.passage
             c.differs_from = c.differs_from or len(out) + 1
-            out.append(Citation(len(out) + 1, o.text, o.article_id, o.title, o.start, o.end, o.score,
-                                getattr(p, "source", None), getattr(p, "date", None),
-                                bool(getattr(p, "date_inferred", False)), getattr(p, "calendar", None),
-                                differs_from=c.n))
+            out.append(_citation(len(out) + 1, o, differs_from=c.n))
     return out
 
 
