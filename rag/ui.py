@@ -71,12 +71,10 @@ EXAMPLES = [
 TEXTS = {
     "fa": {"searching": "در حال جستجو در مقاله‌ها…", "whole": "متن کامل مقاله",
            "none": "هیچ بخشی از مقاله‌ها به این پرسش پاسخ نمی‌دهد.", "cut": "…",
-           "uncertain": "نامطمئن: شاید پاسخ این پرسش نباشد",
-           "also": "همین خبر را {n} منبع دیگر هم منتشر کرده‌اند: {names}"},
+           "uncertain": "نامطمئن: شاید پاسخ این پرسش نباشد"},
     "en": {"searching": "Searching the articles…", "whole": "Whole article",
            "none": "No passage of the articles answers this question.", "cut": "…",
-           "uncertain": "Uncertain: may not answer the question",
-           "also": "Also reported by {n}: {names}"},
+           "uncertain": "Uncertain: may not answer the question"},
 }
 
 CSS = """
@@ -331,7 +329,6 @@ def _also(rag: RAG, c: Citation, language: str) -> str:
     title, its whole text one click away."""
     if not c.also:
         return ""
-    words = TEXTS.get(language, TEXTS["en"])
     items = []
     for aid in c.also:
         try:
@@ -346,7 +343,8 @@ def _also(rag: RAG, c: Citation, language: str) -> str:
     if not items:
         return ""
     names = sorted({shown_agency(s, language) or "?" for s in c.also_sources})
-    head = words["also"].format(n=len(items), names=", ".join(names))
+    head = FRAMING.get(language, FRAMING["en"])["also"].format(n=len(items), names=", ".join(names))
+    head = head[:1].upper() + head[1:]  # the answer's words, opening the card's line
     return (f'<div class="rag-also" dir="{"rtl" if language == "fa" else "ltr"}"><div class="rag-also-head">'
             f'{esc(head)}</div>{"".join(items)}</div>')
 
@@ -547,8 +545,7 @@ def timeline_data(rag: RAG, since: str = "", until: str = "", source=None, cited
     import pandas as pd
 
     cited = cited or set()
-    arts = rag.articles(since=(since or "").strip() or None, until=(until or "").strip() or None,
-                        source=[s for s in (source or []) if s] or None)
+    arts = rag.articles(since=since, until=until, source=source)
     dated = sorted((a for a in arts if a.date), key=lambda a: (a.date, a.id))
     keep = dated[-TIMELINE_MAX:]
     if cited:
@@ -605,9 +602,9 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
         # for a skip alive, so skipping it here grew the server by ~40 KB a question (bench/load.py).
         yield history + [{"role": "assistant", "content": render_pending(q)}], "", EMPTY_SOURCES, answers, gr.skip()
         try:
+            # blank controls filter nothing (rag.api.news_filter)
             ans = rag.ask(q, k=min(max(int(k or 5), 1), MAX_K), llm=(llm or "").strip() or None,
-                          since=(since or "").strip() or None, until=(until or "").strip() or None,
-                          source=[s for s in (source or []) if s] or None)
+                          since=since, until=until, source=source)
         except UserError as exc:
             answers = answers + [None]
             yield (history + [{"role": "assistant", "content": render_error(str(exc))}], "", EMPTY_SOURCES,
