@@ -261,7 +261,6 @@ class MilvusIndex:
             else:
                 analyzer = _create_passages(client, f"{name}_passages", int(dim))
                 _create_articles(client, f"{name}_articles")
-                _create_stories(client, f"{name}_stories")
                 meta = {"format": FORMAT, "embedder": embedder, "dim": int(dim), "analyzer": analyzer,
                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
                 _create_plain(client, f"{name}_meta", [("key", 64), ("value", VARCHAR_MAX)], "key")
@@ -380,9 +379,8 @@ class MilvusIndex:
                 story_of[r["article_id"]] = r["story"]
         candidates = sorted(shared, key=lambda a: (-shared[a], a))[:32]
         # a candidate whose MinHash says it shares less than half the threshold is not read
-        heads = {r["article_id"]: r["minhash"] for r in self._story_rows(
-            f"band == 0 and article_key in [{', '.join(str(article_key(a)) for a in candidates)}]", ["minhash"])
-            } if candidates else {}
+        heads = {a: rows[0]["minhash"]
+                 for a, rows in self._rows_of(self.stories_name, candidates, ["minhash"], "band == 0").items()}
         mine = stories.words(content)
         best, best_j = None, stories.THRESHOLD
         for aid in candidates:
@@ -397,8 +395,8 @@ class MilvusIndex:
                 best, best_j = story_of[aid], j
         story = best or article.id
         key = article_key(article.id)
-        old = [r["id"] for r in self._story_rows(f"article_key == {key}", ["id"]) if r["article_id"] == article.id]
-        self._delete(self.stories_name, old)
+        self._delete(self.stories_name, [r["id"] for r in self._rows_of(self.stories_name, [article.id], ["id"]).get(
+            article.id, [])])
         now = time.time()
         self.client.insert(self.stories_name, [
             {"id": _hash64("story", article.id, str(b)), "key": k, "band": b, "article_id": article.id,
@@ -409,8 +407,8 @@ class MilvusIndex:
 
     def _leave_story(self, article_id: str) -> None:
         """Remove an article's key rows; a story named after it is named after its next article."""
-        rows = self._story_rows(f"article_key == {article_key(article_id)}", ["id"])
-        self._delete(self.stories_name, [r["id"] for r in rows if r["article_id"] == article_id])
+        rows = self._rows_of(self.stories_name, [article_id], ["id"]).get(article_id, [])
+        self._delete(self.stories_name, [r["id"] for r in rows])
         members = self._story_rows(f'story == {json.dumps(article_id)}',
                                    ["id", "key", "band", "article_key", "story", "added", "minhash"])
         members = [r for r in members if r["article_id"] != article_id]
@@ -426,13 +424,8 @@ class MilvusIndex:
 
     def _groups(self, article_ids: list[str]) -> dict[str, str]:
         """The story group of each article (its own id when it has no key rows)."""
-        keys = sorted({article_key(a) for a in article_ids})
-        out: dict[str, str] = {}
-        for i in range(0, len(keys), 100):
-            for r in self._story_rows(f"band == 0 and article_key in [{', '.join(map(str, keys[i:i + 100]))}]",
-                                      ["story"]):
-                out[r["article_id"]] = r["story"]
-        return {a: out.get(a, a) for a in article_ids}
+        heads = self._rows_of(self.stories_name, article_ids, ["story"], "band == 0")
+        return {a: heads[a][0]["story"] if a in heads else a for a in article_ids}
 
     def _members(self, groups: list[str]) -> dict[str, list[ArticleInfo]]:
         """The articles of each story group (first stored first), with their listing fields."""
@@ -449,17 +442,17 @@ class MilvusIndex:
             h = heads.get(r["article_id"])
             if h is None:
                 continue
-            out.setdefault(r["story"], []).append(ArticleInfo(
-                r["article_id"], h["title"], h["source"] or None, h["date"] or None, h["url"] or None,
-                h["path"] or None, int(h["chunks"]), int(h["chars"]), group=r["story"]))
+            out.setdefault(r["story"], []).append(_info(r["article_id"], h, r["story"]))
         return out
 
-    def _rows_of(self, collection: str, article_ids: list[str], fields: list[str]) -> dict[str, list[dict]]:
-        """The rows of ``collection`` of each of ``article_ids`` (looked up by their key)."""
+    def _rows_of(self, collection: str, article_ids: list[str], fields: list[str], where: str = ""
+                 ) -> dict[str, list[dict]]:
+        """The rows of ``collection`` of each of ``article_ids`` (looked up by their key), those
+        ``where`` (a filter expression) holds for when given."""
         wanted, out = set(article_ids), {}
         keys = sorted({article_key(a) for a in article_ids})
         for i in range(0, len(keys), 100):
-            expr = f"article_key in [{', '.join(map(str, keys[i:i + 100]))}]"
+            expr = (f"{where} and " if where else "") + f"article_key in [{', '.join(map(str, keys[i:i + 100]))}]"
             for r in self._query(collection, expr, ["article_id"] + fields):
                 if r["article_id"] in wanted:
                     out.setdefault(r["article_id"], []).append(r)
@@ -682,9 +675,7 @@ class MilvusIndex:
                   if where is None or where.passes(r["source"] or None, r["date"] or None)]
         with self._errors("listing the story groups"):
             groups = self._groups([r["article_id"] for r in chosen])
-        return [ArticleInfo(r["article_id"], r["title"], r["source"] or None, r["date"] or None, r["url"] or None,
-                            r["path"] or None, int(r["chunks"]), int(r["chars"]), group=groups[r["article_id"]])
-                for r in chosen]
+        return [_info(r["article_id"], r, groups[r["article_id"]]) for r in chosen]
 
     def count(self) -> tuple[int, int]:
         with self._errors("counting"):
@@ -698,6 +689,12 @@ class MilvusIndex:
         if self.client is not None:
             self.client.close()
             self.client = None
+
+
+def _info(article_id: str, head: dict, group: str) -> ArticleInfo:
+    """An article's listing from the part-0 row of its record (empty strings are absent values)."""
+    return ArticleInfo(article_id, head["title"], head["source"] or None, head["date"] or None, head["url"] or None,
+                       head["path"] or None, int(head["chunks"]), int(head["chars"]), group=group)
 
 
 def filter_expression(where: Filter | None) -> str:
