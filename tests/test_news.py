@@ -225,17 +225,24 @@ def test_copies_of_one_story_grouped_and_cited_once(tmp_path):
     r.close()
 
 
+def _reopened_as_written_by_an_older_version(index: Path, *statements: str) -> RAG:
+    """The index's records rewritten by ``statements`` (as an older version left them), then opened."""
+    db = sqlite3.connect(index / "rag.sqlite")
+    for sql in statements:
+        db.execute(sql)
+    db.commit()
+    db.close()
+    return RAG(index, embedder=HashedEmbedder(), reader=False)
+
+
 def test_old_index_dates_read_again_on_open(tmp_path):
     """An index written before dates were parsed holds the date as written: opened, it is ISO."""
     r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False)
     r.add_articles([Article(id="a", title="t", text="۲۰ تیر ۱۴۰۴ — به گزارش خبرگزاری فارس، خبر.")])
     r.close()
-    db = sqlite3.connect(tmp_path / "ix" / "rag.sqlite")
-    db.execute("UPDATE articles SET date='۲۰ تیر ۱۴۰۴', source='خبرگزاری فارس', story=NULL")
-    db.execute("DELETE FROM meta WHERE key='news'")
-    db.commit()
-    db.close()
-    r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), reader=False)
+    r = _reopened_as_written_by_an_older_version(
+        tmp_path / "ix", "UPDATE articles SET date='۲۰ تیر ۱۴۰۴', source='خبرگزاری فارس', story=NULL",
+        "DELETE FROM meta WHERE key='news'")
     [info] = r.articles()
     assert (info.date, info.source, info.group) == ("2025-07-11", "Fars", "a")
     # and re-ingesting the same article is a no-op (its fingerprint was brought up to date)
@@ -295,12 +302,8 @@ def test_a_newer_news_version_keeps_dates_already_read(tmp_path):
     before = r.articles()[0]
     assert (before.date, before.date_inferred, before.calendar) == ("2025-07-11", True, "afghan")
     r.close()
-    db = sqlite3.connect(tmp_path / "ix" / "rag.sqlite")
-    db.execute("UPDATE meta SET value='1' WHERE key='news'")
-    db.execute("UPDATE articles SET story=NULL")
-    db.commit()
-    db.close()
-    r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), reader=False)
+    r = _reopened_as_written_by_an_older_version(
+        tmp_path / "ix", "UPDATE meta SET value='1' WHERE key='news'", "UPDATE articles SET story=NULL")
     after = r.articles()[0]
     assert (after.date, after.date_inferred, after.calendar, after.group) == ("2025-07-11", True, "afghan", "a")
     r.close()
