@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+from collections import Counter
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -220,9 +221,7 @@ def list_(index: str, as_json: bool, since: str | None, until: str | None, sourc
 
     with user_errors():
         arts = RAG(index).articles(since=since, until=until, source=source)
-    sizes: dict[str, int] = {}
-    for a in arts:
-        sizes[a.group or a.id] = sizes.get(a.group or a.id, 0) + 1
+    sizes = Counter(a.group or a.id for a in arts)
     for a in arts:
         group = a.group or a.id
         if as_json:

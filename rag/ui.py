@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import sys
+from collections import Counter
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -521,9 +522,7 @@ def report_html(files: list[FileReport]) -> str:
 
 def _articles_table(rag: RAG) -> list[list]:
     arts = rag.articles()
-    size: dict[str, int] = {}
-    for a in arts:
-        size[a.group or a.id] = size.get(a.group or a.id, 0) + 1
+    size = Counter(a.group or a.id for a in arts)
     return [[a.id, a.title, a.source or "", (a.date or "") + (" ~" if a.date_inferred else ""),
              (a.group or a.id) if size[a.group or a.id] > 1 else "", a.chunks, a.chars] for a in arts]
 
