@@ -556,8 +556,7 @@ def add_renderings(answer: Answer, chat_model: Any, trace: list[str] | None = No
             c.rendering = text
         elif trace is not None:
             trace.append(f"the English rendering of quote [{c.n}] added a number or a name and was dropped")
-    rendered = {id(c) for c in cites if c.rendering}
-    if rendered:
+    if any(c.rendering for c in cites):
         lines = []
         by_line = {f"{c.quote} [{c.n}]": c for c in answer.citations + answer.evidence}
         by_inline = {f"«{c.quote}» [{c.n}]": c for c in answer.citations + answer.evidence}
