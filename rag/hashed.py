@@ -26,8 +26,10 @@ class HashedEmbedder:
     def _row(self, term: str) -> np.ndarray:
         row = self._rows.get(term)
         if row is None:
-            seed = int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "little")
-            row = np.random.default_rng(seed).choice(np.array([-1.0, 1.0], dtype=np.float32), self.dim)
+            # the term's SHAKE-256 bits as signs: ~10x cheaper than seeding a generator per term
+            bits = np.unpackbits(np.frombuffer(hashlib.shake_256(term.encode()).digest((self.dim + 7) // 8),
+                                               dtype=np.uint8))[:self.dim]
+            row = bits.astype(np.float32) * 2.0 - 1.0
             if len(self._rows) < 1_000_000:
                 self._rows[term] = row
         return row
