@@ -49,11 +49,11 @@ def records(rag: RAG, questions: list[dict], label_of, use_reader: bool) -> list
         answers = [normalize_text(a) for a in q.get("answers") or [] if a.strip()]
         lang = q.get("lang") or detect_language(question)
         rec = {"lang": lang, "label": label_of(q), "related": related, "negated": negated(question),
-               "cands": []}
+               "question": question, "cands": []}
         read = cands[:cfg.reader_candidates] if reader else cands
         logits = reader.logits(question, [(c.title, c.text) for c in read]) if reader else [0.0] * len(read)
         for c, lg in zip(read, logits):
-            rec["cands"].append({"logit": float(lg), "meaning": c.score,
+            rec["cands"].append({"logit": float(lg), "meaning": c.score, "text": c.text, "title": c.title,
                                  "hit": any(a in normalize_text(c.text) for a in answers),
                                  "neg": negative_or_exception(c.text)})
         if not reader:  # the cosine answer step as it decides
