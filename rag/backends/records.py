@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sqlite3
 import time
 from collections import Counter
@@ -37,6 +38,8 @@ from ..articles import Article, news_metadata
 from ..dates import is_iso_day
 from ..chunking import Chunk
 from .base import ArticleInfo, ChunkRow, Filter, StoreError, dequantize, passage_terms, quantize, rebuild_hint
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -255,6 +258,9 @@ class Records:
                 db.execute("DELETE FROM story_keys")
                 db.execute("UPDATE articles SET story = NULL")
                 ids = [r[0] for r in db.execute("SELECT id FROM articles ORDER BY added, id")]
+                if len(ids) >= 2_000:  # ~7 ms an article: a big archive is minutes of silence otherwise
+                    log.warning("updating %d articles stored by an older version (dates, agencies, story "
+                                "groups); once, about %d min", len(ids), max(1, round(len(ids) * 0.007 / 60)))
                 for aid in ids:
                     raw_date, raw_source, added = db.execute(
                         "SELECT date, source, added FROM articles WHERE id=?", (aid,)).fetchone()
