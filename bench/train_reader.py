@@ -67,13 +67,16 @@ def examples(data_dir: Path, part: str | None) -> list[dict]:
         if answers and not any(labels):
             continue
         out.append({"set": data_dir.name, "id": q["id"], "lang": q.get("lang", "fa"), "question": q["question"],
-                    "title": p.get("title") or "", "sentences": sents, "labels": labels, "answerable": bool(answers)})
+                    "title": p.get("title") or "", "sentences": sents, "labels": labels, "answerable": bool(answers),
+                    "pid": pid, "answers": answers})
     return out
 
 
-def pairs_of(exs: list[dict], rng: random.Random, max_negatives: int) -> list[tuple[str, str, int, int]]:
-    """(question text, sentence text, label, question number) for each question's positives and up
-    to ``max_negatives`` other sentences of its paragraph."""
+def pairs_of(exs: list[dict], rng: random.Random, max_negatives: int,
+             retrieved_negatives: int = 0) -> list[tuple[str, str, int, int]]:
+    """(question text, sentence text, label, question number) for each question's positives, up
+    to ``max_negatives`` other sentences of its paragraph and up to ``retrieved_negatives`` of the
+    sentences nearest it from other paragraphs (``ex["retrieved"]``, see retrieved_negatives)."""
     pairs = []
     for qi, ex in enumerate(exs):
         pos = [i for i, y in enumerate(ex["labels"]) if y]
@@ -82,7 +85,42 @@ def pairs_of(exs: list[dict], rng: random.Random, max_negatives: int) -> list[tu
         for i in pos + neg[:max_negatives]:
             a, b = pair_text(ex["question"], ex["title"], ex["sentences"][i])
             pairs.append((model_text(a), model_text(b), ex["labels"][i], qi))
+        for title, text in ex.get("retrieved", [])[:retrieved_negatives]:
+            a, b = pair_text(ex["question"], title, text)
+            pairs.append((model_text(a), model_text(b), 0, qi))
     return pairs
+
+
+def retrieved_negatives(exs: list[dict], k: int) -> None:
+    """Adds to each example the ``k`` sentences of other paragraphs of its set nearest the question
+    by plain e5 cosine that hold none of its answers: the distractors the answer step puts before
+    the reader (it reads the best sentences of several retrieved passages, not of one paragraph)."""
+    from rag.embedders.torch_e5 import TorchE5Embedder
+
+    emb = TorchE5Embedder()
+    by_set: dict[str, list[dict]] = {}
+    for e in exs:
+        by_set.setdefault(e["set"], []).append(e)
+    for group in by_set.values():
+        pool, seen = [], set()
+        for e in group:
+            for s in e["sentences"]:
+                if (e["pid"], s) not in seen:
+                    seen.add((e["pid"], s))
+                    pool.append((e["pid"], e["title"], s))
+        sv = emb.embed_passages([s for _, _, s in pool])
+        qv = emb.embed_queries([e["question"] for e in group])
+        sims = qv @ sv.T
+        norm = [normalize_text(s) for _, _, s in pool]
+        for e, row in zip(group, sims):
+            out = []
+            for j in np.argsort(-row):
+                if pool[j][0] == e["pid"] or any(a in norm[j] for a in e["answers"]):
+                    continue
+                out.append(pool[j][1:])
+                if len(out) == k:
+                    break
+            e["retrieved"] = out
 
 
 def question_batches(pairs, batch: int, rng: random.Random):
@@ -217,6 +255,9 @@ def main() -> None:
     ap.add_argument("--head-lr", type=float, default=1e-3)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--max-negatives", type=int, default=4, help="other sentences per question")
+    ap.add_argument("--retrieved-negatives", type=int, default=0,
+                    help="per question, this many sentences of other paragraphs nearest it by e5 cosine "
+                         "(measured worse: bench/results/reader.md)")
     ap.add_argument("--warmup", type=float, default=0.06, help="share of the steps")
     ap.add_argument("--no-dev-train", action="store_true", help="train on parsquad_train alone")
     ap.add_argument("--loss", choices=["pointwise", "listwise"], default="listwise",
@@ -242,6 +283,9 @@ def main() -> None:
     held_ex = [e for d in DEV_SETS for e in examples(d, "heldout")]
     print(f"train questions {len(train_ex)}, held-out questions {len(held_ex)}", flush=True)
 
+    if args.retrieved_negatives:
+        retrieved_negatives(train_ex, args.retrieved_negatives)
+        print(f"retrieved negatives added ({time.perf_counter() - t_start:.0f} s)", flush=True)
     base = materialize()
     tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
     encoder = AutoModel.from_pretrained(str(base), local_files_only=True, add_pooling_layer=False)
@@ -258,7 +302,7 @@ def main() -> None:
     opt = torch.optim.AdamW([{"params": lora_params, "lr": args.lr}, {"params": head_params, "lr": args.head_lr}],
                             weight_decay=0.01)
 
-    epoch_pairs = pairs_of(train_ex, rng, args.max_negatives)
+    epoch_pairs = pairs_of(train_ex, rng, args.max_negatives, args.retrieved_negatives)
     n_pos = sum(p[2] for p in epoch_pairs)
     steps_per_epoch = math.ceil(len(epoch_pairs) / args.batch)
     total = int(steps_per_epoch * args.epochs)
@@ -277,7 +321,7 @@ def main() -> None:
     model.train()
     log_loss = []
     while step < total:
-        pairs = epoch_pairs if epoch == 0 else pairs_of(train_ex, rng, args.max_negatives)
+        pairs = epoch_pairs if epoch == 0 else pairs_of(train_ex, rng, args.max_negatives, args.retrieved_negatives)
         grouped = question_batches(pairs, args.batch, rng) if args.loss == "listwise" else batches(pairs, args.batch, rng)
         for b in grouped:
             if step >= total:
