@@ -258,9 +258,9 @@ class Records:
                 db.execute("DELETE FROM story_keys")
                 db.execute("UPDATE articles SET story = NULL")
                 ids = [r[0] for r in db.execute("SELECT id FROM articles ORDER BY added, id")]
-                if len(ids) >= 2_000:  # ~7 ms an article: a big archive is minutes of silence otherwise
+                if len(ids) >= 2_000:  # 7-30 ms an article: a big archive is minutes of silence otherwise
                     log.warning("updating %d articles stored by an older version (dates, agencies, story "
-                                "groups); once, about %d min", len(ids), max(1, round(len(ids) * 0.007 / 60)))
+                                "groups); once, one to five minutes per 10,000 articles", len(ids))
                 for aid in ids:
                     raw_date, raw_source, added = db.execute(
                         "SELECT date, source, added FROM articles WHERE id=?", (aid,)).fetchone()
