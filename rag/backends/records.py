@@ -288,9 +288,11 @@ class Records:
         signature = stories.fingerprint(content)
         keys = stories.band_keys(signature)
         marks = ",".join("?" * len(keys))
-        rows = db.execute(f"SELECT k.article_id, a.minhash, count(*) AS shared FROM story_keys k "
-                          f"JOIN articles a ON a.id = k.article_id WHERE k.key IN ({marks}) AND k.article_id != ? "
-                          f"GROUP BY k.article_id ORDER BY shared DESC LIMIT ?",
+        # the fingerprints are joined to the few candidates kept, not to every matching key row
+        rows = db.execute(f"SELECT c.article_id, a.minhash, c.shared FROM (SELECT article_id, count(*) AS shared "
+                          f"FROM story_keys WHERE key IN ({marks}) AND article_id != ? GROUP BY article_id "
+                          f"ORDER BY shared DESC LIMIT ?) c JOIN articles a ON a.id = c.article_id "
+                          f"ORDER BY c.shared DESC",
                           (*keys, article.id, _STORY_CANDIDATES)).fetchall()
         best, best_j = None, stories.THRESHOLD
         mine = None
