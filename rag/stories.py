@@ -23,6 +23,7 @@ PERMUTATIONS = 64
 BANDS, ROWS = 32, 2            # a pair of Jaccard 0.3 becomes candidates 95% of the time, 0.4: 99.6%
 THRESHOLD = 0.3
 SEED = 1
+CANDIDATES = 32                # candidate copies checked for an article, at most (most shared keys first)
 
 
 def words(text: str) -> set[str]:
@@ -56,6 +57,12 @@ def estimate(a: np.ndarray, b: bytes | np.ndarray) -> float:
     """The Jaccard similarity two fingerprints estimate (``b`` as stored: uint32 bytes)."""
     other = np.frombuffer(b, dtype=np.uint32) if isinstance(b, (bytes, bytearray, memoryview)) else np.asarray(b)
     return float(np.mean(np.asarray(a, dtype=np.uint32) == other)) if len(other) == len(a) else 1.0
+
+
+def ruled_out(a: np.ndarray, b: bytes | np.ndarray) -> bool:
+    """Whether the fingerprints say the two share less than half the threshold: then their words
+    need not be read (most LSH candidates in an archive of one topic are not copies)."""
+    return estimate(a, b) < THRESHOLD / 2
 
 
 def is_copy(a: str, b: str) -> bool:

@@ -377,15 +377,14 @@ class MilvusIndex:
             if r["article_id"] != article.id:
                 shared[r["article_id"]] = shared.get(r["article_id"], 0) + 1
                 story_of[r["article_id"]] = r["story"]
-        candidates = sorted(shared, key=lambda a: (-shared[a], a))[:32]
-        # a candidate whose MinHash says it shares less than half the threshold is not read
+        candidates = sorted(shared, key=lambda a: (-shared[a], a))[:stories.CANDIDATES]
         heads = {a: rows[0]["minhash"]
                  for a, rows in self._rows_of(self.stories_name, candidates, ["minhash"], "band == 0").items()}
         mine = stories.words(content)
         best, best_j = None, stories.THRESHOLD
         for aid in candidates:
             sig = heads.get(aid)
-            if sig and stories.estimate(signature, base64.b64decode(sig)) < stories.THRESHOLD / 2:
+            if sig and stories.ruled_out(signature, base64.b64decode(sig)):
                 continue
             other = self.get(aid)
             if other is None:

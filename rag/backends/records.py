@@ -71,8 +71,6 @@ NEWS_COLUMNS = (("date_inferred", "INTEGER NOT NULL DEFAULT 0"), ("calendar", "T
                 ("minhash", "BLOB"))
 # Bump when rag.dates, rag.agencies or rag.stories change what they make of a stored article.
 NEWS_VERSION = "2"  # 2: each article's MinHash kept, to check LSH candidates before reading their words
-# Candidate copies checked for an article, at most (the closest by shared LSH keys first).
-_STORY_CANDIDATES = 32
 # Contentless: the terms are recomputed from the article when they must be deleted, not stored twice.
 LEXICON_SCHEMA = """
 CREATE VIRTUAL TABLE lexicon USING fts5(terms, content='', tokenize='unicode61 remove_diacritics 0');
@@ -282,8 +280,8 @@ class Records:
     def _join_story(db: sqlite3.Connection, article: Article) -> str:
         """Find the stored copies of ``article`` (LSH candidates, checked on their words) and put it
         in the story of the closest one, or in a story of its own; record its LSH keys. A candidate
-        whose MinHash says it shares less than half the threshold is not read: most candidates in
-        an archive of one topic are not copies, and reading their words was 30 ms an article."""
+        its MinHash rules out (``stories.ruled_out``) is not read: reading their words was 30 ms
+        an article."""
         content = article.content()
         signature = stories.fingerprint(content)
         keys = stories.band_keys(signature)
@@ -293,11 +291,11 @@ class Records:
                           f"FROM story_keys WHERE key IN ({marks}) AND article_id != ? GROUP BY article_id "
                           f"ORDER BY shared DESC LIMIT ?) c JOIN articles a ON a.id = c.article_id "
                           f"ORDER BY c.shared DESC",
-                          (*keys, article.id, _STORY_CANDIDATES)).fetchall()
+                          (*keys, article.id, stories.CANDIDATES)).fetchall()
         best, best_j = None, stories.THRESHOLD
         mine = None
         for aid, other_sig, _ in rows:
-            if other_sig is not None and stories.estimate(signature, other_sig) < stories.THRESHOLD / 2:
+            if other_sig is not None and stories.ruled_out(signature, other_sig):
                 continue
             text, spans, story = db.execute("SELECT text, spans, story FROM articles WHERE id=?", (aid,)).fetchone()
             other = "\n".join(text[a:b] for a, b in json.loads(spans))
