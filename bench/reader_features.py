@@ -68,12 +68,6 @@ def feats(r: dict) -> dict | None:
                 meaning=best["meaning"])
 
 
-def auc(p, n) -> float:
-    p = np.asarray(p)[:, None]
-    n = np.asarray(n)[None, :]
-    return float(((p > n).sum() + 0.5 * (p == n).sum()) / (p.size * n.size))
-
-
 def fold(r: dict) -> int:
     return hashlib.sha256(r["question"].encode()).digest()[0] % 2
 
@@ -82,6 +76,7 @@ def evaluate(rows: list, use: list[str], lang: str):
     """Cross-fitted scores of the questions of ``lang`` on the features ``use``: the
     answerable-vs-unanswerable AUC and the abstention rates at three thresholds."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
 
     sub = [(r, f) for r, f in rows if r["lang"] == lang]
     X = np.array([[f[n] for n in use] for r, f in sub])
@@ -98,8 +93,8 @@ def evaluate(rows: list, use: list[str], lang: str):
         t = A[int(np.floor(share * len(A)))]
         out[share] = {lab: round(float((score[labs == lab] < t).mean()), 3)
                       for lab in ("answerable", "unanswerable", "off-topic") if (labs == lab).any()}
-    has_unanswerable = (labs == "unanswerable").any()
-    a = auc(score[labs == "answerable"], score[labs == "unanswerable"]) if has_unanswerable else None
+    pair = np.isin(labs, ["answerable", "unanswerable"])
+    a = roc_auc_score(labs[pair] == "answerable", score[pair]) if (labs == "unanswerable").any() else None
     return a, out
 
 
