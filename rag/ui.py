@@ -31,8 +31,8 @@ import os
 import re
 import shutil
 import sys
-from collections import Counter
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
