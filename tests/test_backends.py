@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import RAG, Article
+from rag import RAG, Article, stories
 from rag.backends import open_index
 from rag.backends.base import passage_terms
 from rag.backends.embedded import EmbeddedIndex
@@ -314,6 +314,21 @@ def test_an_approximate_index_is_retrained_as_it_grows(tmp_path):
     r.close()
     again = RAG(tmp_path / "ix", embedder=HashedEmbedder(), reader=False)
     assert again.store.approximate and again.store.vectors.ntotal == again.count()[1]
+
+
+def test_story_grouping_reads_a_bounded_number_of_rows_a_key(location, monkeypatch):
+    """Storing an article reads at most ``stories.PER_KEY`` rows of each of its LSH keys (so its cost
+    does not grow with the archive); copies stored one after another still find their story through
+    the rows read, on every backend (Milvus past the bound reads key by key)."""
+    monkeypatch.setattr(stories, "PER_KEY", 1)
+    root = Path(__file__).resolve().parent.parent
+    seed = next((root / "seeds").glob("*.txt")).read_text(encoding="utf-8")
+    r = _rag(location)
+    for i in range(4):
+        r.add_articles([Article(id=f"c{i}", title="اسحاق دار", text=seed + f"\n\nگزارش {i}.")])
+    r.add_articles([Article(id="fifa", title="فیفا", text="فدراسیون بین‌المللی فوتبال در سال ۱۹۰۴ در پاریس بنیان نهاده شد.")])
+    assert {a.id: a.group for a in r.articles()} == {"c0": "c0", "c1": "c0", "c2": "c0", "c3": "c0", "fifa": "fifa"}
+    r.close()
 
 
 def test_story_groups_on_every_backend(location):

@@ -373,7 +373,15 @@ class MilvusIndex:
         keys = stories.band_keys(signature)
         shared: dict[str, int] = {}
         story_of: dict[str, str] = {}
-        for r in self._story_rows(f"key in [{', '.join(map(str, keys))}]", ["story"]):
+        # one read while the keys are rare; past PER_KEY rows a key, a bounded read of each (a query
+        # has no newest-first order here: any PER_KEY rows of a key shared that widely)
+        bound = stories.PER_KEY * len(keys)
+        rows = self.client.query(self.stories_name, filter=f"key in [{', '.join(map(str, keys))}]",
+                                 output_fields=["article_id", "story"], limit=bound)
+        if len(rows) >= bound:
+            rows = [r for k in keys for r in self.client.query(
+                self.stories_name, filter=f"key == {k}", output_fields=["article_id", "story"], limit=stories.PER_KEY)]
+        for r in rows:
             if r["article_id"] != article.id:
                 shared[r["article_id"]] = shared.get(r["article_id"], 0) + 1
                 story_of[r["article_id"]] = r["story"]

@@ -279,19 +279,22 @@ class Records:
     @staticmethod
     def _join_story(db: sqlite3.Connection, article: Article) -> str:
         """Find the stored copies of ``article`` (LSH candidates, checked on their words) and put it
-        in the story of the closest one, or in a story of its own; record its LSH keys. A candidate
-        its MinHash rules out (``stories.ruled_out``) is not read: reading their words was 30 ms
-        an article."""
+        in the story of the closest one, or in a story of its own; record its LSH keys. Each key's
+        newest ``stories.PER_KEY`` rows are read, so the cost does not grow with the archive; a
+        candidate its MinHash rules out (``stories.ruled_out``) is not read: reading their words was
+        30 ms an article."""
         content = article.content()
         signature = stories.fingerprint(content)
         keys = stories.band_keys(signature)
-        marks = ",".join("?" * len(keys))
-        # the fingerprints are joined to the few candidates kept, not to every matching key row
-        rows = db.execute(f"SELECT c.article_id, a.minhash, c.shared FROM (SELECT article_id, count(*) AS shared "
-                          f"FROM story_keys WHERE key IN ({marks}) AND article_id != ? GROUP BY article_id "
-                          f"ORDER BY shared DESC LIMIT ?) c JOIN articles a ON a.id = c.article_id "
-                          f"ORDER BY c.shared DESC",
-                          (*keys, article.id, stories.CANDIDATES)).fetchall()
+        shared: Counter[str] = Counter()
+        for k in keys:  # the newest PER_KEY rows of each key (rowid order is insertion order)
+            shared.update(r[0] for r in db.execute(
+                "SELECT article_id FROM story_keys WHERE key=? AND article_id != ? ORDER BY rowid DESC LIMIT ?",
+                (k, article.id, stories.PER_KEY)))
+        kept = [a for a, _ in sorted(shared.items(), key=lambda x: (-x[1], x[0]))[:stories.CANDIDATES]]
+        marks = ",".join("?" * len(kept))
+        sigs = dict(db.execute(f"SELECT id, minhash FROM articles WHERE id IN ({marks})", kept)) if kept else {}
+        rows = [(a, sigs.get(a), shared[a]) for a in kept if a in sigs]
         best, best_j = None, stories.THRESHOLD
         mine = None
         for aid, other_sig, _ in rows:
