@@ -273,6 +273,22 @@ def test_milvus_an_app_answers_from_what_a_writer_writes(milvus_server):
     assert hits and all(h.source == "IRNA" and "2025-07-12" <= h.date <= "2025-07-16" for h in hits)
 
 
+def test_milvus_collections_made_before_dating_fields_still_read_and_write(milvus_server, monkeypatch):
+    """A collection made before the calendar and inferred-year fields (Milvus Lite cannot add a
+    field) takes new articles and answers; its dates read as written in no known calendar."""
+    from rag.backends import milvus
+
+    loc = _milvus(milvus_server)
+    with monkeypatch.context() as m:
+        m.setattr(milvus, "_add_dating", lambda schema: None)  # the schemas as an older version made them
+        _rag(loc).close()
+    r = _rag(loc, create=False)
+    r.add_articles([Article(id="a", title="کابل", text="روز جمعه (۲۰ سرطان) وزیر در کابل گفت که رابطه‌ای نبوده است.")])
+    assert [(a.date, a.date_inferred, a.calendar) for a in r.articles()] == [("2025-07-11", False, None)]
+    assert r.search("وزیر کابل", k=1).hits[0].article_id == "a"
+    r.close()
+
+
 def test_milvus_errors_name_the_server_and_what_to_do(milvus_server, tmp_path):
     pytest.importorskip("pymilvus")
     from rag import StoreError
@@ -314,6 +330,24 @@ def test_an_approximate_index_is_retrained_as_it_grows(tmp_path):
     r.close()
     again = RAG(tmp_path / "ix", embedder=HashedEmbedder(), reader=False)
     assert again.store.approximate and again.store.vectors.ntotal == again.count()[1]
+
+
+def test_how_a_date_was_written_is_kept_on_every_backend(location):
+    """The calendar an article wrote its date in and whether its year was inferred reach the listing,
+    a question's candidates and a story's members alike on every backend (they decide how a
+    citation shows the date)."""
+    text = "روز جمعه (۲۰ سرطان) وزیر گفت که از سال ۲۰۲۱ رابطه‌ای با کابل نبوده است. سفیر پاکستان در کابل این را گفت."
+    r = _rag(location)
+    r.add_articles([Article(id="a", title="کابل", text=text),
+                    Article(id="b", title="تهران", text="تهران، ۲۰ تیر ۱۴۰۴: بازار ارز امروز آرام بود.")])
+    listed = {a.id: (a.date, a.date_inferred, a.calendar) for a in r.articles()}
+    assert listed == {"a": ("2025-07-11", True, "afghan"), "b": ("2025-07-11", False, "iranian")}
+    qv = r.embedder.embed_queries(["سفیر پاکستان در کابل"])[0]
+    found = r.store.candidates(qv, terms("سفیر پاکستان در کابل"), 10)
+    got = {p.article_id: (p.date, p.date_inferred, p.calendar) for p in found.passages}
+    assert got["a"] == ("2025-07-11", True, "afghan")
+    assert [(m.date_inferred, m.calendar) for m in found.stories["a"]] == [(True, "afghan")]
+    r.close()
 
 
 def test_story_grouping_reads_a_bounded_number_of_rows_a_key(location, monkeypatch):

@@ -77,6 +77,10 @@ HNSW = {"M": 16, "efConstruction": 200}
 BM25 = {"bm25_k1": 1.2, "bm25_b": 0.75}   # as SQLite FTS5's bm25() in the embedded backend
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
 _PASSAGE_FIELDS = ["id", "article_id", "title", "start", "end", "text", "sentences", "vectors", "source", "date"]
+# How a date was written: its calendar and whether its year was inferred (on passages, for
+# citations, and on articles' part-0 rows, for listings). Collections made before these fields
+# lack them (Milvus Lite cannot add a field): their dates read as written in no known calendar.
+_DATING = ["calendar", "date_inferred"]
 
 INSTALL_HINT = "the milvus:// index needs the milvus extra: pip install 'persian-rag[milvus]'"
 
@@ -184,6 +188,8 @@ class MilvusIndex:
         self._df: dict[str, tuple[float, int]] = {}       # term → (when, document frequency)
         self._total: tuple[float, int] | None = None
         self._dirty = False
+        self._dating = False  # whether the collections have the _DATING fields (set on open)
+        self._passage_fields = list(_PASSAGE_FIELDS)
 
     @property
     def timeout(self) -> float:
@@ -227,10 +233,15 @@ class MilvusIndex:
         try:
             with _wrap(location, what):
                 meta = read_meta(client, name)
+                dating = all(any(f["name"] == "calendar" for f in client.describe_collection(f"{name}_{c}")["fields"])
+                             for c in ("passages", "articles"))
         except BaseException:
             client.close()
             raise
-        return cls(client, location, name, meta)
+        index = cls(client, location, name, meta)
+        index._dating = dating
+        index._passage_fields = _PASSAGE_FIELDS + (_DATING if dating else [])
+        return index
 
     @classmethod
     def open(cls, location: str) -> "MilvusIndex":
@@ -443,7 +454,7 @@ class MilvusIndex:
         ids = [r["article_id"] for r in rows]
         heads = {a: self._latest(rs) for a, rs in self._rows_of(
             self.articles_name, ids, ["part", "added", "title", "source", "date", "url", "path", "chunks",
-                                      "chars"]).items()}
+                                      "chars"] + (_DATING if self._dating else [])).items()}
         out: dict[str, list[ArticleInfo]] = {}
         for r in sorted(rows, key=lambda r: (r["added"], r["article_id"])):
             h = heads.get(r["article_id"])
@@ -508,6 +519,7 @@ class MilvusIndex:
                 "terms": _varchar(passage_terms(article.title, text), f"the terms of passage {seq} of {article.id!r}"),
                 "source": _varchar(article.source or "", "the source"),
                 "date": _varchar(article.date or "", "the date"),
+                **self._dating_fields(article),
                 "sha": sha,
                 "sentences": _varchar(json.dumps([[s_ids[i], int(s_span[i, 0]), int(s_span[i, 1])] for i in inside]),
                                       f"the sentences of passage {seq} of {article.id!r}"),
@@ -516,6 +528,13 @@ class MilvusIndex:
                 "vector": stored[seq].tolist(),
             })
         return rows
+
+    def _dating_fields(self, article: Article | None) -> dict:
+        """The _DATING fields of a row (of ``article``; None: a row that is not a listing's)."""
+        if not self._dating:
+            return {}
+        return {"calendar": _varchar((article.calendar or "") if article else "", "the calendar"),
+                "date_inferred": bool(article.date_inferred) if article else False}
 
     def _record_rows(self, article: Article, sha: str, n_chunks: int) -> list[dict]:
         record = json.dumps({"title": article.title, "text": article.text, "source": article.source,
@@ -535,6 +554,7 @@ class MilvusIndex:
                 "url": _varchar(article.url or "", "the url") if head else "",
                 "path": _varchar(article.path or "", "the path") if head else "",
                 "chunks": n_chunks if head else 0, "chars": len(article.text) if head else 0, "_v": [0.0, 0.0],
+                **self._dating_fields(article if head else None),
             })
         return rows
 
@@ -560,7 +580,7 @@ class MilvusIndex:
         with self._errors("searching"):
             qv = np.asarray(query_vector, dtype=np.float32).tolist()
             near = pool.submit(self.client.search, self.passages_name, data=[qv], anns_field="vector", limit=n,
-                               filter=flt, output_fields=_PASSAGE_FIELDS,
+                               filter=flt, output_fields=self._passage_fields,
                                search_params={"metric_type": "IP", "params": {"ef": max(64, 2 * n)}}) \
                 if dense and n > 0 else None
             words = pool.submit(self._bm25, uniq, n, flt) if max_postings is None and uniq else None
@@ -590,14 +610,15 @@ class MilvusIndex:
         if not words or n <= 0:
             return []
         return self.client.search(self.passages_name, data=[" ".join(words)], anns_field="sparse", limit=n,
-                                  filter=flt, output_fields=_PASSAGE_FIELDS,
+                                  filter=flt, output_fields=self._passage_fields,
                                   search_params={"metric_type": "BM25", "params": {}})[0]
 
     def _passage(self, pid: int, e: dict, bm25: float) -> Passage:
         sent = tuple((int(a), int(b), int(c)) for a, b, c in json.loads(e["sentences"]))
         vecs = dequantize(np.frombuffer(base64.b64decode(e["vectors"]), dtype=np.uint8), self.dim)
         return Passage(pid, e["article_id"], e["title"], int(e["start"]), int(e["end"]), e["text"], vecs[0], sent,
-                       vecs[1:1 + len(sent)], bm25, e.get("source") or None, e.get("date") or None)
+                       vecs[1:1 + len(sent)], bm25, e.get("source") or None, e.get("date") or None,
+                       bool(e.get("date_inferred")), e.get("calendar") or None)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -665,7 +686,8 @@ class MilvusIndex:
         return [ChunkRow(int(r["id"]), article_id, r["title"], int(r["start"]), int(r["end"]), r["text"]) for r in rows]
 
     def articles(self, where: Filter | None = None) -> list[ArticleInfo]:
-        fields = ["article_id", "title", "source", "date", "url", "path", "chunks", "chars", "added"]
+        fields = ["article_id", "title", "source", "date", "url", "path", "chunks", "chars", "added"] + (
+            _DATING if self._dating else [])
         latest: dict[str, dict] = {}
         with self._errors("listing the articles"):
             it = self.client.query_iterator(self.articles_name, batch_size=1000, filter="part == 0",
@@ -701,7 +723,8 @@ class MilvusIndex:
 def _info(article_id: str, head: dict, group: str) -> ArticleInfo:
     """An article's listing from the part-0 row of its record (empty strings are absent values)."""
     return ArticleInfo(article_id, head["title"], head["source"] or None, head["date"] or None, head["url"] or None,
-                       head["path"] or None, int(head["chunks"]), int(head["chars"]), group=group)
+                       head["path"] or None, int(head["chunks"]), int(head["chars"]),
+                       bool(head.get("date_inferred")), head.get("calendar") or None, group=group)
 
 
 def filter_expression(where: Filter | None) -> str:
@@ -754,6 +777,7 @@ def _create_passages(client, name: str, dim: int) -> str:
     schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
     schema.add_field("source", DataType.VARCHAR, max_length=VARCHAR_MAX)
     schema.add_field("date", DataType.VARCHAR, max_length=VARCHAR_MAX)
+    _add_dating(schema)
     schema.add_field("sha", DataType.VARCHAR, max_length=64)
     schema.add_field("sentences", DataType.VARCHAR, max_length=VARCHAR_MAX)
     schema.add_field("vectors", DataType.VARCHAR, max_length=VARCHAR_MAX)
@@ -767,6 +791,13 @@ def _create_passages(client, name: str, dim: int) -> str:
         index.add_index(field_name=f, index_type="INVERTED")
     _make(client, name, schema, index)
     return analyzer
+
+
+def _add_dating(schema) -> None:
+    from pymilvus import DataType
+
+    schema.add_field("calendar", DataType.VARCHAR, max_length=32)
+    schema.add_field("date_inferred", DataType.BOOL)
 
 
 def _create_articles(client, name: str) -> None:
@@ -788,6 +819,7 @@ def _create_articles(client, name: str) -> None:
     schema.add_field("path", DataType.VARCHAR, max_length=VARCHAR_MAX)
     schema.add_field("chunks", DataType.INT64)
     schema.add_field("chars", DataType.INT64)
+    _add_dating(schema)
     schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
     index = client.prepare_index_params()
     index.add_index(field_name="_v", index_type="FLAT", metric_type="L2")
