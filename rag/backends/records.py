@@ -259,7 +259,9 @@ class Records:
                 if len(ids) >= 2_000:  # 7-30 ms an article: a big archive is minutes of silence otherwise
                     log.warning("updating %d articles stored by an older version (dates, agencies, story "
                                 "groups); once, one to five minutes per 10,000 articles", len(ids))
-                for aid in ids:
+                for done, aid in enumerate(ids):
+                    if done and done % 20_000 == 0 and len(ids) >= 2_000:
+                        log.warning("updated %d of %d articles", done, len(ids))
                     raw_date, raw_source, added = db.execute(
                         "SELECT date, source, added FROM articles WHERE id=?", (aid,)).fetchone()
                     art = self._get(db, aid)
