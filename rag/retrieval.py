@@ -15,6 +15,7 @@ over Persian articles gets only what its digits and names are worth.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,17 +121,26 @@ class Retriever:
         self.mode = mode
         self.fusion = fusion
         self.config = config
+        self._embedding: ThreadPoolExecutor | None = None
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._embedding is None:  # a race makes a second pool at worst; both work
+            self._embedding = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-question")
+        return self._embedding
 
     def retrieve(self, question: str, k: int = 5, where: Filter | None = None) -> Retrieved:
         """The ``k`` best passages for ``question``, of the articles ``where`` passes (applied by
         the backend inside its search, so ``k`` come back when ``k`` pass)."""
-        qv = self.embedder.embed_queries([question])[0]
         cfg = self.config
         n = max(cfg.candidates, k)
         q_terms = terms(question)
-        found = self.store.candidates(qv, q_terms, n, dense=self.mode != "lexical",
+        # the question is embedded in a thread while the backend's lexical side reads (both
+        # release the GIL); the backend waits for the vector only where its dense side needs it
+        pending = self._pool().submit(lambda: self.embedder.embed_queries([question])[0])
+        found = self.store.candidates(pending, q_terms, n, dense=self.mode != "lexical",
                                       lexical=self.mode != "dense" and bool(q_terms),
                                       max_postings=cfg.lexical_postings, where=where or None)
+        qv = pending.result()
         w_lex = 1.0 if self.mode == "lexical" else lexical_weight(found.document_frequencies, found.total_passages)
         lexical = found.lexical if w_lex > 0 else []
         passages = {p.chunk_id: p for p in found.passages}

@@ -9,6 +9,7 @@ answer step work only on what ``candidates`` returns.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -109,6 +110,15 @@ class Candidates:
     stories: dict[str, list[ArticleInfo]] = field(default_factory=dict)
 
 
+QueryVector = np.ndarray | Future  # a Future: the question still being embedded (see resolve)
+
+
+def resolve(query_vector: QueryVector) -> np.ndarray:
+    """The question's vector; a backend resolves it only when its dense side needs it, so the
+    lexical side runs while the question is embedded."""
+    return query_vector.result() if isinstance(query_vector, Future) else query_vector
+
+
 class Backend(Protocol):
     """The interface of an index backend (``rag.backends.embedded``, ``rag.backends.milvus``)."""
 
@@ -123,7 +133,7 @@ class Backend(Protocol):
     def put_many(self, items: list[tuple[Article, list[Chunk], np.ndarray, list[Chunk], np.ndarray | None]]
                  ) -> list[str]: ...
     def remove(self, article_id: str) -> bool: ...
-    def candidates(self, query_vector: np.ndarray, query_terms: list[str], n: int, dense: bool = True,
+    def candidates(self, query_vector: QueryVector, query_terms: list[str], n: int, dense: bool = True,
                    lexical: bool = True, max_postings: int | None = None, where: Filter | None = None
                    ) -> Candidates: ...
     def get(self, article_id: str) -> Article | None: ...

@@ -32,7 +32,8 @@ import numpy as np
 
 from ..articles import Article
 from ..chunking import Chunk
-from .base import Candidates, Filter, Passage, StoreError, check_items, dequantize, rebuild_hint, sort_changes
+from .base import (Candidates, Filter, Passage, QueryVector, StoreError, check_items, dequantize, rebuild_hint, resolve,
+                   sort_changes)
 from .records import Records
 from .vectors import VectorIndex
 
@@ -343,7 +344,7 @@ class EmbeddedIndex:
 
     # ------------------------------------------------------------ reading
 
-    def candidates(self, query_vector: np.ndarray, query_terms: list[str], n: int, dense: bool = True,
+    def candidates(self, query_vector: QueryVector, query_terms: list[str], n: int, dense: bool = True,
                    lexical: bool = True, max_postings: int | None = None, where: Filter | None = None
                    ) -> Candidates:
         """The passages nearest to ``query_vector`` and those whose terms best match
@@ -357,10 +358,10 @@ class EmbeddedIndex:
         with self._lock, self.records.errors():
             with self.records.snapshot():
                 allowed = self.records.passage_ids(where) if where else None
-                near = self._near(query_vector, n, allowed) if dense else []
                 df = self.records.document_frequencies(query_terms) if lexical else {}
                 matched = self.records.lexical(rarest(df, max_postings), n,
                                                None if allowed is None else set(allowed.tolist())) if lexical else []
+                near = self._near(resolve(query_vector), n, allowed) if dense else []
                 rows = self.records.passages(list(dict.fromkeys(near + [i for i, _ in matched])))
                 members = self.records.story_members([r[15] for r in rows if r[15]])
         bm25 = dict(matched)

@@ -56,8 +56,8 @@ import numpy as np
 
 from ..articles import Article
 from ..chunking import Chunk
-from .base import (ArticleInfo, Candidates, ChunkRow, Filter, Passage, StoreError, check_items, dequantize,
-                   passage_terms, quantize, sort_changes)
+from .base import (ArticleInfo, Candidates, ChunkRow, Filter, Passage, QueryVector, StoreError, check_items,
+                   dequantize, passage_terms, quantize, resolve, sort_changes)
 from .embedded import rarest
 
 FORMAT = 1
@@ -564,7 +564,7 @@ class MilvusIndex:
         """Nothing to catch up: every read asks the server (strong consistency)."""
         return False
 
-    def candidates(self, query_vector: np.ndarray, query_terms: list[str], n: int, dense: bool = True,
+    def candidates(self, query_vector: QueryVector, query_terms: list[str], n: int, dense: bool = True,
                    lexical: bool = True, max_postings: int | None = None, where: Filter | None = None
                    ) -> Candidates:
         """The ``n`` passages nearest to ``query_vector`` and the ``n`` best BM25 matches of
@@ -577,12 +577,14 @@ class MilvusIndex:
         uniq = sorted({t for t in query_terms if t}) if lexical else []
         pool = self._executor()
         flt = filter_expression(where)
+        def dense_search():  # in the pool: it waits there for the question's vector
+            qv = np.asarray(resolve(query_vector), dtype=np.float32).tolist()
+            return self.client.search(self.passages_name, data=[qv], anns_field="vector", limit=n, filter=flt,
+                                      output_fields=self._passage_fields,
+                                      search_params={"metric_type": "IP", "params": {"ef": max(64, 2 * n)}})
+
         with self._errors("searching"):
-            qv = np.asarray(query_vector, dtype=np.float32).tolist()
-            near = pool.submit(self.client.search, self.passages_name, data=[qv], anns_field="vector", limit=n,
-                               filter=flt, output_fields=self._passage_fields,
-                               search_params={"metric_type": "IP", "params": {"ef": max(64, 2 * n)}}) \
-                if dense and n > 0 else None
+            near = pool.submit(dense_search) if dense and n > 0 else None
             words = pool.submit(self._bm25, uniq, n, flt) if max_postings is None and uniq else None
             df = self._document_frequencies(uniq, pool) if uniq else {}
             total = self._total_passages()
