@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from dataclasses import dataclass
 
 ZWNJ = "\u200c"
@@ -270,6 +271,14 @@ def _stem(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=1 << 17)
+def _word(word: str) -> tuple[str, bool]:
+    """``(stem, joins)`` of a normalized word: its stem, and whether it is a Persian word that is
+    not a stopword (such neighbours are also joined into one term). Cached: words repeat, and
+    these checks were most of the time ``terms`` took."""
+    return _stem(word), bool(_ARABIC_SCRIPT.match(word)) and word not in STOPWORDS
+
+
 def words(text: str) -> list[tuple[str, int, int]]:
     """Normalized words with their raw ``(start, end)`` spans."""
     n = normalize(text)
@@ -288,10 +297,9 @@ def terms(text: str, *, stopwords: bool = False) -> list[str]:
     # A lone Latin letter ("s" of "city's") matches everything and means nothing.
     ws = [w for w in ws if len(w) > 1 or not w.isascii() or w.isdigit()]
     out = [w for w in ws if stopwords or w not in STOPWORDS]
-    out += [st for w in out if (st := _stem(w)) != w]
-    for a, b in zip(ws, ws[1:]):
-        if _ARABIC_SCRIPT.match(a) and _ARABIC_SCRIPT.match(b) and a not in STOPWORDS and b not in STOPWORDS:
-            out.append(a + b)
+    out += [st for w in out if (st := _word(w)[0]) != w]
+    joins = [_word(w)[1] for w in ws]
+    out += [a + b for a, b, ja, jb in zip(ws, ws[1:], joins, joins[1:]) if ja and jb]
     return out
 
 

@@ -379,8 +379,8 @@ class MilvusIndex:
         article's key rows replace its old ones."""
         from .. import stories
 
-        content = article.content()
-        signature = stories.fingerprint(content)
+        mine = stories.words(article.content())
+        signature = stories.fingerprint(mine)
         keys = stories.band_keys(signature)
         shared: dict[str, int] = {}
         story_of: dict[str, str] = {}
@@ -399,7 +399,6 @@ class MilvusIndex:
         candidates = sorted(shared, key=lambda a: (-shared[a], a))[:stories.CANDIDATES]
         heads = {a: rows[0]["minhash"]
                  for a, rows in self._rows_of(self.stories_name, candidates, ["minhash"], "band == 0").items()}
-        mine = stories.words(content)
         best, best_j = None, stories.THRESHOLD
         for aid in candidates:
             sig = heads.get(aid)

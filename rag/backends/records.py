@@ -285,26 +285,24 @@ class Records:
         newest ``stories.PER_KEY`` rows are read, so the cost does not grow with the archive; a
         candidate its MinHash rules out (``stories.ruled_out``) is not read: reading their words was
         30 ms an article."""
-        content = article.content()
-        signature = stories.fingerprint(content)
+        mine = stories.words(article.content())
+        signature = stories.fingerprint(mine)
         keys = stories.band_keys(signature)
-        shared: Counter[str] = Counter()
-        for k in keys:  # the newest PER_KEY rows of each key (rowid order is insertion order)
-            shared.update(r[0] for r in db.execute(
-                "SELECT article_id FROM story_keys WHERE key=? AND article_id != ? ORDER BY rowid DESC LIMIT ?",
-                (k, article.id, stories.PER_KEY)))
+        # the newest PER_KEY rows of each key (rowid order is insertion order), in one statement
+        arm = "SELECT * FROM (SELECT article_id FROM story_keys WHERE key=? AND article_id != ? ORDER BY rowid DESC LIMIT ?)"
+        shared = Counter(r[0] for r in db.execute(" UNION ALL ".join([arm] * len(keys)),
+                                                  [x for k in keys for x in (k, article.id, stories.PER_KEY)]))
         kept = [a for a, _ in sorted(shared.items(), key=lambda x: (-x[1], x[0]))[:stories.CANDIDATES]]
         marks = ",".join("?" * len(kept))
         sigs = dict(db.execute(f"SELECT id, minhash FROM articles WHERE id IN ({marks})", kept)) if kept else {}
-        rows = [(a, sigs.get(a), shared[a]) for a in kept if a in sigs]
+        kept = [a for a in kept if a in sigs]
+        close = stories.not_ruled_out(signature, [sigs[a] for a in kept])
         best, best_j = None, stories.THRESHOLD
-        mine = None
-        for aid, other_sig, _ in rows:
-            if other_sig is not None and stories.ruled_out(signature, other_sig):
+        for aid, maybe in zip(kept, close):
+            if not maybe:
                 continue
             text, spans, story = db.execute("SELECT text, spans, story FROM articles WHERE id=?", (aid,)).fetchone()
             other = "\n".join(text[a:b] for a, b in json.loads(spans))
-            mine = mine if mine is not None else stories.words(content)
             j = stories.jaccard(mine, stories.words(other))
             if j >= best_j:
                 best, best_j = story or aid, j
