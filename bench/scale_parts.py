@@ -1,0 +1,129 @@
+"""Parts of bench/scale.py's figures, measured before and after a change in one session (ratios).
+
+    python bench/scale_parts.py keys INDEX          # reading story-group candidates: all key rows vs 16 a key
+    python bench/scale_parts.py add INDEX [--code DIR]   # add 1,000 articles (DIR: another checkout, e.g.
+                                                    #   git worktree add ../before HEAD~1)
+    python bench/scale_parts.py overlap INDEX       # questions with the embedding alongside the lexical read, or not
+
+INDEX is an index bench/scale.py built (/tmp/rag-scale). ``keys`` only reads; ``add`` adds the next
+1,000 articles bench/scale.py would (alternate ``--code`` between two checkouts to compare them on
+the same index); ``overlap`` asks bench/scale.py's 60 questions both ways, interleaved twice.
+Results in bench/results/scale.md (by hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import sys
+import time
+from collections import Counter
+from concurrent.futures import Future
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def keys(index: str) -> None:
+    db = sqlite3.connect(f"file:{index}/rag.sqlite?mode=ro", uri=True)
+    ids = [r[0] for r in db.execute("SELECT article_id FROM story_keys WHERE rowid % 97 = 0")]
+    random.Random(1).shuffle(ids)
+    ids = ids[:300]
+    mine = {a: [k for (k,) in db.execute("SELECT key FROM story_keys WHERE article_id=?", (a,))] for a in ids}
+
+    def every_row(a):  # the read before: every matching key row, grouped
+        marks = ",".join("?" * len(mine[a]))
+        return db.execute(f"SELECT c.article_id, a.minhash, c.shared FROM (SELECT article_id, count(*) AS shared "
+                          f"FROM story_keys WHERE key IN ({marks}) AND article_id != ? GROUP BY article_id "
+                          f"ORDER BY shared DESC LIMIT 32) c JOIN articles a ON a.id = c.article_id",
+                          (*mine[a], a)).fetchall()
+
+    def per_key(a):  # the read after: the newest 16 rows a key
+        arm = "SELECT * FROM (SELECT article_id FROM story_keys WHERE key=? AND article_id != ? ORDER BY rowid DESC LIMIT 16)"
+        shared = Counter(r[0] for r in db.execute(" UNION ALL ".join([arm] * len(mine[a])),
+                                                  [x for k in mine[a] for x in (k, a)]))
+        kept = [x for x, _ in sorted(shared.items(), key=lambda x: (-x[1], x[0]))[:32]]
+        return db.execute(f"SELECT id, minhash FROM articles WHERE id IN ({','.join('?' * len(kept))})", kept).fetchall()
+
+    rows = [db.execute(f"SELECT count(*) FROM story_keys WHERE key IN ({','.join('?' * len(mine[a]))})",
+                       mine[a]).fetchone()[0] - len(mine[a]) for a in ids]
+    for rep in range(2):
+        for name, fn in (("every row", every_row), ("16 a key", per_key)):
+            t = time.perf_counter()
+            for a in ids:
+                fn(a)
+            print(f"{rep} {name}: {1000 * (time.perf_counter() - t) / len(ids):.2f} ms an article", flush=True)
+    n = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+    print(f"{n} articles; matching key rows an article: {sum(rows) / len(rows):.0f}")
+
+
+def add(index: str) -> None:
+    from scale import make_articles, sentence_pool
+    from rag import RAG
+    from rag.api import embedding_texts
+    from rag.chunking import segment_article
+    from rag.hashed import HashedEmbedder
+
+    r = RAG(index, embedder=HashedEmbedder(), reader=False)
+    have = r.count()[0]
+    arts = list(make_articles(sentence_pool(), have, 1000))
+    pre = {}
+    for a in arts:  # embedding is not what is measured (as bench/scale.py)
+        seg = segment_article(a, r.embedder.count_tokens)
+        pre[a.id] = (seg, r.embedder.embed_passages(embedding_texts(a, seg)))
+    t = time.perf_counter()
+    with r.store.writing():
+        for at in range(0, len(arts), 32):
+            items = []
+            for a in arts[at:at + 32]:
+                seg, v = pre[a.id]
+                n_c = len(seg.chunks)
+                items.append((a, seg.chunks, v[:n_c], seg.sentences, v[n_c:]))
+            r.store.put_many(items)
+    print(f"{sys.modules['rag'].__file__}: {have} articles, add 1,000: {time.perf_counter() - t:.2f} s", flush=True)
+    r.close()
+
+
+def overlap(index: str) -> None:
+    import rag.retrieval as retrieval
+    from scale import QueryE5, questions, sentence_pool
+    from rag import RAG
+
+    class Inline:  # the question embedded first, then the index read (as before)
+        def submit(self, fn):
+            f = Future()
+            f.set_result(fn())
+            return f
+
+    r = RAG(index, embedder=QueryE5(), reader=False)
+    qs = questions(sentence_pool())
+    r.ask("گرم کردن")
+    threaded = retrieval.Retriever._pool
+    for rep in range(2):
+        for name in ("embedded first", "alongside"):
+            retrieval.Retriever._pool = (lambda self: Inline()) if name == "embedded first" else threaded
+            lat = []
+            for q in qs:
+                t = time.perf_counter()
+                r.ask(q)
+                lat.append(time.perf_counter() - t)
+            lat.sort()
+            print(f"{rep} {name}: p50 {1000 * lat[len(lat) // 2]:.1f} ms, p95 {1000 * lat[int(len(lat) * 0.95)]:.1f} ms",
+                  flush=True)
+    retrieval.Retriever._pool = threaded
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["keys", "add", "overlap"])
+    ap.add_argument("index")
+    ap.add_argument("--code", default=str(ROOT), help="the checkout whose rag/ to import (add)")
+    args = ap.parse_args()
+    sys.path.insert(0, str(Path(args.code) / "bench"))
+    sys.path.insert(0, str(args.code))
+    {"keys": keys, "add": add, "overlap": overlap}[args.what](args.index)
+
+
+if __name__ == "__main__":
+    main()
