@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 ZWNJ = "\u200c"
 
@@ -271,7 +271,7 @@ def _stem(word: str) -> str:
     return word
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=1 << 16)
 def _word(word: str) -> tuple[str, bool]:
     """``(stem, joins)`` of a normalized word: its stem, and whether it is a Persian word that is
     not a stopword (such neighbours are also joined into one term). Cached: words repeat, and

@@ -58,19 +58,16 @@ def band_keys(signature: np.ndarray) -> list[int]:
     return out
 
 
-def estimate(a: np.ndarray, b: bytes | np.ndarray) -> float:
-    """The Jaccard similarity two fingerprints estimate (``b`` as stored: uint32 bytes)."""
-    other = np.frombuffer(b, dtype=np.uint32) if isinstance(b, (bytes, bytearray, memoryview)) else np.asarray(b)
-    return float(np.mean(np.asarray(a, dtype=np.uint32) == other)) if len(other) == len(a) else 1.0
-
-
 # An estimate from PERMUTATIONS values has a standard error of sqrt(J(1-J)/64) = 0.057 at J = 0.3.
 RULED_OUT = THRESHOLD - 2 * (THRESHOLD * (1 - THRESHOLD) / PERMUTATIONS) ** 0.5   # 0.185
 
 
 def not_ruled_out(a: np.ndarray, others: list[bytes | None]) -> list[bool]:
-    """``not ruled_out(a, b)`` for each of ``others`` (stored fingerprints; None: none stored,
-    so not ruled out), in one numpy pass."""
+    """For each of ``others`` (stored fingerprints; None: none stored), whether its words must be
+    read: not when the fingerprints put the pair two standard errors or more below the threshold
+    (most LSH candidates are not copies). By chance a pair at Jaccard 0.3 is ruled out 1.5% of the
+    time, at 0.35 0.14%, at 0.4 0.008% (a copy with a fifth of its words edited keeps 0.4 or more:
+    bench/results/news.md). One numpy pass over all of them."""
     rows = [i for i, b in enumerate(others) if b is not None and len(b) == 4 * len(a)]
     out = [True] * len(others)
     if rows:
@@ -78,14 +75,6 @@ def not_ruled_out(a: np.ndarray, others: list[bytes | None]) -> list[bool]:
         for i, est in zip(rows, (m == np.asarray(a, dtype=np.uint32)).mean(axis=1)):
             out[i] = bool(est >= RULED_OUT)
     return out
-
-
-def ruled_out(a: np.ndarray, b: bytes | np.ndarray) -> bool:
-    """Whether the fingerprints put the two two standard errors or more below the threshold: then
-    their words need not be read (most LSH candidates are not copies). By chance a pair at Jaccard
-    0.3 is ruled out 1.5% of the time, at 0.35 0.14%, at 0.4 0.008% (a copy with a fifth of its
-    words edited keeps 0.4 or more: bench/results/news.md)."""
-    return estimate(a, b) < RULED_OUT
 
 
 def is_copy(a: str, b: str) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from rag import RAG, Article
+from rag import RAG, Article, stories
 from rag.agencies import canonical, find_agency
 from rag.answer import FRAMING
 from rag.api import news_filter
@@ -192,6 +192,22 @@ def _edit(text: str, rate: float, rng: random.Random, vocab: list[str]) -> str:
         else:
             out.append(w)
     return " ".join(out)
+
+
+def test_minhash_rules_out_only_what_is_far_below_the_threshold():
+    """A copy with a sixth of its words edited is never ruled out by its fingerprint; another story
+    is; a candidate with no stored fingerprint (or one of another size) is read."""
+    seed = next((DATA.parent.parent / "seeds").glob("*.txt")).read_text(encoding="utf-8")
+    rng = random.Random(11)
+    vocab = [w for w in seed.split() if not any(ch.isdigit() for ch in w)]
+    texts = [json.loads(line)["text"] for line in (DATA / "parity_texts.jsonl").read_text(encoding="utf-8").splitlines()]
+    other = " ".join(texts[:8])
+    mine = stories.fingerprint(stories.words(seed))
+    copies = [stories.fingerprint(stories.words(_edit(seed, 0.17, rng, vocab))).tobytes() for _ in range(20)]
+    assert stories.not_ruled_out(mine, copies) == [True] * 20
+    far = stories.fingerprint(stories.words(other)).tobytes()
+    assert stories.jaccard(stories.words(seed), stories.words(other)) < 0.1
+    assert stories.not_ruled_out(mine, [far, None, b"\0" * 8]) == [False, True, True]
 
 
 def test_copies_of_one_story_grouped_and_cited_once(tmp_path):

@@ -399,10 +399,11 @@ class MilvusIndex:
         candidates = sorted(shared, key=lambda a: (-shared[a], a))[:stories.CANDIDATES]
         heads = {a: rows[0]["minhash"]
                  for a, rows in self._rows_of(self.stories_name, candidates, ["minhash"], "band == 0").items()}
+        close = stories.not_ruled_out(signature, [base64.b64decode(heads[a]) if heads.get(a) else None
+                                                  for a in candidates])
         best, best_j = None, stories.THRESHOLD
-        for aid in candidates:
-            sig = heads.get(aid)
-            if sig and stories.ruled_out(signature, base64.b64decode(sig)):
+        for aid, maybe in zip(candidates, close):
+            if not maybe:
                 continue
             other = self.get(aid)
             if other is None:
@@ -576,6 +577,7 @@ class MilvusIndex:
         uniq = sorted({t for t in query_terms if t}) if lexical else []
         pool = self._executor()
         flt = filter_expression(where)
+
         def dense_search():  # in the pool: it waits there for the question's vector
             qv = np.asarray(resolve(query_vector), dtype=np.float32).tolist()
             return self.client.search(self.passages_name, data=[qv], anns_field="vector", limit=n, filter=flt,

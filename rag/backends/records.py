@@ -283,7 +283,7 @@ class Records:
         """Find the stored copies of ``article`` (LSH candidates, checked on their words) and put it
         in the story of the closest one, or in a story of its own; record its LSH keys. Each key's
         newest ``stories.PER_KEY`` rows are read, so the cost does not grow with the archive; a
-        candidate its MinHash rules out (``stories.ruled_out``) is not read: reading their words was
+        candidate its MinHash rules out (``stories.not_ruled_out``) is not read: reading their words was
         30 ms an article."""
         mine = stories.words(article.content())
         signature = stories.fingerprint(mine)
