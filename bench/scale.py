@@ -199,7 +199,7 @@ def main() -> None:
     for size in args.sizes:
         while have < size - args.batch:
             add(args.batch)
-            if have % 10_000 == 0:
+            if have % 10_000 < args.batch:  # also when resumed from an index of any size
                 print(f"  {have:,} articles, {time.perf_counter() - t_build:,.0f} s", file=sys.stderr, flush=True)
         if have < size:
             add(size - have)
