@@ -2,7 +2,7 @@
 stories on one topic are grouped together (they must not be).
 
     python bench/stories.py            # ~1 min; results in bench/results/news.md (by hand)
-    python bench/stories.py --archive 10000   # the copies' originals 10,000 articles back (~5 min)
+    python bench/stories.py --archive 10000   # the copies' originals 10,000 articles back (~3 min)
 
 Originals: the passages of the dev sets (xquad_dev, persianqa_test; Persian and English Wikipedia
 paragraphs, ~120 words). Copies: each original with a share of its words edited, drawn uniformly up
@@ -12,7 +12,7 @@ Distinct stories on one topic: paragraphs of the same Wikipedia article (same ti
 share the topic's names and words but not the story. All go through ingestion (the hashed
 embedder: vectors do not matter here) and the grouping the index does. With ``--archive N``, N
 generated articles (bench/scale.py's, from the sentences of the dev and training sets) are stored
-between the originals and their copies, so each copy finds its original among N + 1,000 others and
+between the originals and their copies, so each copy finds its original among N + 1,259 others and
 behind N newer ones (the grouping reads a bounded number of rows per LSH key, newest first); the
 seconds to store the copies are then the grouping's cost per article at that size.
 """
