@@ -70,6 +70,28 @@ def questions(pool: list[str], n: int = 60) -> list[str]:
     return out
 
 
+def store_timed(r, arts) -> float:
+    """Seconds ``r``'s index takes to store ``arts``. Embedding is not what is measured: vectors are
+    computed first, then stored on the clock, 32 articles a write as ``RAG.ingest`` batches them."""
+    from rag.api import embedding_texts
+    from rag.chunking import segment_article
+
+    pre = {}
+    for a in arts:
+        seg = segment_article(a, r.embedder.count_tokens)
+        pre[a.id] = (seg, r.embedder.embed_passages(embedding_texts(a, seg)))
+    t = time.perf_counter()
+    with r.store.writing():
+        for at in range(0, len(arts), 32):
+            items = []
+            for a in arts[at:at + 32]:
+                seg, v = pre[a.id]
+                n_c = len(seg.chunks)
+                items.append((a, seg.chunks, v[:n_c], seg.sentences, v[n_c:]))
+            r.store.put_many(items)
+    return time.perf_counter() - t
+
+
 def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
 
@@ -173,27 +195,9 @@ def main() -> None:
 
     def add(n: int) -> float:
         nonlocal have
-        arts = list(make_articles(pool, have, n))
-        # embedding is not what is measured: vectors are computed first, then stored on the clock
-        from rag.api import embedding_texts
-        from rag.chunking import segment_article
-
-        r_emb = r.embedder
-        pre = {}
-        for a in arts:
-            seg = segment_article(a, r_emb.count_tokens)
-            pre[a.id] = (seg, r_emb.embed_passages(embedding_texts(a, seg)))
-        t = time.perf_counter()
-        with r.store.writing():
-            for at in range(0, len(arts), 32):  # as RAG.ingest batches them (~60k characters)
-                items = []
-                for a in arts[at:at + 32]:
-                    seg, v = pre[a.id]
-                    n_c = len(seg.chunks)
-                    items.append((a, seg.chunks, v[:n_c], seg.sentences, v[n_c:]))
-                r.store.put_many(items)
+        seconds = store_timed(r, list(make_articles(pool, have, n)))
         have += n
-        return time.perf_counter() - t
+        return seconds
 
     t_build = time.perf_counter()
     for size in args.sizes:

@@ -59,36 +59,21 @@ def keys(index: str) -> None:
 
 
 def add(index: str) -> None:
-    from scale import make_articles, sentence_pool
+    import rag  # from --code, before bench/scale.py puts this checkout first on the path
     from rag import RAG
-    from rag.api import embedding_texts
-    from rag.chunking import segment_article
     from rag.hashed import HashedEmbedder
+    from scale import make_articles, sentence_pool, store_timed  # this checkout's bench: the same articles
 
     r = RAG(index, embedder=HashedEmbedder(), reader=False)
     have = r.count()[0]
-    arts = list(make_articles(sentence_pool(), have, 1000))
-    pre = {}
-    for a in arts:  # embedding is not what is measured (as bench/scale.py)
-        seg = segment_article(a, r.embedder.count_tokens)
-        pre[a.id] = (seg, r.embedder.embed_passages(embedding_texts(a, seg)))
-    t = time.perf_counter()
-    with r.store.writing():
-        for at in range(0, len(arts), 32):
-            items = []
-            for a in arts[at:at + 32]:
-                seg, v = pre[a.id]
-                n_c = len(seg.chunks)
-                items.append((a, seg.chunks, v[:n_c], seg.sentences, v[n_c:]))
-            r.store.put_many(items)
-    print(f"{sys.modules['rag'].__file__}: {have} articles, add 1,000: {time.perf_counter() - t:.2f} s", flush=True)
+    seconds = store_timed(r, list(make_articles(sentence_pool(), have, 1000)))
+    print(f"{rag.__file__}: {have} articles, add 1,000: {seconds:.2f} s", flush=True)
     r.close()
 
 
 def overlap(index: str) -> None:
-    import rag.retrieval as retrieval
-    from scale import QueryE5, questions, sentence_pool
     from rag import RAG
+    from scale import QueryE5, questions, sentence_pool
 
     class Inline:  # the question embedded first, then the index read (as before)
         def submit(self, fn):
@@ -99,10 +84,10 @@ def overlap(index: str) -> None:
     r = RAG(index, embedder=QueryE5(), reader=False)
     qs = questions(sentence_pool())
     r.ask("گرم کردن")
-    threaded = retrieval.Retriever._pool
+    threaded = r.retriever.embedding
     for rep in range(2):
         for name in ("embedded first", "alongside"):
-            retrieval.Retriever._pool = (lambda self: Inline()) if name == "embedded first" else threaded
+            r.retriever.embedding = Inline() if name == "embedded first" else threaded
             lat = []
             for q in qs:
                 t = time.perf_counter()
@@ -111,7 +96,7 @@ def overlap(index: str) -> None:
             lat.sort()
             print(f"{rep} {name}: p50 {1000 * lat[len(lat) // 2]:.1f} ms, p95 {1000 * lat[int(len(lat) * 0.95)]:.1f} ms",
                   flush=True)
-    retrieval.Retriever._pool = threaded
+    r.retriever.embedding = threaded
 
 
 def main() -> None:
@@ -120,7 +105,6 @@ def main() -> None:
     ap.add_argument("index")
     ap.add_argument("--code", default=str(ROOT), help="the checkout whose rag/ to import (add)")
     args = ap.parse_args()
-    sys.path.insert(0, str(Path(args.code) / "bench"))
     sys.path.insert(0, str(args.code))
     {"keys": keys, "add": add, "overlap": overlap}[args.what](args.index)
 
