@@ -121,12 +121,8 @@ class Retriever:
         self.mode = mode
         self.fusion = fusion
         self.config = config
-        self._embedding: ThreadPoolExecutor | None = None
-
-    def _pool(self) -> ThreadPoolExecutor:
-        if self._embedding is None:  # a race makes a second pool at worst; both work
-            self._embedding = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-question")
-        return self._embedding
+        # starts no thread until a question is asked
+        self.embedding = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-question")
 
     def retrieve(self, question: str, k: int = 5, where: Filter | None = None) -> Retrieved:
         """The ``k`` best passages for ``question``, of the articles ``where`` passes (applied by
@@ -136,7 +132,7 @@ class Retriever:
         q_terms = terms(question)
         # the question is embedded in a thread while the backend's lexical side reads (both
         # release the GIL); the backend waits for the vector only where its dense side needs it
-        pending = self._pool().submit(lambda: self.embedder.embed_queries([question])[0])
+        pending = self.embedding.submit(lambda: self.embedder.embed_queries([question])[0])
         found = self.store.candidates(pending, q_terms, n, dense=self.mode != "lexical",
                                       lexical=self.mode != "dense" and bool(q_terms),
                                       max_postings=cfg.lexical_postings, where=where or None)

@@ -173,7 +173,7 @@ class MilvusIndex:
     """An index in a Milvus server or cluster. Thread-safe; any number of processes may read and
     write it at once (see the module notes on replacing one article from two writers)."""
 
-    def __init__(self, client, location: str, name: str, meta: dict) -> None:
+    def __init__(self, client, location: str, name: str, meta: dict, dating: bool = False) -> None:
         self.client = client
         self.location = location
         self.name = name
@@ -188,8 +188,8 @@ class MilvusIndex:
         self._df: dict[str, tuple[float, int]] = {}       # term → (when, document frequency)
         self._total: tuple[float, int] | None = None
         self._dirty = False
-        self._dating = False  # whether the collections have the _DATING fields (set on open)
-        self._passage_fields = list(_PASSAGE_FIELDS)
+        self._dating = _DATING if dating else []  # the _DATING fields, when the collections have them
+        self._passage_fields = _PASSAGE_FIELDS + self._dating
 
     @property
     def timeout(self) -> float:
@@ -238,10 +238,7 @@ class MilvusIndex:
         except BaseException:
             client.close()
             raise
-        index = cls(client, location, name, meta)
-        index._dating = dating
-        index._passage_fields = _PASSAGE_FIELDS + (_DATING if dating else [])
-        return index
+        return cls(client, location, name, meta, dating)
 
     @classmethod
     def open(cls, location: str) -> "MilvusIndex":
@@ -299,8 +296,9 @@ class MilvusIndex:
                     self.client.flush(self.articles_name)
                     self.client.flush(self.stories_name)
 
-    def _query(self, collection: str, filter: str, fields: list[str]) -> list[dict]:
-        return list(self.client.query(collection, filter=filter, output_fields=fields))
+    def _query(self, collection: str, filter: str, fields: list[str], limit: int | None = None) -> list[dict]:
+        more = {} if limit is None else {"limit": limit}
+        return list(self.client.query(collection, filter=filter, output_fields=fields, **more))
 
     def _article_rows(self, article_id: str, fields: list[str], part0: bool = False) -> list[dict]:
         expr = f"article_key == {article_key(article_id)}" + (" and part == 0" if part0 else "")
@@ -370,8 +368,8 @@ class MilvusIndex:
 
     # ------------------------------------------------------------ story groups
 
-    def _story_rows(self, expr: str, fields: list[str]) -> list[dict]:
-        return self._query(self.stories_name, expr, ["article_id"] + fields)
+    def _story_rows(self, expr: str, fields: list[str], limit: int | None = None) -> list[dict]:
+        return self._query(self.stories_name, expr, ["article_id"] + fields, limit)
 
     def _join_story(self, article: Article) -> str:
         """As the embedded backend: the story of the closest stored copy (LSH candidates checked on
@@ -387,11 +385,9 @@ class MilvusIndex:
         # one read while the keys are rare; past PER_KEY rows a key, a bounded read of each (a query
         # has no newest-first order here: any PER_KEY rows of a key shared that widely)
         bound = stories.PER_KEY * len(keys)
-        rows = self.client.query(self.stories_name, filter=f"key in [{', '.join(map(str, keys))}]",
-                                 output_fields=["article_id", "story"], limit=bound)
+        rows = self._story_rows(f"key in [{', '.join(map(str, keys))}]", ["story"], bound)
         if len(rows) >= bound:
-            rows = [r for k in keys for r in self.client.query(
-                self.stories_name, filter=f"key == {k}", output_fields=["article_id", "story"], limit=stories.PER_KEY)]
+            rows = [r for k in keys for r in self._story_rows(f"key == {k}", ["story"], stories.PER_KEY)]
         for r in rows:
             if r["article_id"] != article.id:
                 shared[r["article_id"]] = shared.get(r["article_id"], 0) + 1
@@ -454,7 +450,7 @@ class MilvusIndex:
         ids = [r["article_id"] for r in rows]
         heads = {a: self._latest(rs) for a, rs in self._rows_of(
             self.articles_name, ids, ["part", "added", "title", "source", "date", "url", "path", "chunks",
-                                      "chars"] + (_DATING if self._dating else [])).items()}
+                                      "chars"] + self._dating).items()}
         out: dict[str, list[ArticleInfo]] = {}
         for r in sorted(rows, key=lambda r: (r["added"], r["article_id"])):
             h = heads.get(r["article_id"])
@@ -689,8 +685,7 @@ class MilvusIndex:
         return [ChunkRow(int(r["id"]), article_id, r["title"], int(r["start"]), int(r["end"]), r["text"]) for r in rows]
 
     def articles(self, where: Filter | None = None) -> list[ArticleInfo]:
-        fields = ["article_id", "title", "source", "date", "url", "path", "chunks", "chars", "added"] + (
-            _DATING if self._dating else [])
+        fields = ["article_id", "title", "source", "date", "url", "path", "chunks", "chars", "added"] + self._dating
         latest: dict[str, dict] = {}
         with self._errors("listing the articles"):
             it = self.client.query_iterator(self.articles_name, batch_size=1000, filter="part == 0",
