@@ -9,7 +9,11 @@ of the question's answers):
 - ../shared/train/parsquad_train: all of it (3,473 Persian questions, 2,064 unanswerable: their
   paragraph's sentences are the hard negatives that teach abstention);
 - the ``train`` half of ../shared/eval/persianqa_test and ../shared/eval/xquad_dev (rag.eval.part_of,
-  split by passage): native Persian questions, and English questions over Persian sentences.
+  split by passage): native Persian questions, and English questions over Persian sentences;
+- with ``--own-data``, bench/data/reader/ (written by the team, see its SOURCE.json): English
+  renderings of 600 parsquad_train questions over the same Persian paragraphs, and 32 Persian/Dari
+  news articles with the questions a reader asks of them (agency, date, place, who said what), 96
+  of 256 unanswerable. Measured, not shipped (bench/results/reader.md).
 The ``heldout`` halves are never read here except for the report at the end, which compares the
 reader with plain e5 cosines on each held-out question's own paragraph. Thresholds are chosen
 on the held-out halves by bench/calibrate.py, not here.
@@ -43,6 +47,10 @@ from rag.reader import ADAPTER_FILE, MANIFEST, MAX_TOKENS, READER_DIR, TARGET_MO
 
 SHARED = ROOT.parent / "shared"
 TRAIN_SETS = [SHARED / "train" / "parsquad_train"]
+OWN_DATA = ROOT / "bench" / "data" / "reader"
+# (questions, the passages they are asked of)
+OWN_SETS = [(OWN_DATA / "parsquad_en", SHARED / "train" / "parsquad_train"),
+            (OWN_DATA / "news_qa", OWN_DATA / "news_qa")]
 DEV_SETS = [SHARED / "eval" / "persianqa_test", SHARED / "eval" / "xquad_dev"]
 
 
@@ -51,10 +59,10 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def examples(data_dir: Path, part: str | None) -> list[dict]:
+def examples(data_dir: Path, part: str | None, passages_dir: Path | None = None) -> list[dict]:
     """One example per question: its paragraph's sentences and which of them hold an answer.
     Answerable questions whose answer no single sentence holds are left out."""
-    passages = {str(p["passage_id"]): p for p in read_jsonl(data_dir / "passages.jsonl")}
+    passages = {str(p["passage_id"]): p for p in read_jsonl((passages_dir or data_dir) / "passages.jsonl")}
     out = []
     for q in read_jsonl(data_dir / "questions.jsonl"):
         pid = str(q["passage_id"])
@@ -260,6 +268,8 @@ def main() -> None:
                          "(measured worse: bench/results/reader.md)")
     ap.add_argument("--warmup", type=float, default=0.06, help="share of the steps")
     ap.add_argument("--no-dev-train", action="store_true", help="train on parsquad_train alone")
+    ap.add_argument("--own-data", action="store_true", help="train on bench/data/reader/ too (measured, not "
+                    "shipped: bench/results/reader.md)")
     ap.add_argument("--loss", choices=["pointwise", "listwise"], default="listwise",
                     help="pointwise: balanced binary cross-entropy per pair; listwise: per question, a "
                          "softmax over 'no answer' and its sentences")
@@ -280,6 +290,8 @@ def main() -> None:
     train_ex = [e for d in TRAIN_SETS for e in examples(d, None)]
     if not args.no_dev_train:
         train_ex += [e for d in DEV_SETS for e in examples(d, "train")]
+    if args.own_data:
+        train_ex += [e for d, passages in OWN_SETS for e in examples(d, None, passages)]
     held_ex = [e for d in DEV_SETS for e in examples(d, "heldout")]
     print(f"train questions {len(train_ex)}, held-out questions {len(held_ex)}", flush=True)
 
