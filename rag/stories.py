@@ -14,6 +14,7 @@ of its words but ~0.35 of its pairs, while distinct stories share at most ~0.2 o
 from __future__ import annotations
 
 import hashlib
+import zlib
 
 import numpy as np
 
@@ -37,6 +38,22 @@ def words(text: str) -> set[str]:
 
 def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 0.0
+
+
+def word_hashes(word_set: set[str]) -> np.ndarray:
+    """The words as sorted 32-bit hashes (CRC-32): what a backend stores to check a candidate on its
+    words without reading and splitting its text again (~1 ms a candidate). Two sets of ~300
+    words share a hash by chance with probability ~2e-5, so the Jaccard is the words' own."""
+    return np.unique(np.fromiter((zlib.crc32(w.encode()) for w in word_set), dtype=np.uint32,
+                                 count=len(word_set)))
+
+
+def jaccard_hashes(a: np.ndarray, b: np.ndarray) -> float:
+    """:func:`jaccard` of two :func:`word_hashes`."""
+    if not a.size and not b.size:
+        return 0.0
+    inter = np.intersect1d(a, b, assume_unique=True).size
+    return inter / (a.size + b.size - inter)
 
 
 def fingerprint(word_set: set[str]) -> np.ndarray:

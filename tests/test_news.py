@@ -210,6 +210,37 @@ def test_minhash_rules_out_only_what_is_far_below_the_threshold():
     assert stories.not_ruled_out(mine, [far, None, b"\0" * 8]) == [False, True, True]
 
 
+def test_stored_word_hashes_give_the_words_own_jaccard():
+    """Candidates are checked on stored 32-bit word hashes: the same Jaccard as the words."""
+    seed = next((DATA.parent.parent / "seeds").glob("*.txt")).read_text(encoding="utf-8")
+    rng = random.Random(5)
+    vocab = [w for w in seed.split() if not any(ch.isdigit() for ch in w)]
+    texts = [json.loads(line)["text"] for line in (DATA / "parity_texts.jsonl").read_text(encoding="utf-8").splitlines()]
+    mine = stories.words(seed)
+    for other in [_edit(seed, rate, rng, vocab) for rate in (0.05, 0.15, 0.3, 0.6)] + texts[:5] + [""]:
+        theirs = stories.words(other)
+        assert stories.jaccard_hashes(stories.word_hashes(mine), stories.word_hashes(theirs)) == \
+            pytest.approx(stories.jaccard(mine, theirs), abs=1e-12)
+
+
+def test_copies_found_in_an_index_stored_before_word_hashes(tmp_path):
+    """An index from before word hashes were kept gains the column on open; a copy added later
+    is grouped with an original that has none (its words are read from its text)."""
+    seed = next((DATA.parent.parent / "seeds").glob("*.txt")).read_text(encoding="utf-8")
+    vocab = [w for w in seed.split() if not any(ch.isdigit() for ch in w)]
+    r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False)
+    r.add_articles([Article(id="memar", title="اسحاق دار", text=seed)])
+    r.close()
+    r = _reopened_as_written_by_an_older_version(tmp_path / "ix", "ALTER TABLE articles DROP COLUMN words")
+    r.add_articles([Article(id="copy", title="اسحاق دار", text=_edit(seed, 0.15, random.Random(8), vocab))])
+    assert {a.id: a.group for a in r.articles()} == {"memar": "memar", "copy": "memar"}
+    r.close()
+    db = sqlite3.connect(tmp_path / "ix" / "rag.sqlite")
+    stored = dict(db.execute("SELECT id, words FROM articles"))
+    db.close()
+    assert stored["memar"] is None and len(stored["copy"]) > 4 * 100
+
+
 def test_copies_of_one_story_grouped_and_cited_once(tmp_path):
     seed = next((DATA.parent.parent / "seeds").glob("*.txt")).read_text(encoding="utf-8")
     vocab = [w for w in seed.split() if not any(ch.isdigit() for ch in w)]  # edits that change no figure

@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, date TEXT, url TEXT, path TEXT, sha TEXT NOT NULL,
     added REAL NOT NULL, spans TEXT NOT NULL, text TEXT NOT NULL, date_inferred INTEGER NOT NULL DEFAULT 0,
-    calendar TEXT, story TEXT, minhash BLOB);
+    calendar TEXT, story TEXT, minhash BLOB, words BLOB);
 CREATE TABLE IF NOT EXISTS passages (
     id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL, seq INTEGER NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, gen INTEGER NOT NULL, vector BLOB NOT NULL);
@@ -68,7 +68,7 @@ CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
 CREATE INDEX IF NOT EXISTS articles_story ON articles(story);
 """
 NEWS_COLUMNS = (("date_inferred", "INTEGER NOT NULL DEFAULT 0"), ("calendar", "TEXT"), ("story", "TEXT"),
-                ("minhash", "BLOB"))
+                ("minhash", "BLOB"), ("words", "BLOB"))
 # Bump when rag.dates, rag.agencies or rag.stories change what they make of a stored article.
 NEWS_VERSION = "2"  # 2: each article's MinHash kept, to check LSH candidates before reading their words
 # Contentless: the terms are recomputed from the article when they must be deleted, not stored twice.
@@ -82,6 +82,8 @@ LEXICON_VERSION = "6"  # 5: contentless; 6: document frequencies kept in term_df
 # Sentence ids: the article's sentences row id, shifted, plus the sentence's place in it.
 _SENTENCE_BITS = 20
 
+# The connection's page cache (KiB; a ceiling, filled as pages are read).
+CACHE_KIB = 65536
 # SQLite result codes that mean "not allowed / not possible here" rather than "damaged".
 _ACCESS_CODES = {3, 5, 6, 8, 13, 14}  # PERM, BUSY, LOCKED, READONLY, FULL, CANTOPEN
 
@@ -127,6 +129,8 @@ class Records:
             self.db = sqlite3.connect(db_path, timeout=30, check_same_thread=False, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=DELETE")
             self.db.execute("PRAGMA synchronous=FULL")
+            # SQLite's default 2 MB page cache: each write to a large index re-reads its B-tree pages
+            self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             self.db.executescript(SCHEMA)
             self.db.execute("SELECT count(*) FROM articles").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -241,6 +245,17 @@ class Records:
         """Bring articles stored by an older version up to date: the columns for the inferred
         year, the calendar and the story group; dates and agencies read again as rag.dates and
         rag.agencies read them (the stored date was the text as written), story groups made."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(articles)")}
+        missing = [(name, decl) for name, decl in NEWS_COLUMNS if name not in have]
+        if missing:  # a column that needs no update of stored rows (words: kept for new articles)
+            try:
+                with self.transaction() as db:
+                    for name, decl in missing:
+                        db.execute(f"ALTER TABLE articles ADD COLUMN {name} {decl}")
+            except sqlite3.OperationalError as exc:
+                if not _is_access_error(exc):
+                    raise
+                return  # read-only: writes, which need them, will report the problem
         row = self.db.execute("SELECT value FROM meta WHERE key='news'").fetchone()
         if row and row[0] == NEWS_VERSION:
             return
@@ -284,7 +299,8 @@ class Records:
         in the story of the closest one, or in a story of its own; record its LSH keys. Each key's
         newest ``stories.PER_KEY`` rows are read, so the cost does not grow with the archive; a
         candidate its MinHash rules out (``stories.not_ruled_out``) is not read: reading their words was
-        30 ms an article."""
+        30 ms an article; the others are checked on their stored word hashes (their text is read
+        and split only for articles stored before those were kept)."""
         mine = stories.words(article.content())
         signature = stories.fingerprint(mine)
         keys = stories.band_keys(signature)
@@ -294,20 +310,26 @@ class Records:
                                                   [x for k in keys for x in (k, article.id, stories.PER_KEY)]))
         kept = [a for a, _ in sorted(shared.items(), key=lambda x: (-x[1], x[0]))[:stories.CANDIDATES]]
         marks = ",".join("?" * len(kept))
-        sigs = dict(db.execute(f"SELECT id, minhash FROM articles WHERE id IN ({marks})", kept)) if kept else {}
+        sigs = {r[0]: r[1:] for r in db.execute(
+            f"SELECT id, minhash, words, story FROM articles WHERE id IN ({marks})", kept)} if kept else {}
         kept = [a for a in kept if a in sigs]
-        close = stories.not_ruled_out(signature, [sigs[a] for a in kept])
+        close = stories.not_ruled_out(signature, [sigs[a][0] for a in kept])
+        hashes = stories.word_hashes(mine)
         best, best_j = None, stories.THRESHOLD
         for aid, maybe in zip(kept, close):
             if not maybe:
                 continue
-            text, spans, story = db.execute("SELECT text, spans, story FROM articles WHERE id=?", (aid,)).fetchone()
-            other = "\n".join(text[a:b] for a, b in json.loads(spans))
-            j = stories.jaccard(mine, stories.words(other))
+            _, theirs, story = sigs[aid]
+            if theirs is not None:
+                j = stories.jaccard_hashes(hashes, np.frombuffer(theirs, dtype=np.uint32))
+            else:
+                text, spans = db.execute("SELECT text, spans FROM articles WHERE id=?", (aid,)).fetchone()
+                j = stories.jaccard(mine, stories.words("\n".join(text[a:b] for a, b in json.loads(spans))))
             if j >= best_j:
                 best, best_j = story or aid, j
         story = best or article.id
-        db.execute("UPDATE articles SET story=?, minhash=? WHERE id=?", (story, signature.tobytes(), article.id))
+        db.execute("UPDATE articles SET story=?, minhash=?, words=? WHERE id=?",
+                   (story, signature.tobytes(), hashes.tobytes(), article.id))
         db.executemany("INSERT INTO story_keys VALUES (?, ?)", [(k, article.id) for k in keys])
         return story
 
