@@ -243,11 +243,12 @@ class Records:
 
     def check_news(self) -> None:
         """Bring articles stored by an older version up to date: the columns for the inferred
-        year, the calendar and the story group; dates and agencies read again as rag.dates and
+        year, the calendar, the story group and its fingerprints (added on every writable open
+        that lacks them); dates and agencies read again as rag.dates and
         rag.agencies read them (the stored date was the text as written), story groups made."""
         have = {r[1] for r in self.db.execute("PRAGMA table_info(articles)")}
         missing = [(name, decl) for name, decl in NEWS_COLUMNS if name not in have]
-        if missing:  # a column that needs no update of stored rows (words: kept for new articles)
+        if missing:  # the update below fills those it needs; words stay empty for stored articles
             try:
                 with self.transaction() as db:
                     for name, decl in missing:
@@ -260,11 +261,7 @@ class Records:
         if row and row[0] == NEWS_VERSION:
             return
         try:
-            with self.transaction() as db:
-                have = {r[1] for r in db.execute("PRAGMA table_info(articles)")}
-                for name, decl in NEWS_COLUMNS:
-                    if name not in have:
-                        db.execute(f"ALTER TABLE articles ADD COLUMN {name} {decl}")
+            with self.transaction() as db:  # the columns were added above
                 for stmt in NEWS_SCHEMA.split(";"):
                     if stmt.strip():
                         db.execute(stmt)
