@@ -127,6 +127,12 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "message", None) or str(exc) or type(exc).__name__
 
 
+# pymilvus pings every 10 s even with no call in flight; a server on gRPC's default policy (Milvus
+# Lite's) answers an idle client's pings with GOAWAY "too_many_pings" after ~a minute, and the
+# client's next connection to it could then fail (seen with an app idle while writers ran).
+GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": False}
+
+
 def _connect(location: str):
     """``(client, host, port, name)`` for ``location``; a clear StoreError when Milvus is not there."""
     host, port, name = parse_location(location)
@@ -136,7 +142,7 @@ def _connect(location: str):
         raise StoreError(INSTALL_HINT) from None
     netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        client = MilvusClient(uri=f"http://{netloc}", timeout=CONNECT_TIMEOUT)
+        client = MilvusClient(uri=f"http://{netloc}", timeout=CONNECT_TIMEOUT, grpc_options=GRPC_OPTIONS)
     except _client_errors() as exc:
         raise StoreError(f"cannot reach the Milvus server at {netloc} for the index {location} ({_reason(exc)}); "
                          f"start Milvus there (for a local test server: milvus-lite server --data-dir DIR "
