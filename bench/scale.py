@@ -92,6 +92,17 @@ def store_timed(r, arts) -> float:
     return time.perf_counter() - t
 
 
+def ask_timed(r, qs: list[str]) -> tuple[float, float]:
+    """p50 and p95 milliseconds of ``r.ask`` over ``qs``, asked one after another."""
+    lat = []
+    for q in qs:
+        t = time.perf_counter()
+        r.ask(q)
+        lat.append(time.perf_counter() - t)
+    lat.sort()
+    return 1000 * lat[len(lat) // 2], 1000 * lat[int(len(lat) * 0.95)]
+
+
 def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
 
@@ -144,14 +155,8 @@ def measure_questions(index: str, pool_questions: list[str]) -> dict:
         setattr(store, name, counted)
     r.ask("گرم کردن")  # first call loads the query model
     calls["n"] = 0
-    lat = []
-    for q in pool_questions:
-        t = time.perf_counter()
-        r.ask(q)
-        lat.append(time.perf_counter() - t)
-    lat.sort()
-    return {"open_s": round(open_s, 2), "p50_ms": round(1000 * lat[len(lat) // 2], 1),
-            "p95_ms": round(1000 * lat[int(len(lat) * 0.95)], 1),
+    p50, p95 = ask_timed(r, pool_questions)
+    return {"open_s": round(open_s, 2), "p50_ms": round(p50, 1), "p95_ms": round(p95, 1),
             "round_trips": calls["n"] / len(pool_questions),
             "approximate": bool(getattr(store, "approximate", False)),
             "peak_rss_mb": round(_hwm_kb() / 1024, 1),

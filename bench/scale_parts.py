@@ -73,7 +73,7 @@ def add(index: str) -> None:
 
 def overlap(index: str) -> None:
     from rag import RAG
-    from scale import QueryE5, questions, sentence_pool
+    from scale import QueryE5, ask_timed, questions, sentence_pool
 
     class Inline:  # the question embedded first, then the index read (as before)
         def submit(self, fn):
@@ -88,14 +88,8 @@ def overlap(index: str) -> None:
     for rep in range(2):
         for name in ("embedded first", "alongside"):
             r.retriever.embedding = Inline() if name == "embedded first" else threaded
-            lat = []
-            for q in qs:
-                t = time.perf_counter()
-                r.ask(q)
-                lat.append(time.perf_counter() - t)
-            lat.sort()
-            print(f"{rep} {name}: p50 {1000 * lat[len(lat) // 2]:.1f} ms, p95 {1000 * lat[int(len(lat) * 0.95)]:.1f} ms",
-                  flush=True)
+            p50, p95 = ask_timed(r, qs)
+            print(f"{rep} {name}: p50 {p50:.1f} ms, p95 {p95:.1f} ms", flush=True)
     r.retriever.embedding = threaded
 
 
