@@ -194,13 +194,23 @@ def _edit(text: str, rate: float, rng: random.Random, vocab: list[str]) -> str:
     return " ".join(out)
 
 
+def _seed_and_vocab() -> tuple[str, list[str]]:
+    """The shipped article, and its words without digits (edits that change no figure)."""
+    seed = next((DATA.parent.parent / "seeds").glob("*.txt")).read_text(encoding="utf-8")
+    return seed, [w for w in seed.split() if not any(ch.isdigit() for ch in w)]
+
+
+def _other_texts() -> list[str]:
+    """Texts on other subjects than the shipped article."""
+    return [json.loads(line)["text"] for line in (DATA / "parity_texts.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
 def test_minhash_rules_out_only_what_is_far_below_the_threshold():
     """A copy with a sixth of its words edited is never ruled out by its fingerprint; another story
     is; a candidate with no stored fingerprint (or one of another size) is read."""
-    seed = next((DATA.parent.parent / "seeds").glob("*.txt")).read_text(encoding="utf-8")
+    seed, vocab = _seed_and_vocab()
     rng = random.Random(11)
-    vocab = [w for w in seed.split() if not any(ch.isdigit() for ch in w)]
-    texts = [json.loads(line)["text"] for line in (DATA / "parity_texts.jsonl").read_text(encoding="utf-8").splitlines()]
+    texts = _other_texts()
     other = " ".join(texts[:8])
     mine = stories.fingerprint(stories.words(seed))
     copies = [stories.fingerprint(stories.words(_edit(seed, 0.17, rng, vocab))).tobytes() for _ in range(20)]
@@ -212,10 +222,9 @@ def test_minhash_rules_out_only_what_is_far_below_the_threshold():
 
 def test_stored_word_hashes_give_the_words_own_jaccard():
     """Candidates are checked on stored 32-bit word hashes: the same Jaccard as the words."""
-    seed = next((DATA.parent.parent / "seeds").glob("*.txt")).read_text(encoding="utf-8")
+    seed, vocab = _seed_and_vocab()
     rng = random.Random(5)
-    vocab = [w for w in seed.split() if not any(ch.isdigit() for ch in w)]
-    texts = [json.loads(line)["text"] for line in (DATA / "parity_texts.jsonl").read_text(encoding="utf-8").splitlines()]
+    texts = _other_texts()
     mine = stories.words(seed)
     for other in [_edit(seed, rate, rng, vocab) for rate in (0.05, 0.15, 0.3, 0.6)] + texts[:5] + [""]:
         theirs = stories.words(other)
@@ -226,8 +235,7 @@ def test_stored_word_hashes_give_the_words_own_jaccard():
 def test_copies_found_in_an_index_stored_before_word_hashes(tmp_path):
     """An index from before word hashes were kept gains the column on open; a copy added later
     is grouped with an original that has none (its words are read from its text)."""
-    seed = next((DATA.parent.parent / "seeds").glob("*.txt")).read_text(encoding="utf-8")
-    vocab = [w for w in seed.split() if not any(ch.isdigit() for ch in w)]
+    seed, vocab = _seed_and_vocab()
     r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False)
     r.add_articles([Article(id="memar", title="اسحاق دار", text=seed)])
     r.close()
@@ -242,13 +250,12 @@ def test_copies_found_in_an_index_stored_before_word_hashes(tmp_path):
 
 
 def test_copies_of_one_story_grouped_and_cited_once(tmp_path):
-    seed = next((DATA.parent.parent / "seeds").glob("*.txt")).read_text(encoding="utf-8")
-    vocab = [w for w in seed.split() if not any(ch.isdigit() for ch in w)]  # edits that change no figure
+    seed, vocab = _seed_and_vocab()
     rng = random.Random(3)
     arts = [Article(id="memar", title="اسحاق دار", text=seed)]
     arts += [Article(id=f"copy{i}", title="اسحاق دار", text=_edit(seed, 0.15, rng, vocab), source=src)
              for i, src in enumerate(["Fars", "Tasnim"])]
-    texts = [json.loads(line)["text"] for line in (DATA / "parity_texts.jsonl").read_text(encoding="utf-8").splitlines()]
+    texts = _other_texts()
     other = [{"passage_id": f"other{i}", "title": f"خبر {i}", "text": " ".join(texts[8 * i:8 * i + 8])} for i in range(5)]
     arts += [Article(id=o["passage_id"], title=o["title"], text=o["text"]) for o in other]
     r = RAG(tmp_path / "ix", create=True, reader=False)  # the bundled model: answers need real meaning scores
