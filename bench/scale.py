@@ -70,26 +70,52 @@ def questions(pool: list[str], n: int = 60) -> list[str]:
     return out
 
 
-def store_timed(r, arts) -> float:
-    """Seconds ``r``'s index takes to store ``arts``. Embedding is not what is measured: vectors are
-    computed first, then stored on the clock, 32 articles a write as ``RAG.ingest`` batches them."""
+def prepare(embedder, arts) -> list:
+    """``(article, segmentation, vectors)`` of each of ``arts``: what is computed before the clock."""
     from rag.api import embedding_texts
     from rag.chunking import segment_article
 
-    pre = {}
+    out = []
     for a in arts:
-        seg = segment_article(a, r.embedder.count_tokens)
-        pre[a.id] = (seg, r.embedder.embed_passages(embedding_texts(a, seg)))
+        seg = segment_article(a, embedder.count_tokens)
+        out.append((a, seg, embedder.embed_passages(embedding_texts(a, seg))))
+    return out
+
+
+def store(r, pre) -> float:
+    """Seconds ``r``'s index takes to store the prepared articles, as many a write as ``RAG.ingest``
+    groups when the embedder keeps up (``rag.api.STORE_BATCH_ARTICLES``)."""
+    from rag.api import STORE_BATCH_ARTICLES
+
     t = time.perf_counter()
     with r.store.writing():
-        for at in range(0, len(arts), 32):
+        for at in range(0, len(pre), STORE_BATCH_ARTICLES):
             items = []
-            for a in arts[at:at + 32]:
-                seg, v = pre[a.id]
+            for a, seg, v in pre[at:at + STORE_BATCH_ARTICLES]:
                 n_c = len(seg.chunks)
                 items.append((a, seg.chunks, v[:n_c], seg.sentences, v[n_c:]))
             r.store.put_many(items)
     return time.perf_counter() - t
+
+
+def store_timed(r, arts) -> float:
+    """Seconds ``r``'s index takes to store ``arts``. Embedding is not what is measured: vectors are
+    computed first, then stored on the clock."""
+    return store(r, prepare(r.embedder, arts))
+
+
+_POOL: list[str] = []
+
+
+def _prepared(start: int, n: int) -> list:
+    """In a worker process: the next articles, prepared while the parent stores the last ones."""
+    from rag.hashed import HashedEmbedder
+
+    return prepare(HashedEmbedder(), list(make_articles(_POOL, start, n)))
+
+
+def _set_pool(pool: list[str]) -> None:
+    _POOL[:] = pool
 
 
 def ask_timed(r, qs: list[str]) -> tuple[float, float]:
@@ -204,12 +230,27 @@ def main() -> None:
         have += n
         return seconds
 
+    def grow(to: int) -> None:
+        """Add articles up to ``to``, the next ones prepared in a second process meanwhile (the
+        build, not a measurement)."""
+        nonlocal have
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(1, initializer=_set_pool, initargs=(pool,)) as ex:
+            nxt = ex.submit(_prepared, have, min(args.batch, to - have))
+            while have < to:
+                pre = nxt.result()
+                if have + len(pre) < to:
+                    nxt = ex.submit(_prepared, have + len(pre), min(args.batch, to - have - len(pre)))
+                store(r, pre)
+                have += len(pre)
+                if have % 10_000 < args.batch:  # also when resumed from an index of any size
+                    print(f"  {have:,} articles, {time.perf_counter() - t_build:,.0f} s", file=sys.stderr, flush=True)
+
     t_build = time.perf_counter()
     for size in args.sizes:
-        while have < size - args.batch:
-            add(args.batch)
-            if have % 10_000 < args.batch:  # also when resumed from an index of any size
-                print(f"  {have:,} articles, {time.perf_counter() - t_build:,.0f} s", file=sys.stderr, flush=True)
+        if have < size - args.batch:
+            grow(size - args.batch)
         if have < size:
             add(size - have)
         add_s = add(args.batch)  # the 1,000 articles after reaching the size

@@ -38,6 +38,12 @@ MAX_QUESTION_CHARS = 2000
 # per article too many. Up to this many characters wait for one call (bench/ingest.py); small
 # enough that progress moves every second or two.
 EMBED_BATCH_CHARS = 20_000
+# Embedded articles then wait for one write of this many, or until the first has waited this long:
+# each write ends in a disk sync and a flush of the full-text index, ~0.15 s at half a million
+# articles, so 32 articles a write was a third of the time an archive took to store
+# (bench/results/scale.md). The seconds bound keeps progress moving with a slow embedder.
+STORE_BATCH_ARTICLES = 256
+STORE_BATCH_SECONDS = 3.0
 
 
 @dataclass
@@ -378,7 +384,7 @@ class RAG:
             return
         batch.add(art, segment_article(art, self.embedder.count_tokens), share)
         if batch.chars >= EMBED_BATCH_CHARS:
-            batch.flush()
+            batch.embed()
 
     def remove(self, article_id: str) -> None:
         with self.store.writing():
@@ -487,8 +493,9 @@ def _size(path: Path) -> int:
 
 
 class _Batch:
-    """Articles segmented and waiting for one embedding call; ``flush`` embeds and stores them and
-    reports each one (``report``, ``state`` and ``tick``)."""
+    """Articles segmented and waiting for one embedding call, then embedded and waiting for one
+    write; ``embed`` embeds them (and writes once enough wait), ``flush`` embeds and writes all,
+    reporting each article (``report``, ``state`` and ``tick``) when it is stored."""
 
     def __init__(self, rag: RAG, report: IngestReport, state: IngestProgress, tick: Callable[[], None]) -> None:
         self._rag = rag
@@ -496,6 +503,8 @@ class _Batch:
         self._state = state
         self._tick = tick
         self._items: list[tuple[Article, object, float]] = []
+        self._ready: list[tuple[Article, object, float, np.ndarray, np.ndarray]] = []
+        self._ready_since = 0.0
         self._ids: set[str] = set()
         self.chars = 0
 
@@ -516,20 +525,34 @@ class _Batch:
         self._state.bytes_done += share
         self._tick()
 
+    def embed(self) -> None:
+        if self._items:
+            rag = self._rag
+            vectors = embed_segmented(rag.embedder, [(art, seg) for art, seg, _ in self._items], rag.reading)
+            if not self._ready:
+                self._ready_since = time.perf_counter()
+            self._ready += [(art, seg, share, pv, sv) for (art, seg, share), (pv, sv) in zip(self._items, vectors)]
+            self._items.clear()
+            self.chars = 0
+        if len(self._ready) >= STORE_BATCH_ARTICLES or (
+                self._ready and time.perf_counter() - self._ready_since >= STORE_BATCH_SECONDS):
+            self._store()
+
     def flush(self) -> None:
-        if not self._items:
+        self.embed()
+        self._store()
+
+    def _store(self) -> None:
+        if not self._ready:
             return
-        rag, report = self._rag, self._report
-        vectors = embed_segmented(rag.embedder, [(art, seg) for art, seg, _ in self._items], rag.reading)
-        items = [(art, seg.chunks, pv, seg.sentences, sv)
-                 for (art, seg, _), (pv, sv) in zip(self._items, vectors)]
-        # one transaction for the batch: whole articles, one disk sync for all of them
-        for (art, seg, share), status in zip(self._items, rag.store.put_many(items)):
+        report = self._report
+        items = [(art, seg.chunks, pv, seg.sentences, sv) for art, seg, _, pv, sv in self._ready]
+        # one transaction for the lot: whole articles, one disk sync for all of them
+        for (art, seg, share, _, _), status in zip(self._ready, self._rag.store.put_many(items)):
             if status != "unchanged":
                 report.chunks += len(seg.chunks)
                 report.tokens += seg.tokens
             getattr(report, status).append(art.id)
             self._done(share)
-        self._items.clear()
-        self._ids.clear()
-        self.chars = 0
+        self._ready.clear()
+        self._ids = {art.id for art, _, _ in self._items}

