@@ -26,6 +26,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -252,6 +253,34 @@ def reader_scores(model, tokenizer, exs: list[dict], batch: int = 32) -> list[np
     return out
 
 
+def _run_args(args) -> dict:
+    """The arguments that make a run: a checkpoint is only taken up by the same run."""
+    return {k: v for k, v in vars(args).items() if k not in ("out", "metrics", "checkpoint")}
+
+
+def save_checkpoint(path: Path, args, state: dict) -> None:
+    """The run's state (trained weights, optimizer, schedule, place in the epoch, random states),
+    replaced whole: a run killed while saving keeps the previous one."""
+    import torch
+
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / "state.pt.tmp"
+    torch.save({**state, "run": _run_args(args)}, tmp)
+    os.replace(tmp, path / "state.pt")
+
+
+def load_checkpoint(path: Path, args) -> dict | None:
+    import torch
+
+    f = path / "state.pt"
+    if not f.exists():
+        return None
+    state = torch.load(f, weights_only=False)
+    if state["run"] != _run_args(args):
+        raise SystemExit(f"{f} is of another run ({state['run']}); remove it or pass another --checkpoint")
+    return state
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(READER_DIR))
@@ -274,6 +303,9 @@ def main() -> None:
                     help="pointwise: balanced binary cross-entropy per pair; listwise: per question, a "
                          "softmax over 'no answer' and its sentences")
     ap.add_argument("--metrics", default=str(ROOT / "bench" / "results" / "reader_train.json"))
+    ap.add_argument("--checkpoint", default=None, help="where to keep the run's state every 25 steps "
+                    "(default: OUT/checkpoint, removed at the end); a run started again with the same "
+                    "arguments goes on from it")
     args = ap.parse_args()
 
     import torch
@@ -332,10 +364,32 @@ def main() -> None:
     epoch = 0
     model.train()
     log_loss = []
+    ckpt = Path(args.checkpoint or Path(args.out) / "checkpoint")
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    resume = load_checkpoint(ckpt, args) if ckpt.exists() else None
+    if resume:
+        state = dict(model.named_parameters())
+        with torch.no_grad():
+            for n in trained:
+                state[n].copy_(resume["params"][n])
+            null.copy_(resume["null"])
+        opt.load_state_dict(resume["opt"])
+        sched.load_state_dict(resume["sched"])
+        step, epoch, log_loss = resume["step"], resume["epoch"], resume["log_loss"]
+        print(f"resumed from {ckpt} at step {step}", flush=True)
     while step < total:
+        if resume:
+            rng.setstate(resume["epoch_rng"])
+        epoch_rng = rng.getstate()
         pairs = epoch_pairs if epoch == 0 else pairs_of(train_ex, rng, args.max_negatives, args.retrieved_negatives)
         grouped = question_batches(pairs, args.batch, rng) if args.loss == "listwise" else batches(pairs, args.batch, rng)
-        for b in grouped:
+        skip = resume["in_epoch"] if resume else 0
+        if resume:
+            torch.set_rng_state(resume["torch_rng"])  # dropout goes on as it would have
+            resume = None
+        for in_epoch, b in enumerate(grouped):
+            if in_epoch < skip:
+                continue
             if step >= total:
                 break
             chunk = [pairs[i] for i in b]
@@ -358,6 +412,11 @@ def main() -> None:
             if step % 25 == 0 or step == total:
                 print(f"step {step}/{total} loss {np.mean(log_loss[-25:]):.4f} "
                       f"{time.perf_counter() - t_start:.0f} s", flush=True)
+                save_checkpoint(ckpt, args, {
+                    "params": {n: p.detach().clone() for n, p in model.named_parameters() if n in trained},
+                    "null": null.detach().clone(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "step": step, "epoch": epoch, "in_epoch": in_epoch + 1, "log_loss": log_loss,
+                    "epoch_rng": epoch_rng, "torch_rng": torch.get_rng_state()})
         epoch += 1
     train_seconds = time.perf_counter() - t_start
 
@@ -380,6 +439,8 @@ def main() -> None:
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {out} ({sum((out / f).stat().st_size for f in files) / 1e6:.1f} MB) after {train_seconds:.0f} s",
           flush=True)
+
+    shutil.rmtree(ckpt, ignore_errors=True)
 
     merged = model.merge_and_unload()
     reader = report(held_ex, reader_scores(merged, tokenizer, held_ex))
