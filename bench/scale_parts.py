@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def keys(index: str) -> None:
     db = sqlite3.connect(f"file:{index}/rag.sqlite?mode=ro", uri=True)
-    ids = [r[0] for r in db.execute("SELECT article_id FROM story_keys WHERE rowid % 97 = 0")]
+    ids = [r[0] for r in db.execute("SELECT article_id FROM story_keys WHERE seq % 97 = 0")]
     random.Random(1).shuffle(ids)
     ids = ids[:300]
     mine = {a: [k for (k,) in db.execute("SELECT key FROM story_keys WHERE article_id=?", (a,))] for a in ids}
@@ -40,7 +40,7 @@ def keys(index: str) -> None:
                           (*mine[a], a)).fetchall()
 
     def per_key(a):  # the read after: the newest 16 rows a key
-        arm = "SELECT * FROM (SELECT article_id FROM story_keys WHERE key=? AND article_id != ? ORDER BY rowid DESC LIMIT 16)"
+        arm = "SELECT * FROM (SELECT article_id FROM story_keys WHERE key=? AND article_id != ? ORDER BY seq DESC LIMIT 16)"
         shared = Counter(r[0] for r in db.execute(" UNION ALL ".join([arm] * len(mine[a])),
                                                   [x for k in mine[a] for x in (k, a)]))
         kept = [x for x, _ in sorted(shared.items(), key=lambda x: (-x[1], x[0]))[:32]]

@@ -60,9 +60,15 @@ def fingerprint(word_set: set[str]) -> np.ndarray:
     """The MinHash values (uint32, ``PERMUTATIONS`` of them) of an article's ``words``."""
     from datasketch import MinHash  # imported on demand: scipy comes with it (~0.5 s)
 
-    m = MinHash(num_perm=PERMUTATIONS, seed=SEED)
+    if not _PERMUTATIONS:  # drawn from SEED once, not per article (0.4 ms each time)
+        first = MinHash(num_perm=PERMUTATIONS, seed=SEED)
+        _PERMUTATIONS[:] = [first.permutations, first.scheme]
+    m = MinHash(num_perm=PERMUTATIONS, seed=SEED, permutations=_PERMUTATIONS[0], scheme=_PERMUTATIONS[1])
     m.update_batch([w.encode() for w in word_set])
     return np.asarray(m.hashvalues, dtype=np.uint32)
+
+
+_PERMUTATIONS: list = []
 
 
 def band_keys(signature: np.ndarray) -> list[int]:

@@ -249,6 +249,40 @@ def test_copies_found_in_an_index_stored_before_word_hashes(tmp_path):
     assert stored["memar"] is None and len(stored["copy"]) > 4 * 100
 
 
+def test_story_keys_of_an_older_layout_moved_over_on_open(tmp_path):
+    """An index whose story keys are a rowid table with two indexes (before 2026-12-01) gets them
+    clustered by key on open; its stored articles still meet their copies, and removing one takes
+    its keys with it."""
+    seed, vocab = _seed_and_vocab()
+    texts = _other_texts()
+    r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False)
+    r.add_articles([Article(id="memar", title="اسحاق دار", text=seed)] +
+                   [Article(id=f"other{i}", title=f"خبر {i}", text=" ".join(texts[8 * i:8 * i + 8])) for i in range(3)])
+    r.close()
+    r = _reopened_as_written_by_an_older_version(
+        tmp_path / "ix",
+        "CREATE TABLE old_keys (key INTEGER NOT NULL, article_id TEXT NOT NULL)",
+        "INSERT INTO old_keys SELECT key, article_id FROM story_keys ORDER BY seq, key",
+        "DROP TABLE story_keys",
+        "ALTER TABLE old_keys RENAME TO story_keys",
+        "CREATE INDEX story_keys_key ON story_keys(key)",
+        "CREATE INDEX story_keys_article ON story_keys(article_id)")
+    r.add_articles([Article(id="copy", title="اسحاق دار", text=_edit(seed, 0.15, random.Random(8), vocab))])
+    assert {a.id: a.group for a in r.articles()}["copy"] == "memar"
+    r.remove("other1")
+    r.close()
+    db = sqlite3.connect(tmp_path / "ix" / "rag.sqlite")
+    cols = [c[1] for c in db.execute("PRAGMA table_info(story_keys)")]
+    per_article = dict(db.execute("SELECT article_id, count(*) FROM story_keys GROUP BY article_id"))
+    seqs = dict(db.execute("SELECT k.article_id, count(DISTINCT k.seq) FROM story_keys k "
+                           "JOIN articles a ON a.id = k.article_id AND a.rowid = k.seq GROUP BY k.article_id"))
+    indexes = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='story_keys'")]
+    db.close()
+    assert cols == ["key", "seq", "article_id"] and not [i for i in indexes if not i.startswith("sqlite_autoindex")]
+    assert sorted(per_article) == ["copy", "memar", "other0", "other2"]
+    assert set(per_article.values()) == {stories.BANDS} and set(seqs.values()) == {1} and seqs.keys() == per_article.keys()
+
+
 def test_copies_of_one_story_grouped_and_cited_once(tmp_path):
     seed, vocab = _seed_and_vocab()
     rng = random.Random(3)

@@ -8,8 +8,10 @@
   it reread every vector.
 - ``sentences``: one row per article: its sentences' offsets and int8 vectors, read only for the
   candidate passages of a question (no index of every sentence in memory).
-- ``story_keys``: each article's MinHash LSH keys (``rag.stories``); an article's ``story`` is the
-  id of the first article stored of the story it tells (its own when no copy of it is stored).
+- ``story_keys``: each article's MinHash LSH keys (``rag.stories``), clustered by key and, within
+  a key, by the article's rowid (newest last), so an article's candidate copies are read from 32
+  places and nothing else; an article's ``story`` is the id of the first article stored of the
+  story it tells (its own when no copy of it is stored).
 - ``lexicon``: a contentless FTS5 table of each passage's normalized terms (rowid = passage id),
   scored with FTS5's BM25, written in the article's own transaction; ``term_df``: how many
   passages hold each term, kept with it (FTS5 counts a term's passages only by reading all of
@@ -57,9 +59,19 @@ CREATE INDEX IF NOT EXISTS removed_gen ON removed(gen);
 CREATE TABLE IF NOT EXISTS sentences (
     id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL UNIQUE, spans BLOB NOT NULL,
     vectors BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS story_keys (key INTEGER NOT NULL, article_id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS story_keys_key ON story_keys(key);
-CREATE INDEX IF NOT EXISTS story_keys_article ON story_keys(article_id);
+CREATE TABLE IF NOT EXISTS story_keys (key INTEGER NOT NULL, seq INTEGER NOT NULL, article_id TEXT NOT NULL,
+    PRIMARY KEY (key, seq)) WITHOUT ROWID;
+"""
+# story_keys before 2026-12-01: a rowid table with an index on key and one on article_id. Reading
+# a key's newest rows then cost one table lookup a row (~360 an article): 1.5 ms an article at
+# 580k articles against 0.55 ms clustered (bench/results/scale.md). Moved over on a writable open.
+STORY_KEYS_MOVE = """
+CREATE TABLE story_keys_new (key INTEGER NOT NULL, seq INTEGER NOT NULL, article_id TEXT NOT NULL,
+    PRIMARY KEY (key, seq)) WITHOUT ROWID;
+INSERT OR IGNORE INTO story_keys_new SELECT k.key, a.rowid, k.article_id FROM story_keys k
+    JOIN articles a ON a.id = k.article_id ORDER BY 1, 2;
+DROP TABLE story_keys;
+ALTER TABLE story_keys_new RENAME TO story_keys;
 """
 # What filters and story groups read (made by check_news, after old tables gained the columns).
 NEWS_SCHEMA = """
@@ -257,6 +269,20 @@ class Records:
                 if not _is_access_error(exc):
                     raise
                 return  # read-only: writes, which need them, will report the problem
+        if "seq" not in {r[1] for r in self.db.execute("PRAGMA table_info(story_keys)")}:
+            n = self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
+            if n >= 20_000:
+                log.warning("reorganizing the story keys of %d articles stored by an older version; "
+                            "once, about half a minute per 100,000 articles", n)
+            try:
+                with self.transaction() as db:
+                    for stmt in STORY_KEYS_MOVE.split(";"):
+                        if stmt.strip():
+                            db.execute(stmt)
+            except sqlite3.OperationalError as exc:
+                if not _is_access_error(exc):
+                    raise
+                return
         row = self.db.execute("SELECT value FROM meta WHERE key='news'").fetchone()
         if row and row[0] == NEWS_VERSION:
             return
@@ -267,11 +293,11 @@ class Records:
                         db.execute(stmt)
                 db.execute("DELETE FROM story_keys")
                 db.execute("UPDATE articles SET story = NULL")
-                ids = [r[0] for r in db.execute("SELECT id FROM articles ORDER BY added, id")]
+                ids = [r for r in db.execute("SELECT id, rowid FROM articles ORDER BY added, id")]
                 if len(ids) >= 2_000:  # 7-30 ms an article: a big archive is minutes of silence otherwise
                     log.warning("updating %d articles stored by an older version (dates, agencies, story "
                                 "groups); once, one to five minutes per 10,000 articles", len(ids))
-                for done, aid in enumerate(ids):
+                for done, (aid, seq) in enumerate(ids):
                     if done and done % 20_000 == 0 and len(ids) >= 2_000:
                         log.warning("updated %d of %d articles", done, len(ids))
                     raw_date, raw_source, added = db.execute(
@@ -283,7 +309,7 @@ class Records:
                         news_metadata(art, raw_date, raw_source, dt.date.fromtimestamp(added))
                     db.execute("UPDATE articles SET source=?, date=?, date_inferred=?, calendar=?, sha=? WHERE id=?",
                                (art.source, art.date, int(art.date_inferred), art.calendar, art.sha, aid))
-                    self._join_story(db, art)
+                    self._join_story(db, art, seq)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('news', ?)", (NEWS_VERSION,))
         except sqlite3.OperationalError as exc:
             if not _is_access_error(exc):
@@ -291,18 +317,18 @@ class Records:
             # a read-only index keeps answering; its dates and groups wait for a writable open
 
     @staticmethod
-    def _join_story(db: sqlite3.Connection, article: Article) -> str:
+    def _join_story(db: sqlite3.Connection, article: Article, seq: int) -> str:
         """Find the stored copies of ``article`` (LSH candidates, checked on their words) and put it
         in the story of the closest one, or in a story of its own; record its LSH keys. Each key's
         newest ``stories.PER_KEY`` rows are read, so the cost does not grow with the archive; a
         candidate its MinHash rules out (``stories.not_ruled_out``) is not read: reading their words was
         30 ms an article; the others are checked on their stored word hashes (their text is read
-        and split only for articles stored before those were kept)."""
+        and split only for articles stored before those were kept). ``seq``: the article's rowid."""
         mine = stories.words(article.content())
         signature = stories.fingerprint(mine)
         keys = stories.band_keys(signature)
         # the newest PER_KEY rows of each key (rowid order is insertion order), in one statement
-        arm = "SELECT * FROM (SELECT article_id FROM story_keys WHERE key=? AND article_id != ? ORDER BY rowid DESC LIMIT ?)"
+        arm = "SELECT * FROM (SELECT article_id FROM story_keys WHERE key=? AND article_id != ? ORDER BY seq DESC LIMIT ?)"
         shared = Counter(r[0] for r in db.execute(" UNION ALL ".join([arm] * len(keys)),
                                                   [x for k in keys for x in (k, article.id, stories.PER_KEY)]))
         kept = [a for a, _ in sorted(shared.items(), key=lambda x: (-x[1], x[0]))[:stories.CANDIDATES]]
@@ -327,7 +353,7 @@ class Records:
         story = best or article.id
         db.execute("UPDATE articles SET story=?, minhash=?, words=? WHERE id=?",
                    (story, signature.tobytes(), hashes.tobytes(), article.id))
-        db.executemany("INSERT INTO story_keys VALUES (?, ?)", [(k, article.id) for k in keys])
+        db.executemany("INSERT OR IGNORE INTO story_keys VALUES (?, ?, ?)", [(k, seq, article.id) for k in keys])
         return story
 
     def document_frequencies(self, query_terms: list[str]) -> dict[str, int]:
@@ -413,12 +439,12 @@ class Records:
             for article, chunks, vectors, sentences, sentence_vectors in items:
                 packed = quantize(vectors)
                 old_ids = self._delete(db, article.id, gen, df)
-                db.execute("INSERT INTO articles (id, title, source, date, url, path, sha, added, spans, text, "
-                           "date_inferred, calendar) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                           (article.id, article.title, article.source, article.date, article.url, article.path,
-                            article.sha, time.time(), json.dumps(article.content_spans), article.text,
-                            int(article.date_inferred), article.calendar))
-                self._join_story(db, article)
+                cur = db.execute("INSERT INTO articles (id, title, source, date, url, path, sha, added, spans, "
+                                 "text, date_inferred, calendar) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                                 (article.id, article.title, article.source, article.date, article.url,
+                                  article.path, article.sha, time.time(), json.dumps(article.content_spans),
+                                  article.text, int(article.date_inferred), article.calendar))
+                self._join_story(db, article, cur.lastrowid)
                 new_ids = []
                 for seq, (c, v) in enumerate(zip(chunks, packed)):
                     cur = db.execute('INSERT INTO passages (article_id, seq, start, "end", gen, vector) '
@@ -467,7 +493,12 @@ class Records:
         db.executemany("INSERT INTO removed VALUES (?, ?)", [(i, gen) for i in ids])
         db.execute("DELETE FROM passages WHERE article_id=?", (article_id,))
         db.execute("DELETE FROM sentences WHERE article_id=?", (article_id,))
-        db.execute("DELETE FROM story_keys WHERE article_id=?", (article_id,))
+        row = db.execute("SELECT rowid, minhash FROM articles WHERE id=?", (article_id,)).fetchone()
+        if row and row[1] is not None:  # its rows are where its keys put them
+            db.executemany("DELETE FROM story_keys WHERE key=? AND seq=?",
+                           [(k, row[0]) for k in stories.band_keys(np.frombuffer(row[1], dtype=np.uint32))])
+        elif row:
+            db.execute("DELETE FROM story_keys WHERE article_id=?", (article_id,))
         db.execute("DELETE FROM articles WHERE id=?", (article_id,))
         # a story is named after its first article: when that one goes, after the next one
         heir = db.execute("SELECT id FROM articles WHERE story=? ORDER BY added, id LIMIT 1", (article_id,)).fetchone()
