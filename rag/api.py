@@ -43,7 +43,7 @@ EMBED_BATCH_CHARS = 20_000
 # articles, so 32 articles a write was a third of the time an archive took to store
 # (bench/results/scale.md). The seconds bound keeps progress moving with a slow embedder.
 STORE_BATCH_ARTICLES = 256
-STORE_BATCH_SECONDS = 3.0
+STORE_BATCH_SECONDS = 2.0
 
 
 @dataclass
