@@ -239,12 +239,14 @@ def test_copies_found_in_an_index_stored_before_word_hashes(tmp_path):
     r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False)
     r.add_articles([Article(id="memar", title="اسحاق دار", text=seed)])
     r.close()
-    r = _reopened_as_written_by_an_older_version(tmp_path / "ix", "ALTER TABLE articles DROP COLUMN words")
+    r = _reopened_as_written_by_an_older_version(
+        tmp_path / "ix", "UPDATE articles SET minhash = (SELECT minhash FROM signatures s WHERE s.seq = articles.rowid)",
+        "DROP TABLE signatures", "ALTER TABLE articles DROP COLUMN words")
     r.add_articles([Article(id="copy", title="اسحاق دار", text=_edit(seed, 0.15, random.Random(8), vocab))])
     assert {a.id: a.group for a in r.articles()} == {"memar": "memar", "copy": "memar"}
     r.close()
     db = sqlite3.connect(tmp_path / "ix" / "rag.sqlite")
-    stored = dict(db.execute("SELECT id, words FROM articles"))
+    stored = dict(db.execute("SELECT a.id, s.words FROM articles a LEFT JOIN signatures s ON s.seq = a.rowid"))
     db.close()
     assert stored["memar"] is None and len(stored["copy"]) > 4 * 100
 

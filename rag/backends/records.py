@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS sentences (
     vectors BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS story_keys (key INTEGER NOT NULL, seq INTEGER NOT NULL, article_id TEXT NOT NULL,
     PRIMARY KEY (key, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signatures (seq INTEGER PRIMARY KEY, minhash BLOB NOT NULL, words BLOB NOT NULL);
 """
 # story_keys before 2026-12-01: a rowid table with an index on key and one on article_id. Reading
 # a key's newest rows then cost one table lookup a row (~360 an article): 1.5 ms an article at
@@ -319,42 +320,60 @@ class Records:
     @staticmethod
     def _join_story(db: sqlite3.Connection, article: Article, seq: int) -> str:
         """Find the stored copies of ``article`` (LSH candidates, checked on their words) and put it
-        in the story of the closest one, or in a story of its own; record its LSH keys. Each key's
-        newest ``stories.PER_KEY`` rows are read, so the cost does not grow with the archive; a
-        candidate its MinHash rules out (``stories.not_ruled_out``) is not read: reading their words was
-        30 ms an article; the others are checked on their stored word hashes (their text is read
-        and split only for articles stored before those were kept). ``seq``: the article's rowid."""
+        in the story of the closest one, or in a story of its own; record its LSH keys and its
+        signature. Each key's newest ``stories.PER_KEY`` rows are read, so the cost does not grow
+        with the archive; a candidate its MinHash rules out (``stories.not_ruled_out``) is not read:
+        reading their words was 30 ms an article; the others are checked on their stored word hashes
+        (their text is read and split only for articles stored before those were kept).
+        ``seq``: the article's rowid."""
         mine = stories.words(article.content())
         signature = stories.fingerprint(mine)
         keys = stories.band_keys(signature)
-        # the newest PER_KEY rows of each key (rowid order is insertion order), in one statement
-        arm = "SELECT * FROM (SELECT article_id FROM story_keys WHERE key=? AND article_id != ? ORDER BY seq DESC LIMIT ?)"
-        shared = Counter(r[0] for r in db.execute(" UNION ALL ".join([arm] * len(keys)),
-                                                  [x for k in keys for x in (k, article.id, stories.PER_KEY)]))
-        kept = [a for a, _ in sorted(shared.items(), key=lambda x: (-x[1], x[0]))[:stories.CANDIDATES]]
-        marks = ",".join("?" * len(kept))
-        sigs = {r[0]: r[1:] for r in db.execute(
-            f"SELECT id, minhash, words, story FROM articles WHERE id IN ({marks})", kept)} if kept else {}
-        kept = [a for a in kept if a in sigs]
-        close = stories.not_ruled_out(signature, [sigs[a][0] for a in kept])
+        # the newest PER_KEY rows of each key (seq order is insertion order), in one statement
+        arm = ("SELECT * FROM (SELECT article_id, seq FROM story_keys WHERE key=? AND article_id != ? "
+               "ORDER BY seq DESC LIMIT ?)")
+        shared = Counter(db.execute(" UNION ALL ".join([arm] * len(keys)),
+                                    [x for k in keys for x in (k, article.id, stories.PER_KEY)]))
+        kept = [c for c, _ in sorted(shared.items(), key=lambda x: (-x[1], x[0]))[:stories.CANDIDATES]]
+        sigs = Records._signatures(db, [c[1] for c in kept])
+        kept = [c for c in kept if c[1] in sigs]
+        close = stories.not_ruled_out(signature, [sigs[c[1]][0] for c in kept])
         hashes = stories.word_hashes(mine)
         best, best_j = None, stories.THRESHOLD
-        for aid, maybe in zip(kept, close):
+        for (aid, their_seq), maybe in zip(kept, close):
             if not maybe:
                 continue
-            _, theirs, story = sigs[aid]
+            theirs = sigs[their_seq][1]
             if theirs is not None:
                 j = stories.jaccard_hashes(hashes, np.frombuffer(theirs, dtype=np.uint32))
             else:
-                text, spans = db.execute("SELECT text, spans FROM articles WHERE id=?", (aid,)).fetchone()
+                text, spans = db.execute("SELECT text, spans FROM articles WHERE rowid=?", (their_seq,)).fetchone()
                 j = stories.jaccard(mine, stories.words("\n".join(text[a:b] for a, b in json.loads(spans))))
             if j >= best_j:
-                best, best_j = story or aid, j
-        story = best or article.id
-        db.execute("UPDATE articles SET story=?, minhash=?, words=? WHERE id=?",
-                   (story, signature.tobytes(), hashes.tobytes(), article.id))
+                best, best_j = (aid, their_seq), j
+        story = article.id
+        if best:
+            story = db.execute("SELECT coalesce(story, id) FROM articles WHERE rowid=?", (best[1],)).fetchone()[0]
+        db.execute("UPDATE articles SET story=?, minhash=NULL, words=NULL WHERE rowid=?", (story, seq))
+        db.execute("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?)", (seq, signature.tobytes(), hashes.tobytes()))
         db.executemany("INSERT OR IGNORE INTO story_keys VALUES (?, ?, ?)", [(k, seq, article.id) for k in keys])
         return story
+
+    @staticmethod
+    def _signatures(db: sqlite3.Connection, seqs: list[int]) -> dict[int, tuple[bytes | None, bytes | None]]:
+        """``seq -> (minhash, word hashes)`` of the stored articles among ``seqs`` (rowids): from
+        ``signatures``, or from the article row for articles stored before it (one lookup each,
+        both blobs past the text)."""
+        if not seqs:
+            return {}
+        marks = ",".join("?" * len(seqs))
+        out = {r[0]: (r[1], r[2]) for r in db.execute(
+            f"SELECT seq, minhash, words FROM signatures WHERE seq IN ({marks})", seqs)}
+        rest = [q for q in seqs if q not in out]
+        if rest:
+            out.update({r[0]: (r[1], r[2]) for r in db.execute(
+                f"SELECT rowid, minhash, words FROM articles WHERE rowid IN ({','.join('?' * len(rest))})", rest)})
+        return out
 
     def document_frequencies(self, query_terms: list[str]) -> dict[str, int]:
         """How many passages hold each term (0 for unknown terms)."""
@@ -493,12 +512,15 @@ class Records:
         db.executemany("INSERT INTO removed VALUES (?, ?)", [(i, gen) for i in ids])
         db.execute("DELETE FROM passages WHERE article_id=?", (article_id,))
         db.execute("DELETE FROM sentences WHERE article_id=?", (article_id,))
-        row = db.execute("SELECT rowid, minhash FROM articles WHERE id=?", (article_id,)).fetchone()
-        if row and row[1] is not None:  # its rows are where its keys put them
+        row = db.execute("SELECT rowid FROM articles WHERE id=?", (article_id,)).fetchone()
+        signature = Records._signatures(db, [row[0]]).get(row[0], (None,))[0] if row else None
+        if signature is not None:  # its rows are where its keys put them
             db.executemany("DELETE FROM story_keys WHERE key=? AND seq=?",
-                           [(k, row[0]) for k in stories.band_keys(np.frombuffer(row[1], dtype=np.uint32))])
+                           [(k, row[0]) for k in stories.band_keys(np.frombuffer(signature, dtype=np.uint32))])
         elif row:
             db.execute("DELETE FROM story_keys WHERE article_id=?", (article_id,))
+        if row:
+            db.execute("DELETE FROM signatures WHERE seq=?", (row[0],))
         db.execute("DELETE FROM articles WHERE id=?", (article_id,))
         # a story is named after its first article: when that one goes, after the next one
         heir = db.execute("SELECT id FROM articles WHERE story=? ORDER BY added, id LIMIT 1", (article_id,)).fetchone()
