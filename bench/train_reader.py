@@ -366,7 +366,7 @@ def main() -> None:
     log_loss = []
     ckpt = Path(args.checkpoint or Path(args.out) / "checkpoint")
     trained = [n for n, p in model.named_parameters() if p.requires_grad]
-    resume = load_checkpoint(ckpt, args) if ckpt.exists() else None
+    resume = load_checkpoint(ckpt, args)
     if resume:
         state = dict(model.named_parameters())
         with torch.no_grad():
@@ -383,9 +383,10 @@ def main() -> None:
         epoch_rng = rng.getstate()
         pairs = epoch_pairs if epoch == 0 else pairs_of(train_ex, rng, args.max_negatives, args.retrieved_negatives)
         grouped = question_batches(pairs, args.batch, rng) if args.loss == "listwise" else batches(pairs, args.batch, rng)
-        skip = resume["in_epoch"] if resume else 0
-        if resume:
-            torch.set_rng_state(resume["torch_rng"])  # dropout goes on as it would have
+        skip = 0
+        if resume:  # the place in this epoch, and dropout going on as it would have
+            skip = resume["in_epoch"]
+            torch.set_rng_state(resume["torch_rng"])
             resume = None
         for in_epoch, b in enumerate(grouped):
             if in_epoch < skip:

@@ -294,7 +294,7 @@ class Records:
                         db.execute(stmt)
                 db.execute("DELETE FROM story_keys")
                 db.execute("UPDATE articles SET story = NULL")
-                ids = [r for r in db.execute("SELECT id, rowid FROM articles ORDER BY added, id")]
+                ids = db.execute("SELECT id, rowid FROM articles ORDER BY added, id").fetchall()
                 if len(ids) >= 2_000:  # 7-30 ms an article: a big archive is minutes of silence otherwise
                     log.warning("updating %d articles stored by an older version (dates, agencies, story "
                                 "groups); once, one to five minutes per 10,000 articles", len(ids))
@@ -513,14 +513,15 @@ class Records:
         db.execute("DELETE FROM passages WHERE article_id=?", (article_id,))
         db.execute("DELETE FROM sentences WHERE article_id=?", (article_id,))
         row = db.execute("SELECT rowid FROM articles WHERE id=?", (article_id,)).fetchone()
-        signature = Records._signatures(db, [row[0]]).get(row[0], (None,))[0] if row else None
-        if signature is not None:  # its rows are where its keys put them
-            db.executemany("DELETE FROM story_keys WHERE key=? AND seq=?",
-                           [(k, row[0]) for k in stories.band_keys(np.frombuffer(signature, dtype=np.uint32))])
-        elif row:
-            db.execute("DELETE FROM story_keys WHERE article_id=?", (article_id,))
         if row:
-            db.execute("DELETE FROM signatures WHERE seq=?", (row[0],))
+            seq = row[0]
+            signature = Records._signatures(db, [seq]).get(seq, (None,))[0]
+            if signature is not None:  # its rows are where its keys put them
+                db.executemany("DELETE FROM story_keys WHERE key=? AND seq=?",
+                               [(k, seq) for k in stories.band_keys(np.frombuffer(signature, dtype=np.uint32))])
+            else:
+                db.execute("DELETE FROM story_keys WHERE article_id=?", (article_id,))
+            db.execute("DELETE FROM signatures WHERE seq=?", (seq,))
         db.execute("DELETE FROM articles WHERE id=?", (article_id,))
         # a story is named after its first article: when that one goes, after the next one
         heir = db.execute("SELECT id FROM articles WHERE story=? ORDER BY added, id LIMIT 1", (article_id,)).fetchone()
