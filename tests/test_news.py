@@ -251,6 +251,32 @@ def test_copies_found_in_an_index_stored_before_word_hashes(tmp_path):
     assert stored["memar"] is None and len(stored["copy"]) > 4 * 100
 
 
+def test_fingerprints_in_article_rows_copied_to_their_table_on_open(tmp_path):
+    """An index from before the ``signatures`` table (fingerprints past each article's text) gets
+    them copied into it once on open; a copy added later is still grouped with the original."""
+    seed, vocab = _seed_and_vocab()
+    r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False)
+    r.add_articles([Article(id="memar", title="اسحاق دار", text=seed)])
+    r.close()
+    db = sqlite3.connect(tmp_path / "ix" / "rag.sqlite")
+    before = db.execute("SELECT minhash, words FROM signatures").fetchall()
+    db.close()
+    r = _reopened_as_written_by_an_older_version(
+        tmp_path / "ix",
+        "UPDATE articles SET minhash = (SELECT minhash FROM signatures s WHERE s.seq = articles.rowid), "
+        "words = (SELECT words FROM signatures s WHERE s.seq = articles.rowid)",
+        "DELETE FROM signatures", "DELETE FROM meta WHERE key = 'signatures'")
+    r.add_articles([Article(id="copy", title="اسحاق دار", text=_edit(seed, 0.15, random.Random(8), vocab))])
+    assert {a.id: a.group for a in r.articles()} == {"memar": "memar", "copy": "memar"}
+    r.close()
+    db = sqlite3.connect(tmp_path / "ix" / "rag.sqlite")
+    moved = db.execute("SELECT s.minhash, s.words FROM signatures s JOIN articles a ON a.rowid = s.seq "
+                       "WHERE a.id = 'memar'").fetchall()
+    flag = db.execute("SELECT value FROM meta WHERE key = 'signatures'").fetchone()
+    db.close()
+    assert len(before) == 1 and moved == before and flag == ("1",)
+
+
 def test_story_keys_of_an_older_layout_moved_over_on_open(tmp_path):
     """An index whose story keys are a rowid table with two indexes (before 2026-12-01) gets them
     clustered by key on open; its stored articles still meet their copies, and removing one takes

@@ -284,6 +284,13 @@ class Records:
                 if not _is_access_error(exc):
                     raise
                 return
+        if not self.db.execute("SELECT 1 FROM meta WHERE key='signatures'").fetchone():
+            try:
+                self._move_signatures()
+            except sqlite3.OperationalError as exc:
+                if not _is_access_error(exc):
+                    raise
+                return
         row = self.db.execute("SELECT value FROM meta WHERE key='news'").fetchone()
         if row and row[0] == NEWS_VERSION:
             return
@@ -358,6 +365,22 @@ class Records:
         db.execute("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?)", (seq, signature.tobytes(), hashes.tobytes()))
         db.executemany("INSERT OR IGNORE INTO story_keys VALUES (?, ?, ?)", [(k, seq, article.id) for k in keys])
         return story
+
+    def _move_signatures(self) -> None:
+        """Once, on a writable open: copy the fingerprints of articles stored before the
+        ``signatures`` table into it. Read from the article rows they sit past the text of, one
+        random read each; on a big index whose file outgrows the page cache that was most of the
+        time of adding articles. The old blobs stay in the rows (rewriting every row would journal
+        the whole file); ``VACUUM`` after ``UPDATE articles SET minhash=NULL, words=NULL`` frees them."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM articles LIMIT 1").fetchone():
+                n = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+                if n >= 20_000:
+                    log.warning("copying the story fingerprints of %d articles stored by an older version "
+                                "into their own table; once, about a minute per 500,000 articles", n)
+                db.execute("INSERT OR IGNORE INTO signatures SELECT rowid, minhash, words FROM articles "
+                           "WHERE minhash IS NOT NULL AND words IS NOT NULL")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('signatures', '1')")
 
     @staticmethod
     def _signatures(db: sqlite3.Connection, seqs: list[int]) -> dict[int, tuple[bytes | None, bytes | None]]:
