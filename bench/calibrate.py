@@ -22,6 +22,7 @@ counts as abstained at every threshold. The indexes are the ones `rag eval` cach
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -49,7 +50,7 @@ def records(rag: RAG, questions: list[dict], label_of, use_reader: bool) -> list
         answers = [normalize_text(a) for a in q.get("answers") or [] if a.strip()]
         lang = q.get("lang") or detect_language(question)
         rec = {"lang": lang, "label": label_of(q), "related": related, "negated": negated(question),
-               "question": question, "cands": []}
+               "question": question, "passage_id": str(q["passage_id"]), "cands": []}
         read = cands[:cfg.reader_candidates] if reader else cands
         logits = reader.logits(question, [(c.title, c.text) for c in read]) if reader else [0.0] * len(read)
         for c, lg in zip(read, logits):
@@ -94,8 +95,12 @@ def main() -> None:
     ap.add_argument("--max-wrong", type=json.loads, default={"fa": 0.08, "en": 0.05},
                     help='per language, e.g. \'{"fa": 0.08, "en": 0.05}\'')
     ap.add_argument("--no-reader", action="store_true")
-    ap.add_argument("--related", type=float, default=None,
-                    help="weight of the cosine confidence in the decision (rag.config reader_related)")
+    ap.add_argument("--related", type=json.loads, default=None,
+                    help='weight of the cosine confidence in the decision (rag.config reader_related), '
+                         'a number or per language, e.g. \'{"fa": 4, "en": 32}\'')
+    ap.add_argument("--split", action="store_true",
+                    help="choose each threshold on one quarter (half the part's passages) and report its "
+                         "rates on the other quarter, so the rates are those of unseen questions")
     ap.add_argument("--from-json", type=Path, help="reuse the records of an earlier --json run")
     ap.add_argument("--json", type=Path, help="write the records and the choice here")
     args = ap.parse_args()
@@ -103,6 +108,7 @@ def main() -> None:
     a, b = args.sets
     if args.from_json:
         recs = json.loads(args.from_json.read_text())["records"]
+        _add_passage_ids(recs, {d.name: d for d in (a, b)})
         report(recs, args, use_reader)
         return
     rags = {d: open_index(d, reader=use_reader) for d in (a, b)}
@@ -136,7 +142,7 @@ def report(recs: list[dict], args, use_reader: bool) -> None:
     if use_reader:
         print("\n## answerable vs unanswerable AUC, by weight of the cosine confidence (reader_related)\n")
         print("| reader_related | " + " | ".join(sorted({r["lang"] for r in recs})) + " |\n|---|---|---|")
-        for v in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0):
+        for v in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0):
             row = []
             for lang in sorted({r["lang"] for r in recs}):
                 cfg = DEFAULT.replace(reader_related=v)
@@ -150,21 +156,27 @@ def report(recs: list[dict], args, use_reader: bool) -> None:
     chosen = {}
     rel = dict(DEFAULT.reader_related) if args.related is None else args.related
     decide = DEFAULT.replace(reader_related=rel)
-    print(f"\n## abstention ({args.part} part, reader_related {rel})\n")
+    split = " (thresholds chosen on the choose quarter, rates of the report quarter)" if args.split else ""
+    print(f"\n## abstention ({args.part} part, reader_related {rel}){split}\n")
     print("| lang | threshold | answerable wrongly abstained | unanswerable abstained | off-topic abstained |")
     print("|---|---|---|---|---|")
     for lang in sorted({r["lang"] for r in recs}):
-        conf = {}
-        for lab in ("answerable", "unanswerable", "off-topic"):
-            outs = [outcome(r, decide, use_reader) for r in recs
-                    if r["lang"] == lang and r["label"] == lab]
-            conf[lab] = np.array([-np.inf if forced else c for c, forced, _, _ in outs])
-        limit = args.max_wrong.get(lang, 0.08) if isinstance(args.max_wrong, dict) else float(args.max_wrong)
-        ans = np.sort(conf["answerable"][np.isfinite(conf["answerable"])])
-        forced = int((~np.isfinite(conf["answerable"])).sum())
+        def scores(quarter: str | None) -> dict[str, np.ndarray]:
+            out = {}
+            for lab in ("answerable", "unanswerable", "off-topic"):
+                outs = [outcome(r, decide, use_reader) for r in recs if r["lang"] == lang and r["label"] == lab
+                        and (quarter is None or quarter_of(r["passage_id"]) == quarter)]
+                out[lab] = np.array([-np.inf if forced else c for c, forced, _, _ in outs])
+            return out
 
-        def at(share: float) -> float:  # the highest threshold wrongly abstaining on <= share
-            k = int(np.floor(share * len(conf["answerable"]))) - forced
+        conf = scores("report" if args.split else None)
+        basis = scores("choose")["answerable"] if args.split else conf["answerable"]
+        limit = args.max_wrong.get(lang, 0.08) if isinstance(args.max_wrong, dict) else float(args.max_wrong)
+        ans = np.sort(basis[np.isfinite(basis)])
+        forced = int((~np.isfinite(basis)).sum())
+
+        def at(share: float) -> float:  # the highest threshold wrongly abstaining on <= share (of basis)
+            k = int(np.floor(share * len(basis))) - forced
             return float(ans[min(max(k, 0), len(ans) - 1)]) if len(ans) else 0.0
 
         t = at(limit)
@@ -180,6 +192,24 @@ def report(recs: list[dict], args, use_reader: bool) -> None:
     print("\nchosen:", json.dumps(chosen))
     if args.json:
         args.json.write_text(json.dumps({"chosen": chosen, "records": recs}))
+
+
+def quarter_of(passage_id: str) -> str:
+    """Which quarter of a dev set a passage of the held-out half falls in, for --split: another byte
+    of the same hash as ``rag.eval.part_of``, so the split is by passage and independent of it."""
+    return "choose" if hashlib.sha256(str(passage_id).encode()).digest()[1] % 2 == 0 else "report"
+
+
+def _add_passage_ids(recs: list[dict], sets: dict[str, Path]) -> None:
+    """Records written before they carried ``passage_id``: look it up by the question's text."""
+    if all("passage_id" in r for r in recs):
+        return
+    ids = {}
+    for name, d in sets.items():
+        for q in _read_jsonl(d / "questions.jsonl"):
+            ids[(name, q["question"])] = str(q["passage_id"])
+    for r in recs:
+        r.setdefault("passage_id", ids[(r["set"], r["question"])])
 
 
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float | None:
