@@ -3,6 +3,8 @@ show the numbers behind them.
 
     python bench/calibrate.py ../shared/eval/persianqa_test ../shared/eval/xquad_dev [--part heldout]
     python bench/calibrate.py ... --no-reader      # the cosine confidence, as before the reader
+    python bench/calibrate.py ... --from-json R.json --split   # thresholds chosen on one quarter,
+                                                   # rates reported on the other
 
 For each question of the part (``rag.eval.part_of``: the reader never trained on it) it records,
 for every sentence the reader reads, the reader's logit, the meaning score and whether the sentence
