@@ -373,13 +373,12 @@ class Records:
         time of adding articles. The old blobs stay in the rows (rewriting every row would journal
         the whole file); ``VACUUM`` after ``UPDATE articles SET minhash=NULL, words=NULL`` frees them."""
         with self.transaction() as db:
-            if db.execute("SELECT 1 FROM articles LIMIT 1").fetchone():
-                n = db.execute("SELECT count(*) FROM articles").fetchone()[0]
-                if n >= 20_000:
-                    log.warning("copying the story fingerprints of %d articles stored by an older version "
-                                "into their own table; once, about 15 seconds per 100,000 articles", n)
-                db.execute("INSERT OR IGNORE INTO signatures SELECT rowid, minhash, words FROM articles "
-                           "WHERE minhash IS NOT NULL AND words IS NOT NULL")
+            n = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+            if n >= 20_000:
+                log.warning("copying the story fingerprints of %d articles stored by an older version "
+                            "into their own table; once, about 15 seconds per 100,000 articles", n)
+            db.execute("INSERT OR IGNORE INTO signatures SELECT rowid, minhash, words FROM articles "
+                       "WHERE minhash IS NOT NULL AND words IS NOT NULL")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('signatures', '1')")
 
     @staticmethod
