@@ -24,7 +24,6 @@ counts as abstained at every threshold. The indexes are the ones `rag eval` cach
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -37,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rag.answer import answer_probability, candidate_sentences, compose, reader_rank  # noqa: E402
 from rag.api import RAG  # noqa: E402
 from rag.config import DEFAULT, Config  # noqa: E402
-from rag.eval import _read_jsonl, open_index, part_of  # noqa: E402
+from rag.eval import _read_jsonl, open_index, part_of, quarter_of  # noqa: E402
 from rag.persian import detect_language, negated, negative_or_exception, normalize_text  # noqa: E402
 
 
@@ -194,12 +193,6 @@ def report(recs: list[dict], args, use_reader: bool) -> None:
     print("\nchosen:", json.dumps(chosen))
     if args.json:
         args.json.write_text(json.dumps({"chosen": chosen, "records": recs}))
-
-
-def quarter_of(passage_id: str) -> str:
-    """Which quarter of a dev set a passage of the held-out half falls in, for --split: another byte
-    of the same hash as ``rag.eval.part_of``, so the split is by passage and independent of it."""
-    return "choose" if hashlib.sha256(str(passage_id).encode()).digest()[1] % 2 == 0 else "report"
 
 
 def _add_passage_ids(recs: list[dict], sets: dict[str, Path]) -> None:

@@ -43,7 +43,18 @@ def part_of(passage_id: str) -> str:
     trained on (bench/train_reader.py); ``heldout`` is for choosing thresholds and reporting. Split
     by passage, so a model never reads at test time a paragraph it was trained on; for xquad_dev the
     English and Persian forms of a question fall on the same side."""
-    return "heldout" if hashlib.sha256(str(passage_id).encode()).digest()[0] % 2 == 0 else "train"
+    return "heldout" if _passage_hash(passage_id)[0] % 2 == 0 else "train"
+
+
+def quarter_of(passage_id: str) -> str:
+    """Which quarter of a dev set a passage of the held-out half falls in (``bench/calibrate.py
+    --split``): ``choose`` for choosing thresholds, ``report`` for the rates. Another byte of the
+    same hash as :func:`part_of`, so the split is by passage and independent of it."""
+    return "choose" if _passage_hash(passage_id)[1] % 2 == 0 else "report"
+
+
+def _passage_hash(passage_id: str) -> bytes:
+    return hashlib.sha256(str(passage_id).encode()).digest()
 
 
 def _read_jsonl(path: Path) -> list[dict]:
