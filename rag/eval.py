@@ -21,6 +21,7 @@ from .api import DEFAULT_READING, RAG
 from .articles import Article
 from .config import DEFAULT, Config
 from .embedders import canonical_name
+from .embedders.span_map import span_map_id
 from .persian import normalize_text
 from .retrieval import Retriever
 from .backends.embedded import FORMAT
@@ -68,6 +69,8 @@ def eval_index(data_dir: Path, model: str | None, index_options: dict | None = N
     h.update(f"{canonical_name(model)}|format {FORMAT}|{sorted((index_options or {}).items())}|".encode())
     if reading != DEFAULT_READING:
         h.update(f"{reading}|".encode())
+    if reading == "passages":  # pooled sentence vectors depend on the shipped span map
+        h.update(f"span map {span_map_id()}|".encode())
     h.update((data_dir / "passages.jsonl").read_bytes())
     return cache_root() / f"{data_dir.name}-{h.hexdigest()[:16]}"
 

