@@ -69,6 +69,8 @@ def eval_index(data_dir: Path, model: str | None, index_options: dict | None = N
     h.update(f"{canonical_name(model)}|format {FORMAT}|{sorted((index_options or {}).items())}|".encode())
     if reading != DEFAULT_READING:
         h.update(f"{reading}|".encode())
+    if os.environ.get("RAG_PRECISION"):  # forced fp32/bf16 (rag.embedders.torch_e5.choose_precision)
+        h.update(f"precision {os.environ['RAG_PRECISION'].lower()}|".encode())
     if reading == "passages":  # pooled sentence vectors depend on the shipped span map
         h.update(f"span map {span_map_id()}|".encode())
     h.update((data_dir / "passages.jsonl").read_bytes())
