@@ -16,8 +16,8 @@ holds an answer, under three labels:
 
 Then, for each blend of the meaning score into the reader's logit, quote hit@1/hit@3 of the
 answerable questions; and per question language, a sweep of the probability threshold, picking the
-highest one that wrongly abstains on at most ``--max-wrong`` of the answerable questions (fa 0.08,
-en 0.05 by default). An abstention forced otherwise (a negated question with no negative quote)
+highest one that wrongly abstains on at most ``--max-wrong`` of the answerable questions (0.05 for
+both by default). An abstention forced otherwise (a negated question with no negative quote)
 counts as abstained at every threshold. The indexes are the ones `rag eval` caches.
 """
 
@@ -93,7 +93,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sets", nargs=2, type=Path)
     ap.add_argument("--part", default="heldout", choices=["heldout", "train", "all"])
-    ap.add_argument("--max-wrong", type=json.loads, default={"fa": 0.08, "en": 0.05},
+    ap.add_argument("--max-wrong", type=json.loads, default={"fa": 0.05, "en": 0.05},
                     help='per language, e.g. \'{"fa": 0.08, "en": 0.05}\'')
     ap.add_argument("--no-reader", action="store_true")
     ap.add_argument("--related", type=json.loads, default=None,
@@ -172,7 +172,7 @@ def report(recs: list[dict], args, use_reader: bool) -> None:
 
         conf = scores("report" if args.split else None)
         basis = scores("choose")["answerable"] if args.split else conf["answerable"]
-        limit = args.max_wrong.get(lang, 0.08) if isinstance(args.max_wrong, dict) else float(args.max_wrong)
+        limit = args.max_wrong.get(lang, 0.05) if isinstance(args.max_wrong, dict) else float(args.max_wrong)
         ans = np.sort(basis[np.isfinite(basis)])
         forced = int((~np.isfinite(basis)).sum())
 
