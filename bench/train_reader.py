@@ -77,7 +77,8 @@ def examples(data_dir: Path, part: str | None, passages_dir: Path | None = None)
             continue
         out.append({"set": data_dir.name, "id": q["id"], "lang": q.get("lang", "fa"), "question": q["question"],
                     "title": p.get("title") or "", "sentences": sents, "labels": labels, "answerable": bool(answers),
-                    "pid": pid, "answers": answers})
+                    "pid": pid, "answers": answers,
+                    "answer_texts": [a.strip() for a in q.get("answers") or [] if a.strip()]})
     return out
 
 
@@ -98,6 +99,57 @@ def pairs_of(exs: list[dict], rng: random.Random, max_negatives: int,
             a, b = pair_text(ex["question"], title, text)
             pairs.append((model_text(a), model_text(b), 0, qi))
     return pairs
+
+
+def span_targets(enc, chunk, exs: list[dict]) -> tuple[list[int], list[int], list[bool]]:
+    """Token positions of the answer's first and last token in each pair's sentence, for the
+    answer-span objective (``--span-loss``): SQuAD 2.0's targets, position 0 (``<s>``) where the
+    sentence holds no answer. A positive whose answer is not found verbatim in the text is left
+    out of that objective (mask False)."""
+    starts, ends, keep = [], [], []
+    for i, (_, b, label, qi) in enumerate(chunk):
+        if not label:
+            starts.append(0)
+            ends.append(0)
+            keep.append(True)
+            continue
+        found = None
+        for ans in exs[qi]["answer_texts"]:
+            at = b.find(model_text(ans))
+            if at >= 0:
+                found = (at, at + len(model_text(ans)))
+                break
+        seq = enc.sequence_ids(i)
+        s_tok = e_tok = None
+        if found:
+            for t, (sid, (c0, c1)) in enumerate(zip(seq, enc["offset_mapping"][i].tolist())):
+                if sid != 1 or c1 <= c0:
+                    continue
+                if s_tok is None and c1 > found[0]:
+                    s_tok = t
+                if c0 < found[1]:
+                    e_tok = t
+        ok = s_tok is not None and e_tok is not None and e_tok >= s_tok
+        starts.append(s_tok if ok else 0)
+        ends.append(e_tok if ok else 0)
+        keep.append(ok)
+    return starts, ends, keep
+
+
+def span_loss(span_head, states, attention_mask, starts, ends, keep):
+    """Cross-entropy of the answer's first and last token over the input's tokens (token-level
+    supervision beside the sentence-level listwise loss; the span head is not shipped)."""
+    import torch
+
+    keep_t = torch.tensor(keep)
+    if not keep_t.any():
+        return states.sum() * 0.0
+    lg = span_head(states)  # (batch, tokens, 2)
+    lg = lg.masked_fill(attention_mask.unsqueeze(-1) == 0, -1e4)
+    ce = torch.nn.functional.cross_entropy
+    s_loss = ce(lg[keep_t, :, 0], torch.tensor(starts)[keep_t])
+    e_loss = ce(lg[keep_t, :, 1], torch.tensor(ends)[keep_t])
+    return (s_loss + e_loss) / 2
 
 
 def retrieved_negatives(exs: list[dict], k: int) -> None:
@@ -298,6 +350,9 @@ def main() -> None:
     ap.add_argument("--retrieved-negatives", type=int, default=0,
                     help="per question, this many sentences of other paragraphs nearest it by e5 cosine "
                          "(measured worse: bench/results/reader.md)")
+    ap.add_argument("--span-loss", type=float, default=0.0,
+                    help="weight of an auxiliary answer-span objective (first and last token of the answer, "
+                         "<s> where the sentence holds none) on the same token states")
     ap.add_argument("--warmup", type=float, default=0.06, help="share of the steps")
     ap.add_argument("--no-dev-train", action="store_true", help="train on parsquad_train alone")
     ap.add_argument("--own-data", action=argparse.BooleanOptionalAction, default=True,
@@ -344,7 +399,10 @@ def main() -> None:
     print(f"trainable parameters {trainable:,}", flush=True)
 
     null = torch.nn.Parameter(torch.zeros(()))  # the "no answer" logit of the listwise loss
+    span_head = torch.nn.Linear(model.base_model.model.encoder.config.hidden_size, 2)
     head_params = [p for n, p in model.named_parameters() if p.requires_grad and ".head." in n] + [null]
+    if args.span_loss:
+        head_params += list(span_head.parameters())
     lora_params = [p for n, p in model.named_parameters() if p.requires_grad and ".head." not in n]
     opt = torch.optim.AdamW([{"params": lora_params, "lr": args.lr}, {"params": head_params, "lr": args.head_lr}],
                             weight_decay=0.01)
@@ -376,6 +434,8 @@ def main() -> None:
             for n in trained:
                 state[n].copy_(resume["params"][n])
             null.copy_(resume["null"])
+            if "span_head" in resume:  # checkpoints from before --span-loss
+                span_head.load_state_dict(resume["span_head"])
         opt.load_state_dict(resume["opt"])
         sched.load_state_dict(resume["sched"])
         step, epoch, log_loss = resume["step"], resume["epoch"], resume["log_loss"]
@@ -399,13 +459,16 @@ def main() -> None:
             chunk = [pairs[i] for i in b]
             enc = tokenizer([p[0] for p in chunk], [p[1] for p in chunk], padding=True,
                             truncation="only_second", max_length=MAX_TOKENS, return_tensors="pt",
-                            return_token_type_ids=False)
+                            return_token_type_ids=False, return_offsets_mapping=bool(args.span_loss))
             y = torch.tensor([float(p[2]) for p in chunk])
-            logits = model(enc["input_ids"], enc["attention_mask"])
+            logits, states = model(enc["input_ids"], enc["attention_mask"], with_states=True)
             if args.loss == "listwise":
                 loss = listwise_loss(logits, y, torch.tensor([p[3] for p in chunk]), null)
             else:
                 loss = loss_fn(logits, y)
+            if args.span_loss:
+                loss = loss + args.span_loss * span_loss(span_head, states, enc["attention_mask"],
+                                                         *span_targets(enc, chunk, train_ex))
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(lora_params + head_params, 1.0)
@@ -418,7 +481,8 @@ def main() -> None:
                       f"{time.perf_counter() - t_start:.0f} s", flush=True)
                 save_checkpoint(ckpt, args, {
                     "params": {n: p.detach().clone() for n, p in model.named_parameters() if n in trained},
-                    "null": null.detach().clone(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "null": null.detach().clone(), "span_head": span_head.state_dict(),
+                    "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "step": step, "epoch": epoch, "in_epoch": in_epoch + 1, "log_loss": log_loss,
                     "epoch_rng": epoch_rng, "torch_rng": torch.get_rng_state()})
         epoch += 1

@@ -67,11 +67,13 @@ def build_model(encoder):
             self.encoder = encoder
             self.head = nn.Linear(encoder.config.hidden_size, 1)
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_states: bool = False):
             states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             m = attention_mask.unsqueeze(-1).to(states.dtype)
             pooled = (states * m).sum(1) / m.sum(1).clamp(min=1.0)
-            return self.head(pooled).squeeze(-1)
+            logits = self.head(pooled).squeeze(-1)
+            # the token states too, for training's answer-span objective (bench/train_reader.py)
+            return (logits, states) if with_states else logits
 
     return ReaderModel(encoder)
 
