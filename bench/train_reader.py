@@ -83,15 +83,18 @@ def examples(data_dir: Path, part: str | None, passages_dir: Path | None = None)
 
 
 def pairs_of(exs: list[dict], rng: random.Random, max_negatives: int,
-             retrieved_negatives: int = 0) -> list[tuple[str, str, int, int]]:
+             retrieved_negatives: int = 0, hard_negatives: int = 0) -> list[tuple[str, str, int, int]]:
     """(question text, sentence text, label, question number) for each question's positives, up
-    to ``max_negatives`` other sentences of its paragraph and up to ``retrieved_negatives`` of the
+    to ``max_negatives`` other sentences of its paragraph (the ``hard_negatives`` nearest it by
+    cosine first, ``ex["near"]``, then at random) and up to ``retrieved_negatives`` of the
     sentences nearest it from other paragraphs (``ex["retrieved"]``, see retrieved_negatives)."""
     pairs = []
     for qi, ex in enumerate(exs):
         pos = [i for i, y in enumerate(ex["labels"]) if y]
-        neg = [i for i, y in enumerate(ex["labels"]) if not y]
+        hard = [i for i in ex.get("near", []) if not ex["labels"][i]][:hard_negatives]
+        neg = [i for i, y in enumerate(ex["labels"]) if not y and i not in hard]
         rng.shuffle(neg)
+        neg = hard + neg
         for i in pos + neg[:max_negatives]:
             a, b = pair_text(ex["question"], ex["title"], ex["sentences"][i])
             pairs.append((model_text(a), model_text(b), ex["labels"][i], qi))
@@ -150,6 +153,21 @@ def span_loss(span_head, states, attention_mask, starts, ends, keep):
     s_loss = ce(lg[keep_t, :, 0], torch.tensor(starts)[keep_t])
     e_loss = ce(lg[keep_t, :, 1], torch.tensor(ends)[keep_t])
     return (s_loss + e_loss) / 2
+
+
+def nearest_in_paragraph(exs: list[dict]) -> None:
+    """Adds to each example its sentences' indices, nearest the question first by plain e5 cosine:
+    the sentences the answer step reads first, so the negatives that decide its abstention."""
+    from rag.embedders.torch_e5 import TorchE5Embedder
+
+    emb = TorchE5Embedder()
+    uniq = sorted({s for e in exs for s in e["sentences"]})
+    where = {s: i for i, s in enumerate(uniq)}
+    sv = emb.embed_passages(uniq)
+    qv = emb.embed_queries([e["question"] for e in exs])
+    for e, v in zip(exs, qv):
+        sims = sv[[where[s] for s in e["sentences"]]] @ v
+        e["near"] = [int(i) for i in np.argsort(-sims, kind="stable")]
 
 
 def retrieved_negatives(exs: list[dict], k: int) -> None:
@@ -350,6 +368,9 @@ def main() -> None:
     ap.add_argument("--retrieved-negatives", type=int, default=0,
                     help="per question, this many sentences of other paragraphs nearest it by e5 cosine "
                          "(measured worse: bench/results/reader.md)")
+    ap.add_argument("--hard-negatives", type=int, default=0,
+                    help="of the --max-negatives other sentences of a question's paragraph, this many are "
+                         "the ones nearest it by e5 cosine (the rest at random)")
     ap.add_argument("--span-loss", type=float, default=0.0,
                     help="weight of an auxiliary answer-span objective (first and last token of the answer, "
                          "<s> where the sentence holds none) on the same token states")
@@ -385,6 +406,9 @@ def main() -> None:
     held_ex = [e for d in DEV_SETS for e in examples(d, "heldout")]
     print(f"train questions {len(train_ex)}, held-out questions {len(held_ex)}", flush=True)
 
+    if args.hard_negatives:
+        nearest_in_paragraph(train_ex)
+        print(f"nearest sentences found ({time.perf_counter() - t_start:.0f} s)", flush=True)
     if args.retrieved_negatives:
         retrieved_negatives(train_ex, args.retrieved_negatives)
         print(f"retrieved negatives added ({time.perf_counter() - t_start:.0f} s)", flush=True)
@@ -399,15 +423,16 @@ def main() -> None:
     print(f"trainable parameters {trainable:,}", flush=True)
 
     null = torch.nn.Parameter(torch.zeros(()))  # the "no answer" logit of the listwise loss
-    span_head = torch.nn.Linear(model.base_model.model.encoder.config.hidden_size, 2)
     head_params = [p for n, p in model.named_parameters() if p.requires_grad and ".head." in n] + [null]
+    span_head = None  # made only when used: drawing its weights would move the random state
     if args.span_loss:
+        span_head = torch.nn.Linear(model.base_model.model.encoder.config.hidden_size, 2)
         head_params += list(span_head.parameters())
     lora_params = [p for n, p in model.named_parameters() if p.requires_grad and ".head." not in n]
     opt = torch.optim.AdamW([{"params": lora_params, "lr": args.lr}, {"params": head_params, "lr": args.head_lr}],
                             weight_decay=0.01)
 
-    epoch_pairs = pairs_of(train_ex, rng, args.max_negatives, args.retrieved_negatives)
+    epoch_pairs = pairs_of(train_ex, rng, args.max_negatives, args.retrieved_negatives, args.hard_negatives)
     n_pos = sum(p[2] for p in epoch_pairs)
     steps_per_epoch = math.ceil(len(epoch_pairs) / args.batch)
     total = int(steps_per_epoch * args.epochs)
@@ -434,7 +459,7 @@ def main() -> None:
             for n in trained:
                 state[n].copy_(resume["params"][n])
             null.copy_(resume["null"])
-            if "span_head" in resume:  # checkpoints from before --span-loss
+            if span_head is not None:
                 span_head.load_state_dict(resume["span_head"])
         opt.load_state_dict(resume["opt"])
         sched.load_state_dict(resume["sched"])
@@ -481,7 +506,8 @@ def main() -> None:
                       f"{time.perf_counter() - t_start:.0f} s", flush=True)
                 save_checkpoint(ckpt, args, {
                     "params": {n: p.detach().clone() for n, p in model.named_parameters() if n in trained},
-                    "null": null.detach().clone(), "span_head": span_head.state_dict(),
+                    "null": null.detach().clone(),
+                    "span_head": span_head.state_dict() if span_head is not None else None,
                     "opt": opt.state_dict(), "sched": sched.state_dict(),
                     "step": step, "epoch": epoch, "in_epoch": in_epoch + 1, "log_loss": log_loss,
                     "epoch_rng": epoch_rng, "torch_rng": torch.get_rng_state()})
