@@ -16,9 +16,11 @@ holds an answer, under three labels:
 
 Then, for each blend of the meaning score into the reader's logit, quote hit@1/hit@3 of the
 answerable questions; and per question language, a sweep of the probability threshold, picking the
-highest one that wrongly abstains on at most ``--max-wrong`` of the answerable questions (0.05 for
-both by default). An abstention forced otherwise (a negated question with no negative quote)
-counts as abstained at every threshold. The indexes are the ones `rag eval` caches.
+one that wrongly abstains on at most ``--max-wrong`` of the answerable questions (0.05 for
+both by default), ``--margin`` below the lowest answerable question it keeps (at most halfway to
+the next one down).
+An abstention forced otherwise (a negated question with no negative quote) counts as abstained at
+every threshold. The indexes are the ones `rag eval` caches.
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ def main() -> None:
     ap.add_argument("--part", default="heldout", choices=["heldout", "train", "all"])
     ap.add_argument("--max-wrong", type=json.loads, default={"fa": 0.05, "en": 0.05},
                     help='per language, e.g. \'{"fa": 0.08, "en": 0.05}\'')
+    ap.add_argument("--margin", type=float, default=0.02,
+                    help="how far below the lowest answerable question kept the threshold goes: the same "
+                         "question's probability moved ~0.004 between two machines (bench/results/reader.md)")
     ap.add_argument("--no-reader", action="store_true")
     ap.add_argument("--related", type=json.loads, default=None,
                     help='weight of the cosine confidence in the decision (rag.config reader_related), '
@@ -176,9 +181,15 @@ def report(recs: list[dict], args, use_reader: bool) -> None:
         ans = np.sort(basis[np.isfinite(basis)])
         forced = int((~np.isfinite(basis)).sum())
 
-        def at(share: float) -> float:  # the highest threshold wrongly abstaining on <= share (of basis)
-            k = int(np.floor(share * len(basis))) - forced
-            return float(ans[min(max(k, 0), len(ans) - 1)]) if len(ans) else 0.0
+        def at(share: float) -> float:
+            """The threshold wrongly abstaining on <= share (of basis): ``--margin`` below the
+            answerable question it must keep (a threshold on a question's own probability flips it
+            on another machine's rounding), never below the answerable question under that one."""
+            k = min(max(int(np.floor(share * len(basis))) - forced, 0), len(ans) - 1)
+            if not len(ans):
+                return 0.0
+            below = float(ans[k - 1]) if k > 0 else 0.0
+            return max(float(ans[k]) - args.margin, (below + float(ans[k])) / 2)
 
         t = at(limit)
         chosen[lang] = round(t, 4)
