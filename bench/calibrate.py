@@ -185,9 +185,9 @@ def report(recs: list[dict], args, use_reader: bool) -> None:
             """The threshold wrongly abstaining on <= share (of basis): ``--margin`` below the
             answerable question it must keep (a threshold on a question's own probability flips it
             on another machine's rounding), never below the answerable question under that one."""
-            k = min(max(int(np.floor(share * len(basis))) - forced, 0), len(ans) - 1)
             if not len(ans):
                 return 0.0
+            k = min(max(int(np.floor(share * len(basis))) - forced, 0), len(ans) - 1)
             below = float(ans[k - 1]) if k > 0 else 0.0
             return max(float(ans[k]) - args.margin, (below + float(ans[k])) / 2)
 

@@ -117,10 +117,10 @@ def span_targets(enc, chunk, exs: list[dict]) -> tuple[list[int], list[int], lis
             keep.append(True)
             continue
         found = None
-        for ans in exs[qi]["answer_texts"]:
-            at = b.find(model_text(ans))
+        for ans in map(model_text, exs[qi]["answer_texts"]):
+            at = b.find(ans)
             if at >= 0:
-                found = (at, at + len(model_text(ans)))
+                found = (at, at + len(ans))
                 break
         seq = enc.sequence_ids(i)
         s_tok = e_tok = None
@@ -158,15 +158,7 @@ def span_loss(span_head, states, attention_mask, starts, ends, keep):
 def nearest_in_paragraph(exs: list[dict]) -> None:
     """Adds to each example its sentences' indices, nearest the question first by plain e5 cosine:
     the sentences the answer step reads first, so the negatives that decide its abstention."""
-    from rag.embedders.torch_e5 import TorchE5Embedder
-
-    emb = TorchE5Embedder()
-    uniq = sorted({s for e in exs for s in e["sentences"]})
-    where = {s: i for i, s in enumerate(uniq)}
-    sv = emb.embed_passages(uniq)
-    qv = emb.embed_queries([e["question"] for e in exs])
-    for e, v in zip(exs, qv):
-        sims = sv[[where[s] for s in e["sentences"]]] @ v
+    for e, sims in zip(exs, cosine_scores(exs)):
         e["near"] = [int(i) for i in np.argsort(-sims, kind="stable")]
 
 
@@ -293,15 +285,16 @@ def _r(x):
 
 
 def cosine_scores(exs: list[dict]) -> list[np.ndarray]:
+    """Plain e5 cosine of each example's question to each of its sentences (every distinct
+    sentence embedded once, not once per question of its paragraph)."""
     from rag.embedders.torch_e5 import TorchE5Embedder
 
     emb = TorchE5Embedder()
+    uniq = sorted({s for e in exs for s in e["sentences"]})
+    where = {s: i for i, s in enumerate(uniq)}
+    sv = emb.embed_passages(uniq)
     qv = emb.embed_queries([e["question"] for e in exs])
-    out = []
-    for e, v in zip(exs, qv):
-        sv = emb.embed_passages(e["sentences"])
-        out.append(sv @ v)
-    return out
+    return [sv[[where[s] for s in e["sentences"]]] @ v for e, v in zip(exs, qv)]
 
 
 def reader_scores(model, tokenizer, exs: list[dict], batch: int = 32) -> list[np.ndarray]:
