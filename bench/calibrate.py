@@ -41,6 +41,8 @@ from rag.config import DEFAULT, Config  # noqa: E402
 from rag.eval import _read_jsonl, open_index, part_of, quarter_of  # noqa: E402
 from rag.persian import detect_language, negated, negative_or_exception, normalize_text  # noqa: E402
 
+MAX_WRONG = 0.05  # answerable questions wrongly abstained on, at most, where --max-wrong names no language
+
 
 def records(rag: RAG, questions: list[dict], label_of, use_reader: bool) -> list[dict]:
     cfg = rag.config
@@ -95,7 +97,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sets", nargs=2, type=Path)
     ap.add_argument("--part", default="heldout", choices=["heldout", "train", "all"])
-    ap.add_argument("--max-wrong", type=json.loads, default={"fa": 0.05, "en": 0.05},
+    ap.add_argument("--max-wrong", type=json.loads, default={"fa": MAX_WRONG, "en": MAX_WRONG},
                     help='per language, e.g. \'{"fa": 0.08, "en": 0.05}\'')
     ap.add_argument("--margin", type=float, default=0.02,
                     help="how far below the lowest answerable question kept the threshold goes: the same "
@@ -177,7 +179,7 @@ def report(recs: list[dict], args, use_reader: bool) -> None:
 
         conf = scores("report" if args.split else None)
         basis = scores("choose")["answerable"] if args.split else conf["answerable"]
-        limit = args.max_wrong.get(lang, 0.05) if isinstance(args.max_wrong, dict) else float(args.max_wrong)
+        limit = args.max_wrong.get(lang, MAX_WRONG) if isinstance(args.max_wrong, dict) else float(args.max_wrong)
         ans = np.sort(basis[np.isfinite(basis)])
         forced = int((~np.isfinite(basis)).sum())
 
