@@ -3,6 +3,8 @@ bundled multilingual-e5-small, trained on CPU, seeded.
 
     python bench/train_reader.py                 # rebuilds rag/reader/ (~77 min on 2 cores)
     python bench/train_reader.py --out /tmp/r --max-steps 200   # a quick trial
+    python bench/train_reader.py --out /tmp/r --init rag/reader --swapped --max-steps 200   # a second stage
+    ... --bf16          # under bfloat16 autocast: 1.37x a step where the CPU has AVX512-BF16 (not the shipped recipe)
 
 Data (pairs of a question and one sentence of its paragraph, labelled 1 when the sentence holds one
 of the question's answers):
@@ -29,6 +31,7 @@ import random
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -43,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from rag.eval import part_of  # noqa: E402
 from rag.embedders import cpu_count  # noqa: E402
 from rag.embedders.convert import materialize, model_text, sha256_file  # noqa: E402
-from rag.persian import normalize_text, split_sentences  # noqa: E402
+from rag.persian import STOPWORDS, normalize_text, split_sentences, words  # noqa: E402
 from rag.reader import ADAPTER_FILE, MANIFEST, MAX_TOKENS, READER_DIR, TARGET_MODULES, build_model, pair_text  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -192,6 +195,59 @@ def retrieved_negatives(exs: list[dict], k: int) -> None:
                 if len(out) == k:
                     break
             e["retrieved"] = out
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w, _, _ in words(text) if w not in STOPWORDS and len(w) >= 3 and not w.isdigit() and not w.isascii()}
+
+
+def swapped_questions(exs: list[dict], rng: random.Random, rare: int = 5) -> list[dict]:
+    """Unanswerable questions about the wrong subject, made from the answerable Persian ones: the
+    question's rarest content word that its answer sentence also holds (in at most ``rare``
+    paragraphs: a name, mostly) is swapped for another such word that its paragraph does not hold
+    (a word of the same paragraph was tried first: too often a near-synonym, "space" → "orbital"
+    station, which leaves the question answerable). The answer sentence and two others become its
+    negatives. SQuAD 2.0's writers made such questions by hand; these come beside the original
+    question, so what tells them apart is the subject."""
+    df: Counter = Counter()
+    surface: dict[str, str] = {}
+    paragraphs = {(e["set"], e["pid"]): e["sentences"] for e in exs if e["lang"] == "fa"}
+    for sents in paragraphs.values():
+        for s in sents:
+            for w, a, b in words(s):
+                surface.setdefault(w, s[a:b])
+        df.update(set().union(*(_content_words(s) for s in sents)))
+    pool = sorted(w for w, c in df.items() if c <= rare and w in surface)
+    out = []
+    for e in exs:
+        if e["lang"] != "fa" or not e["answerable"]:
+            continue
+        pos = [i for i, y in enumerate(e["labels"]) if y]
+        answer_words = _content_words(e["sentences"][pos[0]])
+        shared = sorted(w for w in _content_words(e["question"]) & answer_words
+                        if df[w] <= rare and not any(w in a for a in e["answers"]))
+        if not shared:
+            continue
+        w = min(shared, key=lambda x: (df[x], x))
+        spots = [(a, b) for x, a, b in words(e["question"]) if x == w]
+        para = set().union(*(_content_words(s) for s in e["sentences"]))
+        swap = None
+        for _ in range(50):
+            x = rng.choice(pool)
+            if x not in para and abs(len(x) - len(w)) <= 3:
+                swap = x
+                break
+        if not spots or swap is None:
+            continue
+        q = e["question"]
+        for a, b in reversed(spots):
+            q = q[:a] + surface[swap] + q[b:]
+        others = [i for i in range(len(e["sentences"])) if i not in pos]
+        rng.shuffle(others)
+        keep = [pos[0]] + others[:2]
+        out.append({**e, "id": e["id"] + "-swapped", "question": q, "sentences": [e["sentences"][i] for i in keep],
+                    "labels": [0] * len(keep), "answerable": False, "answers": [], "answer_texts": []})
+    return out
 
 
 def question_batches(pairs, batch: int, rng: random.Random):
@@ -367,6 +423,12 @@ def main() -> None:
     ap.add_argument("--span-loss", type=float, default=0.0,
                     help="weight of an auxiliary answer-span objective (first and last token of the answer, "
                          "<s> where the sentence holds none) on the same token states")
+    ap.add_argument("--swapped", action="store_true",
+                    help="add unanswerable questions about the wrong subject made from the answerable Persian "
+                         "ones (swapped_questions)")
+    ap.add_argument("--init", default=None, help="go on training this adapter (a second stage) instead of a new one")
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False,
+                    help="forward and backward under bfloat16 autocast (fast only where the CPU has AVX512-BF16 or AMX)")
     ap.add_argument("--warmup", type=float, default=0.06, help="share of the steps")
     ap.add_argument("--no-dev-train", action="store_true", help="train on parsquad_train alone")
     ap.add_argument("--own-data", action=argparse.BooleanOptionalAction, default=True,
@@ -381,7 +443,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModel, AutoTokenizer
 
     t_start = time.perf_counter()
@@ -396,6 +458,8 @@ def main() -> None:
         train_ex += [e for d in DEV_SETS for e in examples(d, "train")]
     if args.own_data:
         train_ex += [e for d, passages in OWN_SETS for e in examples(d, None, passages)]
+    if args.swapped:
+        train_ex += swapped_questions(train_ex, random.Random(args.seed))
     held_ex = [e for d in DEV_SETS for e in examples(d, "heldout")]
     print(f"train questions {len(train_ex)}, held-out questions {len(held_ex)}", flush=True)
 
@@ -409,9 +473,12 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
     encoder = AutoModel.from_pretrained(str(base), local_files_only=True, add_pooling_layer=False)
     model = build_model(encoder)
-    config = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=args.lora_dropout,
-                        target_modules=TARGET_MODULES, modules_to_save=["head"])
-    model = get_peft_model(model, config)
+    if args.init:
+        model = PeftModel.from_pretrained(model, args.init, is_trainable=True)
+    else:
+        config = LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=args.lora_dropout,
+                            target_modules=TARGET_MODULES, modules_to_save=["head"])
+        model = get_peft_model(model, config)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"trainable parameters {trainable:,}", flush=True)
 
@@ -479,7 +546,9 @@ def main() -> None:
                             truncation="only_second", max_length=MAX_TOKENS, return_tensors="pt",
                             return_token_type_ids=False, return_offsets_mapping=bool(args.span_loss))
             y = torch.tensor([float(p[2]) for p in chunk])
-            logits, states = model(enc["input_ids"], enc["attention_mask"], with_states=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                logits, states = model(enc["input_ids"], enc["attention_mask"], with_states=True)
+            logits = logits.float()
             if args.loss == "listwise":
                 loss = listwise_loss(logits, y, torch.tensor([p[3] for p in chunk]), null)
             else:
