@@ -51,10 +51,10 @@ class Config:
     # weight of the cosine confidence (its distance from related_below) beside the best logit in
     # the abstention decision: P(answer) = sigmoid(best logit + reader_related × (related − related_below));
     # it keeps off-topic questions out, most of all English ones (flat cross-language cosines)
-    reader_related: Mapping[str, float] = field(default_factory=lambda: _by_lang(4.0, 48.0))
+    reader_related: Mapping[str, float] = field(default_factory=lambda: _by_lang(8.0, 64.0))
     # P(answer) under which the answer step abstains, by question language: wrongly abstaining on at
     # most 5% of the held-out answerable questions, a margin below the lowest one kept (bench/calibrate.py)
-    answer_below: Mapping[str, float] = field(default_factory=lambda: _by_lang(0.2651, 0.3807))
+    answer_below: Mapping[str, float] = field(default_factory=lambda: _by_lang(0.1757, 0.1788))
     reader_margin: float = 4.0       # further quotes within this much of the best (logit + blend scale)
     evidence_quotes: int = 2         # quotes shown under a graded refusal
 

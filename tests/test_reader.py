@@ -125,13 +125,13 @@ def _hit(answer, answers: list[str], n: int = 3) -> bool:
 def test_the_shipped_articles_own_questions(seed_rag):
     """Twenty questions a reader of the shipped article would ask (both languages, rephrasings
     included) and six it does not answer. The issue's target is all twenty quoted (hit@3) and five
-    of six refused; the shipped reader reaches 19 and 2 (the cosine answer step: 13 and 1;
+    of six refused; the shipped reader reaches 20 and 3 (the cosine answer step: 13 and 1;
     bench/seed_questions.py, bench/results/reader.md); this holds it there."""
     assert len([q for q in QUESTIONS if q["answers"]]) == 20 and len(QUESTIONS) == 26
     quoted = [q["id"] for q in QUESTIONS if q["answers"] and _hit(seed_rag.ask(q["question"]), q["answers"])]
     refused = [q["id"] for q in QUESTIONS if not q["answers"] and seed_rag.ask(q["question"]).abstained]
-    assert len(quoted) >= 19, quoted
-    assert len(refused) >= 2, refused
+    assert len(quoted) >= 20, quoted
+    assert len(refused) >= 3, refused
     # the rephrasings the issue found refused or misquoted, the agency in both languages, and s17,
     # which the reader before this one refused
     assert {"s01", "s03", "s05", "s06", "s10", "s12", "s13", "s17"} <= set(quoted), quoted
