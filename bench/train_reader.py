@@ -54,6 +54,11 @@ OWN_DATA = ROOT / "bench" / "data" / "reader"
 # (questions, the passages they are asked of)
 OWN_SETS = [(OWN_DATA / "parsquad_en", SHARED / "train" / "parsquad_train"),
             (OWN_DATA / "news_qa", OWN_DATA / "news_qa")]
+# Unanswerable questions about the wrong subject of a news_qa article (another ministry's
+# spokesman, another city's figure, a reaction the article does not report): its ``train`` half
+# (rag.eval.part_of of the article) is trained on with --wrong-subject, its ``heldout`` half only
+# reported on.
+WRONG_SUBJECT = (OWN_DATA / "news_wrong", OWN_DATA / "news_qa")
 DEV_SETS = [SHARED / "eval" / "persianqa_test", SHARED / "eval" / "xquad_dev"]
 
 
@@ -331,7 +336,9 @@ def report(exs: list[dict], scores: list[np.ndarray]) -> dict:
             "questions": len(rows), "hit@1_in_paragraph": round(hit1, 4) if hit1 is not None else None,
             "answerability_auc": _r(auc([float(s.max()) for e, s in rows if e["answerable"]],
                                         [float(s.max()) for e, s in rows if not e["answerable"]])),
-            "pair_auc": _r(auc(pos_pairs, neg_pairs))}
+            "pair_auc": _r(auc(pos_pairs, neg_pairs)),
+            "unanswerable_best_median": _r(float(np.median([s.max() for e, s in rows if not e["answerable"]]))
+                                           if any(not e["answerable"] for e, _ in rows) else None)}
     return out
 
 
@@ -425,6 +432,9 @@ def main() -> None:
     ap.add_argument("--swapped", action="store_true",
                     help="add unanswerable questions about the wrong subject made from the answerable Persian "
                          "ones (swapped_questions)")
+    ap.add_argument("--wrong-subject", type=int, default=0, metavar="N",
+                    help="add the train half of bench/data/reader/news_wrong (hand-written questions about the "
+                         "wrong subject of a news_qa article), each N times (each time with other negatives)")
     ap.add_argument("--init", default=None, help="go on training this adapter (a second stage) instead of a new one")
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                     help="forward and backward under bfloat16 autocast (default: where the CPU has it natively, "
@@ -464,7 +474,10 @@ def main() -> None:
         train_ex += [e for d, passages in OWN_SETS for e in examples(d, None, passages)]
     if args.swapped:
         train_ex += swapped_questions(train_ex, random.Random(args.seed))
-    held_ex = [e for d in DEV_SETS for e in examples(d, "heldout")]
+    if args.wrong_subject:
+        train_ex += examples(WRONG_SUBJECT[0], "train", WRONG_SUBJECT[1]) * args.wrong_subject
+    held_ex = [e for d in DEV_SETS for e in examples(d, "heldout")] + examples(WRONG_SUBJECT[0], "heldout",
+                                                                               WRONG_SUBJECT[1])
     print(f"train questions {len(train_ex)}, held-out questions {len(held_ex)}", flush=True)
 
     if args.hard_negatives:
