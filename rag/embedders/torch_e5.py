@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .base import MODEL_LOCK, EmbedderError, cpu_count
+from .base import MODEL_LOCK, EmbedderError, cpu_count, release_freed_memory
 from .convert import MODEL_NAME, PASSAGE_PROMPT, QUERY_PROMPT, materialize, model_text, translate_table
 from .span_map import apply_span_map, load_span_map
 
@@ -130,6 +130,10 @@ class TorchE5Embedder:
             # other programs also use turned a ~40 ms query into ~1.5 s here; passive waiting keeps
             # it near 50 ms, and batch throughput rose too (measured with the machine loaded).
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # oneDNN keeps up to this many compiled kernels (default 1,024; read when it makes its first
+        # one). bf16 batches come in a new shape nearly every call, so a big cache only grows memory
+        # over an archive and is seldom hit (bench/results/embed.md).
+        os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
         try:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -287,6 +291,8 @@ class TorchE5Embedder:
             pooled = forward(*self._padded([win_ids[k] for k in batch]))
             for r, k in enumerate(batch):
                 sums[win_text[k]] += max(len(win_ids[k]), 1) * pooled[r].astype(np.float64)
+        if n > 1:  # a bulk call (a question's is one text: not worth the trim)
+            release_freed_memory()
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
 
@@ -345,4 +351,5 @@ class TorchE5Embedder:
             vecs = self.embed_passages([texts[i][slice(*spans[i][j])] for i, j in alone])
             for (i, j), v in zip(alone, vecs):
                 pooled[i][j] = v
+        release_freed_memory()
         return passages, pooled
