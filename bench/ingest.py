@@ -46,28 +46,28 @@ RUNS = {"default": ("e5-small", "both", None), "passages": ("e5-small", "passage
         "fp32": ("e5-small", "both", "fp32"), "passages-fp32": ("e5-small", "passages", "fp32")}
 
 
-def write_articles(folder: Path, n: int, seed: int) -> None:
+def generated_articles(n: int, seed: int):
+    """``(name, title, paragraphs)`` of ``n`` articles built from bench/embed.py's passages."""
     from embed import build_passages
 
     rng = random.Random(seed)
     paragraphs = build_passages(n * 4, seed=seed)
     for i in range(n):
         body = [paragraphs.pop() for _ in range(rng.randint(1, 6)) if paragraphs]
-        title = " ".join(body[0].split()[:8])
-        (folder / f"article-{i:04d}.txt").write_text(title + "\n\n" + "\n\n".join(body) + "\n", encoding="utf-8")
+        yield f"article-{i:04d}", " ".join(body[0].split()[:8]), body
+
+
+def write_articles(folder: Path, n: int, seed: int) -> None:
+    for name, title, body in generated_articles(n, seed):
+        (folder / f"{name}.txt").write_text(title + "\n\n" + "\n\n".join(body) + "\n", encoding="utf-8")
 
 
 def write_jsonl(folder: Path, n: int, seed: int) -> None:
     """The generated articles as one JSONL file (id, title, text), as a news archive is exported."""
-    tmp = folder / "txt"
-    tmp.mkdir()
-    write_articles(tmp, n, seed)
     with open(folder / "articles.jsonl", "w", encoding="utf-8") as f:
-        for p in sorted(tmp.glob("*.txt")):
-            title, _, text = p.read_text(encoding="utf-8").partition("\n\n")
-            f.write(json.dumps({"id": p.stem, "title": title, "text": text.strip()}, ensure_ascii=False) + "\n")
-            p.unlink()
-    tmp.rmdir()
+        for name, title, body in generated_articles(n, seed):
+            f.write(json.dumps({"id": name, "title": title, "text": "\n\n".join(body).strip()},
+                               ensure_ascii=False) + "\n")
 
 
 def write_xquad(folder: Path, n: int) -> None:

@@ -216,11 +216,13 @@ def swapped_questions(exs: list[dict], rng: random.Random, rare: int = 5) -> lis
     df: Counter = Counter()
     surface: dict[str, str] = {}
     paragraphs = {(e["set"], e["pid"]): e["sentences"] for e in exs if e["lang"] == "fa"}
-    for sents in paragraphs.values():
+    content: dict[tuple[str, str], set[str]] = {}  # each paragraph's content words
+    for key, sents in paragraphs.items():
         for s in sents:
             for w, a, b in words(s):
                 surface.setdefault(w, s[a:b])
-        df.update(set().union(*(_content_words(s) for s in sents)))
+        content[key] = set().union(*(_content_words(s) for s in sents))
+        df.update(content[key])
     pool = sorted(w for w, c in df.items() if c <= rare and w in surface)
     out = []
     for e in exs:
@@ -234,7 +236,7 @@ def swapped_questions(exs: list[dict], rng: random.Random, rare: int = 5) -> lis
             continue
         w = min(shared, key=lambda x: (df[x], x))
         spots = [(a, b) for x, a, b in words(e["question"]) if x == w]
-        para = set().union(*(_content_words(s) for s in e["sentences"]))
+        para = content[(e["set"], e["pid"])]
         swap = None
         for _ in range(50):
             x = rng.choice(pool)
