@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import functools
 import os
 import threading
 from typing import Protocol, Sequence
@@ -52,19 +51,23 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@functools.cache
 def _libc_trim():
+    """glibc's ``malloc_trim`` from the process's own symbols, looked up on first use: no
+    ``find_library`` (it runs ``ldconfig``, ~7 ms on every import) for a function only bulk
+    embedding needs."""
+    import ctypes
+
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
         return None
-
-
-_TRIM = _libc_trim()
 
 
 def release_freed_memory() -> None:
     """Hand memory the allocator holds but no object uses back to the system (glibc's
     ``malloc_trim``, ~0.3 ms; a no-op elsewhere). torch frees each batch's activations, but glibc
     keeps the pages, so an ingestion grew with every article (bench/results/embed.md)."""
-    if _TRIM is not None:
-        _TRIM(0)
+    trim = _libc_trim()
+    if trim is not None:
+        trim(0)
