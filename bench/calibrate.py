@@ -57,7 +57,7 @@ def records(rag: RAG, questions: list[dict], label_of, use_reader: bool) -> list
         rec = {"lang": lang, "label": label_of(q), "related": related, "negated": negated(question),
                "question": question, "passage_id": str(q["passage_id"]), "cands": []}
         read = cands[:cfg.reader_candidates] if reader else cands
-        logits = reader.logits(question, [(c.title, c.text) for c in read]) if reader else [0.0] * len(read)
+        logits = reader.logits(question, [(c.title, c.text, c.before) for c in read]) if reader else [0.0] * len(read)
         for c, lg in zip(read, logits):
             rec["cands"].append({"logit": float(lg), "meaning": c.score, "text": c.text, "title": c.title,
                                  "hit": any(a in normalize_text(c.text) for a in answers),

@@ -116,6 +116,7 @@ class Candidate:
     score: float
     terms: frozenset[str]
     passage: Passage  # the one it comes from (its article's agency, date and story group)
+    before: str = ""  # the sentence before it in that passage, which a reader with context reads
 
 
 def focus(question: str, title: str) -> str | None:
@@ -176,17 +177,20 @@ def candidate_sentences(question: str, retrieved: Retrieved, embedder: Embedder 
     confidence = float("-inf")
     for h in hits:
         topic_terms = q_terms - set(terms(h.title))
+        prev = None
         for sid, s, e in passages[h.chunk_id].sentences:
+            before, prev = prev, (s, e)
             if sid in seen or not h.start <= s < e <= h.end:
                 continue
             seen.add(sid)
             text = h.text[s - h.start:e - h.start]
+            before = h.text[before[0] - h.start:before[1] - h.start] if before and before[0] >= h.start else ""
             c_terms = frozenset(terms(text))
             lex = len(q_terms & c_terms) / len(q_terms) if q_terms else 0.0
             lex_topic = len(topic_terms & c_terms) / len(topic_terms) if topic_terms else 0.0
             meaning = cos[sid] if sid not in focus_cos else (1 - cfg.w_focus) * cos[sid] + cfg.w_focus * focus_cos[sid]
             score = meaning + cfg.w_passage * h.dense + cfg.w_lexical * lex_topic
-            cands.append(Candidate(h.article_id, h.title, s, e, text, score, c_terms, passages[h.chunk_id]))
+            cands.append(Candidate(h.article_id, h.title, s, e, text, score, c_terms, passages[h.chunk_id], before))
             to_focus.append((focus_cos.get(sid, cos[sid]), c_terms))
             confidence = max(confidence, cos[sid] + cfg.conf_passage * h.dense + cfg.conf_lexical * lex)
     if not cands:
@@ -393,7 +397,7 @@ def compose(question: str, retrieved: Retrieved, max_quotes: int | None = None,
         return _answered(question, lang, citations, related)
 
     read = cands[:cfg.reader_candidates]
-    logits = reader.logits(question, [(c.title, c.text) for c in read])
+    logits = reader.logits(question, [(c.title, c.text, c.before) for c in read])
     ranked = sorted((dataclasses.replace(c, score=reader_rank(float(lg), c.score, cfg))
                      for c, lg in zip(read, logits)), key=lambda c: -c.score)
     probability = answer_probability(float(max(logits)), related, lang, cfg)

@@ -37,6 +37,7 @@ QUESTION_PROMPT = "query: "
 SENTENCE_PROMPT = "passage: "
 MAX_TOKENS = 160      # question + title + sentence; longer sentences are cut at the end
 MAX_TITLE_CHARS = 120
+CONTEXT_MARK = " … "  # between the candidate sentence and the one before it (a reader with context)
 # LoRA on every projection of every layer: what the adapter holds (bench/train_reader.py).
 TARGET_MODULES = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
 
@@ -45,19 +46,42 @@ class ReaderError(UserError):
     pass
 
 
-def pair_text(question: str, title: str, sentence: str) -> tuple[str, str]:
-    """The two texts the reader reads as one input: the question, and the sentence after its
-    article's title (a sentence often names its topic only by a pronoun)."""
+def pair_text(question: str, title: str, sentence: str, before: str = "") -> tuple[str, str, int]:
+    """The two texts the reader reads as one input, as the model reads them (``model_text``): the
+    question, and the sentence after its article's title (a sentence often names its topic only by
+    a pronoun), then, when given, the sentence before it as context. The third value is where the
+    context starts in the second text: its tokens are read (attended to) but not pooled, so the
+    score stays the candidate sentence's own. Truncation cuts the context first."""
     title = (title or "").strip()
     if len(title) > MAX_TITLE_CHARS:
         title = title[:MAX_TITLE_CHARS]
-    second = f"{title}: {sentence}" if title else sentence
-    return QUESTION_PROMPT + question, SENTENCE_PROMPT + second
+    head = model_text(SENTENCE_PROMPT + (f"{title}: {sentence}" if title else sentence))
+    second = head + model_text(CONTEXT_MARK + before) if before else head
+    return model_text(QUESTION_PROMPT + question), second, len(head)
+
+
+def encode(tokenizer, pairs: Sequence[tuple[str, str, int]], offsets: bool = False):
+    """A batch of ``pair_text`` pairs as the model takes them, with ``pool_mask``: the attention
+    mask without the context's tokens."""
+    with_context = any(len(b) > cut for _, b, cut in pairs)
+    enc = tokenizer([a for a, _, _ in pairs], [b for _, b, _ in pairs], padding=True, truncation="only_second",
+                    max_length=MAX_TOKENS, return_tensors="pt", return_token_type_ids=False,
+                    return_offsets_mapping=offsets or with_context)
+    pool = enc["attention_mask"].clone()
+    if with_context:
+        for i, (_, b, cut) in enumerate(pairs):
+            if len(b) > cut:
+                for j, (seq, (start, _)) in enumerate(zip(enc.sequence_ids(i), enc["offset_mapping"][i].tolist())):
+                    if seq == 1 and start >= cut:
+                        pool[i, j] = 0
+    enc["pool_mask"] = pool
+    return enc
 
 
 def build_model(encoder):
     """The reader's shape around an e5 encoder (a transformers ``BertModel``): mean pooling of the
-    last hidden states over the input's tokens, then one logit."""
+    last hidden states over the input's tokens (``pool_mask``: over those of question and
+    candidate, not its context), then one logit."""
     import torch
     from torch import nn
 
@@ -67,9 +91,10 @@ def build_model(encoder):
             self.encoder = encoder
             self.head = nn.Linear(encoder.config.hidden_size, 1)
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_states: bool = False):
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_states: bool = False,
+                    pool_mask: torch.Tensor | None = None):
             states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            m = attention_mask.unsqueeze(-1).to(states.dtype)
+            m = (attention_mask if pool_mask is None else pool_mask).unsqueeze(-1).to(states.dtype)
             pooled = (states * m).sum(1) / m.sum(1).clamp(min=1.0)
             logits = self.head(pooled).squeeze(-1)
             # the token states too, for training's answer-span objective (bench/train_reader.py)
@@ -132,27 +157,26 @@ class Reader:
             if bar:
                 hf_logging.enable_progress_bar()
         self._lock = MODEL_LOCK
-        self._text = model_text
+        # trained with the sentence before each candidate as context (bench/train_reader.py --context)
+        self.context = bool(self.manifest.get("args", {}).get("context"))
         self.load_seconds = time.perf_counter() - t0
 
-    def logits(self, question: str, items: Sequence[tuple[str, str]], batch: int = 4) -> np.ndarray:
-        """One logit per ``(title, sentence)``: above 0, more likely than not to answer ``question``
-        (before calibration; thresholds are in ``rag.config``)."""
+    def logits(self, question: str, items: Sequence[tuple[str, ...]], batch: int = 4) -> np.ndarray:
+        """One logit per ``(title, sentence, sentence before it)`` (the last may be left out): above
+        0, more likely than not to answer ``question`` (before calibration; thresholds are in
+        ``rag.config``). The sentence before is read only by a reader trained with it."""
         import torch
 
         if not items:
             return np.zeros(0, dtype=np.float32)
-        pairs = [pair_text(question, t, s) for t, s in items]
-        pairs = [(self._text(a), self._text(b)) for a, b in pairs]
+        pairs = [pair_text(question, it[0], it[1], it[2] if self.context and len(it) > 2 else "") for it in items]
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][1]))
         out = np.zeros(len(pairs), dtype=np.float32)
         with self._lock, torch.inference_mode():
             for a in range(0, len(order), batch):
                 idx = order[a:a + batch]
-                enc = self.tokenizer([pairs[i][0] for i in idx], [pairs[i][1] for i in idx], padding=True,
-                                     truncation="only_second", max_length=MAX_TOKENS, return_tensors="pt",
-                                     return_token_type_ids=False)
-                out[idx] = self.model(enc["input_ids"], enc["attention_mask"]).float().numpy()
+                enc = encode(self.tokenizer, [pairs[i] for i in idx])
+                out[idx] = self.model(enc["input_ids"], enc["attention_mask"], pool_mask=enc["pool_mask"]).float().numpy()
         return out
 
 

@@ -15,7 +15,7 @@ from rag import RAG
 from rag.answer import compose
 from rag.articles import Article
 from rag.config import DEFAULT
-from rag.reader import ADAPTER_FILE, MANIFEST, READER_DIR, ReaderError, Reader, check_files, load_reader
+from rag.reader import ADAPTER_FILE, MANIFEST, READER_DIR, ReaderError, Reader, check_files, encode, load_reader, pair_text
 from rag.ui import render_answer
 
 from conftest import SEED_ID
@@ -72,6 +72,36 @@ def test_the_reader_ranks_the_answer_first_where_the_cosine_does_not():
     assert int(np.argmax(cos)) != case["answer"]
     logits = load_reader().logits(case["question"], [(case["title"], s) for s in case["sentences"]])
     assert int(np.argmax(logits)) == case["answer"], logits
+
+
+def test_context_is_read_but_not_pooled():
+    """A reader with context reads the sentence before the candidate (attended to) but pools only
+    the question's and the candidate's tokens, so the score stays the candidate's own; without
+    context the input is what it always was."""
+    reader = load_reader()
+    q, title, sent, before = ("اسحاق دار کجا سخنرانی کرد؟", "سفر دار", "او در کوالالامپور سخنرانی کرد.",
+                              "وزیر خارجه پاکستان به مالزی رفت.")
+    with_ctx, alone = pair_text(q, title, sent, before), pair_text(q, title, sent)
+    assert with_ctx[0] == alone[0] and with_ctx[1].startswith(alone[1]) and with_ctx[2] == alone[2] == len(alone[1])
+    enc = encode(reader.tokenizer, [with_ctx, alone])
+    mask, pool = enc["attention_mask"], enc["pool_mask"]
+    assert mask[0].sum() > mask[1].sum()  # the context is in the input
+    assert pool[0].sum() == pool[1].sum() == mask[1].sum()  # and not in what is pooled
+    assert bool((enc["input_ids"][0][pool[0] == 1] == enc["input_ids"][1][pool[1] == 1]).all())
+
+
+def test_the_answer_step_gives_each_candidate_the_sentence_before_it(tmp_path):
+    from rag.answer import candidate_sentences
+
+    rag = RAG(tmp_path / "ix", create=True)
+    rag.add_articles([PLANTED])
+    question = "بیشترین بخش بودجه شهرداری تبریز صرف چه خواهد شد؟"
+    cands, _ = candidate_sentences(question, rag.retriever.retrieve(question, 5), rag.embedder, rag.config)
+    sentences = sorted((c.start, c.end) for c in cands)
+    assert len(sentences) == 4
+    for c in cands:
+        i = sentences.index((c.start, c.end))
+        assert c.before == (PLANTED.text[slice(*sentences[i - 1])] if i else "")
 
 
 PLANTED = Article(id="budget", title="بودجه شهرداری تبریز", text=(
