@@ -18,9 +18,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.answer import candidate_sentences  # noqa: E402
+from calibrate import records  # noqa: E402
+from rag.config import DEFAULT  # noqa: E402
 from rag.eval import _read_jsonl, open_index, part_of  # noqa: E402
-from rag.persian import normalize_text  # noqa: E402
 
 
 def main() -> None:
@@ -29,20 +29,15 @@ def main() -> None:
     ap.add_argument("--read", type=int, nargs="+", default=[5, 8, 12, 40])
     ap.add_argument("--blend", type=float, nargs="+", default=[0.0, 4.0, 8.0, 16.0])
     args = ap.parse_args()
+    config = DEFAULT.replace(reader_candidates=max(args.read))  # calibrate's records, reading more
     rows: dict[str, list[tuple[list[bool], np.ndarray, np.ndarray]]] = {}
     for d in args.sets:
-        rag = open_index(d, reader=True)
-        reader, cfg = rag.reader(), rag.config
-        for q in _read_jsonl(d / "questions.jsonl"):
-            if part_of(q["passage_id"]) != "heldout" or not q.get("answers"):
-                continue
-            answers = [normalize_text(a) for a in q["answers"] if a.strip()]
-            cands, _ = candidate_sentences(q["question"], rag.retriever.retrieve(q["question"], 10), rag.embedder, cfg)
-            cands = cands[:max(args.read)]
-            hits = [any(a in normalize_text(c.text) for a in answers) for c in cands]
-            logits = reader.logits(q["question"], [(c.title, c.text, c.before) for c in cands])
-            rows.setdefault(f"{d.name} {q.get('lang', 'fa')}", []).append(
-                (hits, np.asarray(logits), np.asarray([c.score for c in cands])))
+        qs = [q for q in _read_jsonl(d / "questions.jsonl") if part_of(q["passage_id"]) == "heldout" and q.get("answers")]
+        for rec in records(open_index(d, reader=True, config=config), qs, lambda q: "answerable", True):
+            cands = rec["cands"]
+            rows.setdefault(f"{d.name} {rec['lang']}", []).append(
+                ([c["hit"] for c in cands], np.asarray([c["logit"] for c in cands]),
+                 np.asarray([c["meaning"] for c in cands])))
     head = [f"in@{k}" for k in args.read] + [f"top1@{k}/b{b:g}" for k in args.read for b in args.blend]
     print("| set | n | " + " | ".join(head) + " |")
     print("|---|---|" + "---|" * len(head))
