@@ -1,8 +1,9 @@
 """The shipped article's own questions (tests/data/seed_questions.jsonl: 20 a reader of it would ask,
 in Persian and English, with the words the quote must hold; 6 it does not answer), asked of an
-index of seeds/, with and without the reader.
+index of seeds/, with and without the reader. ``--questions bench/data/fresh_seed_questions.jsonl``
+asks 22 more, written later and never used to choose anything (bench/results/reader.md).
 
-    python bench/seed_questions.py [--no-reader] [--set NAME=VALUE ...]
+    python bench/seed_questions.py [--no-reader] [--questions FILE] [--set NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from rag.persian import normalize_text  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-reader", action="store_true")
+    ap.add_argument("--questions", type=Path, default=ROOT / "tests" / "data" / "seed_questions.jsonl")
     ap.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE")
     args = ap.parse_args()
-    questions = [json.loads(line) for line in
-                 (ROOT / "tests" / "data" / "seed_questions.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    questions = [json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines() if line]
     with tempfile.TemporaryDirectory() as tmp:
         rag = RAG(Path(tmp) / "ix", create=True, reader=not args.no_reader,
                   config=DEFAULT.with_settings(args.settings))
