@@ -385,6 +385,28 @@ def reader_scores(model, tokenizer, exs: list[dict], batch: int = 32, context: b
     return out
 
 
+def seeded(seed: int) -> random.Random:
+    """Seed every generator a training run draws from (Python, numpy, torch) and use every core;
+    the run's own generator."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(cpu_count())
+    return random.Random(seed)
+
+
+def warmup_then_decay(opt, total: int, warmup: float):
+    """Linear warm-up over ``warmup`` of the ``total`` steps, then linear decay to 0; and the
+    warm-up's steps."""
+    import torch
+
+    warm = max(1, int(total * warmup))
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm))), warm
+
+
 def _run_args(args) -> dict:
     """The arguments that make a run: a checkpoint is only taken up by the same run."""
     return {k: v for k, v in vars(args).items() if k not in ("out", "metrics", "checkpoint")}
@@ -471,11 +493,7 @@ def main() -> None:
 
         args.bf16 = native_bf16()
     t_start = time.perf_counter()
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(cpu_count())
-    rng = random.Random(args.seed)
+    rng = seeded(args.seed)
 
     train_ex = [e for d in TRAIN_SETS for e in examples(d, None)]
     if not args.no_dev_train:
@@ -526,9 +544,7 @@ def main() -> None:
     total = int(steps_per_epoch * args.epochs)
     if args.max_steps:
         total = min(total, args.max_steps)
-    warm = max(1, int(total * args.warmup))
-    sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then linear decay to 0
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    sched, warm = warmup_then_decay(opt, total, args.warmup)
     # balanced: positives weigh as much as all the negatives together
     pos_weight = torch.tensor((len(epoch_pairs) - n_pos) / max(1, n_pos))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)

@@ -23,7 +23,8 @@ from .retrieval import Retrieved
 #   w_focus, with its cosine with the question's *focus*: the question without the words of its
 #   passage's title, since the sentence that answers often names the topic only by a pronoun) plus
 #   w_passage × its passage's meaning score plus w_lexical × the share of the question's non-title
-#   terms it holds. Without the reader it ranks the quotes; with it, it picks what the reader reads.
+#   terms it holds. Without the reader it ranks the quotes; with it, it picks what the reader reads
+#   and the cosines are the question's through the reader's question adapter (question_adapter).
 # - Cosine confidence: the best sentence's cosine + conf_passage × its passage's score +
 #   conf_lexical × term share + conf_distinct × how far the best focus match stands out from the
 #   next. Without the reader, abstention is decided on it (related_below); with the reader, it only
@@ -132,27 +133,48 @@ def focus(question: str, title: str) -> str | None:
     return " ".join(kept)
 
 
-def _focus_scores(question: str, hits, passages: dict, embedder: Embedder | None) -> dict:
-    """Cosine of each candidate sentence with the focus of the question for its passage's title."""
-    if embedder is None:
-        return {}
+def _cosines(vec, cids, passages: dict) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for cid in cids:
+        p = passages[cid]
+        if len(p.sentences):
+            out.update(zip((sid for sid, _, _ in p.sentences),
+                           (p.sentence_vectors @ np.asarray(vec, dtype=np.float32)).tolist()))
+    return out
+
+
+def _focus_groups(question: str, hits) -> dict[str, list[int]]:
+    """The question's focus for each hit's title (``focus``), with the passages it is for."""
     by_focus: dict[str, list[int]] = {}
     for h in hits:
         f = focus(question, h.title)
         if f is not None:
             by_focus.setdefault(f, []).append(h.chunk_id)
+    return by_focus
+
+
+def _focus_scores(question: str, hits, passages: dict, embedder: Embedder | None) -> dict:
+    """Cosine of each candidate sentence with the focus of the question for its passage's title."""
+    by_focus = _focus_groups(question, hits) if embedder is not None else {}
     if not by_focus:
         return {}
-    texts = list(by_focus)
-    vectors = embedder.embed_queries(texts)
     out: dict[int, float] = {}
-    for text, vec in zip(texts, vectors):
-        for cid in by_focus[text]:
-            p = passages[cid]
-            if len(p.sentences):
-                out.update(zip((sid for sid, _, _ in p.sentences),
-                               (p.sentence_vectors @ np.asarray(vec, dtype=np.float32)).tolist()))
+    for text, vec in zip(by_focus, embedder.embed_queries(list(by_focus))):
+        out.update(_cosines(vec, by_focus[text], passages))
     return out
+
+
+def _adapted_scores(question: str, hits, passages: dict, reader) -> tuple[dict, dict] | None:
+    """The question's and its focus's cosines with the candidate sentences, both read through the
+    reader's question adapter (one forward), or None when there is none."""
+    if reader is None or getattr(reader, "question_model", None) is None:
+        return None
+    by_focus = _focus_groups(question, hits)
+    vecs = reader.question_vectors([question, *by_focus])
+    focus_cos: dict[int, float] = {}
+    for text, vec in zip(by_focus, vecs[1:]):
+        focus_cos.update(_cosines(vec, by_focus[text], passages))
+    return _cosines(vecs[0], [h.chunk_id for h in hits], passages), focus_cos
 
 
 def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -162,15 +184,19 @@ def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
 
 
 def candidate_sentences(question: str, retrieved: Retrieved, embedder: Embedder | None,
-                        cfg: Config) -> tuple[list[Candidate], float]:
+                        cfg: Config, reader=None) -> tuple[list[Candidate], float]:
     """The sentences of the top passages with their meaning scores, best first, and the cosine
-    confidence (how related the best of them is to the question)."""
+    confidence (how related the best of them is to the question). With a ``reader`` that has a
+    question adapter (and ``cfg.question_adapter``), the meaning scores use the question read
+    through it; the confidence keeps the plain cosines its thresholds were chosen on."""
     lang = detect_language(question)
     hits = retrieved.hits[:cfg.candidate_passages]
     passages = retrieved.passages
     cos = retrieved.sentence_cos
     q_terms = set(terms(question))
     focus_cos = _focus_scores(question, hits, passages, embedder)
+    adapted = _adapted_scores(question, hits, passages, reader) if cfg.question_adapter else None
+    mean_cos, mean_focus = adapted if adapted is not None else (cos, focus_cos)
     seen: set[int] = set()
     to_focus: list[tuple[float, frozenset[str]]] = []
     cands: list[Candidate] = []
@@ -188,7 +214,8 @@ def candidate_sentences(question: str, retrieved: Retrieved, embedder: Embedder 
             c_terms = frozenset(terms(text))
             lex = len(q_terms & c_terms) / len(q_terms) if q_terms else 0.0
             lex_topic = len(topic_terms & c_terms) / len(topic_terms) if topic_terms else 0.0
-            meaning = cos[sid] if sid not in focus_cos else (1 - cfg.w_focus) * cos[sid] + cfg.w_focus * focus_cos[sid]
+            meaning = mean_cos[sid] if sid not in mean_focus else \
+                (1 - cfg.w_focus) * mean_cos[sid] + cfg.w_focus * mean_focus[sid]
             score = meaning + cfg.w_passage * h.dense + cfg.w_lexical * lex_topic
             cands.append(Candidate(h.article_id, h.title, s, e, text, score, c_terms, passages[h.chunk_id], before))
             to_focus.append((focus_cos.get(sid, cos[sid]), c_terms))
@@ -377,7 +404,7 @@ def compose(question: str, retrieved: Retrieved, max_quotes: int | None = None,
     max_quotes = cfg.max_quotes if max_quotes is None else max_quotes
     lang = detect_language(question)
     frame = FRAMING[lang]
-    cands, related = candidate_sentences(question, retrieved, embedder, cfg)
+    cands, related = candidate_sentences(question, retrieved, embedder, cfg, reader)
     if not cands:
         return Answer(question, lang, frame["none"], True)
     named = _attribution(question, cands, retrieved)

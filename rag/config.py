@@ -47,14 +47,16 @@ class Config:
 
     # --- the reader (rag.reader): reads the best sentences by meaning, decides and ranks
     reader_candidates: int = 5       # sentences it reads per question (5 did best held out of 5-12)
-    reader_blend: float = 4.0        # weight of the meaning score beside the reader's logit
+    # the meaning scores that choose what it reads use the question through its question adapter
+    question_adapter: bool = True
+    reader_blend: float = 24.0       # weight of the meaning score beside the reader's logit (bench/calibrate.py)
     # weight of the cosine confidence (its distance from related_below) beside the best logit in
     # the abstention decision: P(answer) = sigmoid(best logit + reader_related × (related − related_below));
     # it keeps off-topic questions out, most of all English ones (flat cross-language cosines)
     reader_related: Mapping[str, float] = field(default_factory=lambda: _by_lang(8.0, 64.0))
     # P(answer) under which the answer step abstains, by question language: wrongly abstaining on at
     # most 5% of the held-out answerable questions, a margin below the lowest one kept (bench/calibrate.py)
-    answer_below: Mapping[str, float] = field(default_factory=lambda: _by_lang(0.1757, 0.1788))
+    answer_below: Mapping[str, float] = field(default_factory=lambda: _by_lang(0.1757, 0.2119))
     reader_margin: float = 4.0       # further quotes within this much of the best (logit + blend scale)
     evidence_quotes: int = 2         # quotes shown under a graded refusal
 

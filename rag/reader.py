@@ -8,6 +8,12 @@ head ship, in ``rag/reader/`` (a few MB, checksummed in ``reader.json``); ``benc
 rebuilds them. At load time the adapter is merged into the weights, so a question costs one forward
 of e5 per candidate sentence and nothing more.
 
+Beside it ships its question adapter (``rag/reader/question/``, ``bench/train_question_adapter.py``):
+a small LoRA on e5's question side only, trained so that a question's vector lies nearest the stored
+vector of the sentence that answers it. The answer step ranks the retrieved passages' sentences by it
+(what the reader reads, and the meaning score blended into the reader's order); the stored vectors
+stay as they are. It shares the reader's embeddings (three quarters of e5's weights).
+
 Loading takes torch, transformers and peft (a few seconds); the app does it in the background.
 """
 
@@ -36,10 +42,16 @@ MANIFEST = "reader.json"
 QUESTION_PROMPT = "query: "
 SENTENCE_PROMPT = "passage: "
 MAX_TOKENS = 160      # question + title + sentence; longer sentences are cut at the end
+MAX_QUESTION_TOKENS = 128
 MAX_TITLE_CHARS = 120
 CONTEXT_MARK = " … "  # between the candidate sentence and the one before it (a reader with context)
 # LoRA on every projection of every layer: what the adapter holds (bench/train_reader.py).
 TARGET_MODULES = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
+# The question adapter (bench/train_question_adapter.py): LoRA on the question side only, so the
+# stored sentence vectors stay valid; the answer step ranks candidate sentences by it.
+QUESTION_DIR = READER_DIR / "question"
+QUESTION_MANIFEST = "question.json"
+QUESTION_TARGETS = ["query", "value"]
 
 
 class ReaderError(UserError):
@@ -78,6 +90,12 @@ def encode(tokenizer, pairs: Sequence[tuple[str, str, int]], offsets: bool = Fal
     return enc
 
 
+def question_inputs(tokenizer, questions: Sequence[str]):
+    """Questions as e5 reads a query (``query: `` prompt, the model's text map), padded."""
+    return tokenizer([model_text(QUESTION_PROMPT + q) for q in questions], padding=True, truncation=True,
+                     max_length=MAX_QUESTION_TOKENS, return_tensors="pt", return_token_type_ids=False)
+
+
 def build_model(encoder):
     """The reader's shape around an e5 encoder (a transformers ``BertModel``): mean pooling of the
     last hidden states over the input's tokens (``pool_mask``: over those of question and
@@ -103,10 +121,10 @@ def build_model(encoder):
     return ReaderModel(encoder)
 
 
-def check_files(folder: Path = READER_DIR) -> dict:
-    """The manifest of the shipped reader, after checking every file it lists against its
-    checksum; a ``ReaderError`` that names the file otherwise."""
-    manifest_path = folder / MANIFEST
+def check_files(folder: Path = READER_DIR, manifest: str = MANIFEST) -> dict:
+    """The manifest of the shipped reader (or of its question adapter), after checking every file it
+    lists against its checksum; a ``ReaderError`` that names the file otherwise."""
+    manifest_path = folder / manifest
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -126,10 +144,15 @@ class Reader:
     """The trained reader, loaded once per process; ``score`` is thread-safe (calls serialized)."""
 
     def __init__(self, folder: Path | str = READER_DIR, threads: int | None = None) -> None:
+        import copy
 
         t0 = time.perf_counter()
         folder = Path(folder)
         self.manifest = check_files(folder)
+        question_dir = folder / QUESTION_DIR.name
+        with_questions = (question_dir / QUESTION_MANIFEST).exists()
+        if with_questions:
+            check_files(question_dir, QUESTION_MANIFEST)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
@@ -148,6 +171,12 @@ class Reader:
                 warnings.simplefilter("ignore")
                 encoder = AutoModel.from_pretrained(str(base), local_files_only=True, add_pooling_layer=False)
                 self.tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
+                self.question_model = None
+                if with_questions:
+                    # its own layers, the reader's embeddings (3/4 of the weights; no adapter touches them)
+                    questions = copy.deepcopy(encoder, memo={id(encoder.embeddings): encoder.embeddings})
+                    self.question_model = PeftModel.from_pretrained(
+                        questions, str(question_dir), is_trainable=False).merge_and_unload().eval()
                 model = PeftModel.from_pretrained(build_model(encoder), str(folder), is_trainable=False)
                 self.model = model.merge_and_unload().eval()
         except Exception as exc:
@@ -178,6 +207,23 @@ class Reader:
                 enc = encode(self.tokenizer, [pairs[i] for i in idx])
                 out[idx] = self.model(enc["input_ids"], enc["attention_mask"], pool_mask=enc["pool_mask"]).float().numpy()
         return out
+
+
+    def question_vectors(self, questions: Sequence[str]) -> np.ndarray | None:
+        """The questions' vectors through the question adapter (normalized, mean-pooled as e5
+        pools), comparable with the stored sentence vectors; None without the adapter."""
+        import torch
+
+        if self.question_model is None:
+            return None
+        if not questions:
+            return np.zeros((0, self.question_model.config.hidden_size), dtype=np.float32)
+        enc = question_inputs(self.tokenizer, questions)
+        with self._lock, torch.inference_mode():
+            h = self.question_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+            v = ((h * m).sum(1) / m.sum(1)).float().numpy()
+        return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 _READER: Reader | None = None

@@ -15,7 +15,8 @@ from rag import RAG
 from rag.answer import compose
 from rag.articles import Article
 from rag.config import DEFAULT
-from rag.reader import ADAPTER_FILE, MANIFEST, READER_DIR, ReaderError, Reader, check_files, encode, load_reader, pair_text
+from rag.reader import (ADAPTER_FILE, MANIFEST, QUESTION_DIR, QUESTION_MANIFEST, READER_DIR, ReaderError, Reader,
+                        check_files, encode, load_reader, pair_text)
 from rag.ui import render_answer
 
 from conftest import SEED_ID
@@ -33,13 +34,28 @@ def test_the_shipped_reader_is_small_and_matches_its_checksums():
     assert manifest["trained_by"].startswith("python bench/train_reader.py")
 
 
+def test_the_question_adapter_ships_small_and_verified():
+    manifest = check_files(QUESTION_DIR, QUESTION_MANIFEST)
+    assert ADAPTER_FILE in manifest["sha256"]
+    assert sum((QUESTION_DIR / name).stat().st_size for name in manifest["sha256"]) <= 2 * 1024 * 1024
+    assert manifest["trained_by"].startswith("python bench/train_question_adapter.py")
+    assert load_reader().question_model is not None
+
+
+def _corrupt(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def test_a_changed_reader_file_is_refused_by_name(tmp_path):
     copy = tmp_path / "reader"
     shutil.copytree(READER_DIR, copy)
-    data = bytearray((copy / ADAPTER_FILE).read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    (copy / ADAPTER_FILE).write_bytes(bytes(data))
-    with pytest.raises(ReaderError, match=ADAPTER_FILE):
+    _corrupt(copy / QUESTION_DIR.name / ADAPTER_FILE)
+    with pytest.raises(ReaderError, match=f"question/{ADAPTER_FILE}"):
+        Reader(copy)
+    _corrupt(copy / ADAPTER_FILE)
+    with pytest.raises(ReaderError, match=f"reader/{ADAPTER_FILE}"):
         Reader(copy)
     (copy / MANIFEST).unlink()
     with pytest.raises(ReaderError, match="manifest"):
@@ -72,6 +88,49 @@ def test_the_reader_ranks_the_answer_first_where_the_cosine_does_not():
     assert int(np.argmax(cos)) != case["answer"]
     logits = load_reader().logits(case["question"], [(case["title"], s) for s in case["sentences"]])
     assert int(np.argmax(logits)) == case["answer"], logits
+
+
+# From xquad_dev's held-out half, an English question over Persian sentences: the plain question
+# vector is nearest the sentence on toy engines; through the question adapter, nearest the one on
+# the usual source ("usually from burning fuel").
+PLAIN_QUESTION_WRONG = {
+    "question": "What is the usual source of heat for boiling water in the steam engine?",
+    "sentences": [
+        "گرمای مورد نیاز برای جوشاندن آب و تأمین بخار را می توان از منابع مختلفی به دست آورد ، معمولاً از سوختن مواد قابل احتراق با تأمین مناسب هوا در یک فضای بسته (به اصطلاح محفظه احتراق متنوع ، منقل).",
+        "در بعضی موارد منبع گرما یک راکتور هسته ای ، انرژی زمین گرمایی ، انرژی خورشیدی یا گرمای اتلاف شده از یک موتور احتراق داخلی یا فرآیند صنعتی است.",
+        "در مورد موتورهای بخار مدل یا اسباب بازی ، منبع گرما می تواند یک عنصر گرم کننده الکتریکی باشد.",
+    ],
+    "answer": 0,
+}
+
+
+def test_the_question_adapter_puts_the_answer_nearest_where_the_plain_question_does_not():
+    from rag.embedders import load_embedder
+
+    case = PLAIN_QUESTION_WRONG
+    emb = load_embedder(None)
+    stored = emb.embed_passages(case["sentences"])  # the sentence vectors as an index stores them
+    plain = stored @ emb.embed_queries([case["question"]])[0]
+    adapted = stored @ load_reader().question_vectors([case["question"]])[0]
+    assert int(np.argmax(plain)) != case["answer"]
+    assert int(np.argmax(adapted)) == case["answer"], adapted
+
+
+def test_the_answer_step_ranks_by_the_question_adapter_unless_turned_off(tmp_path):
+    from rag.answer import candidate_sentences
+
+    rag = RAG(tmp_path / "ix", create=True)
+    rag.add_articles([Article(id="steam", title="موتور بخار", text=" ".join(PLAIN_QUESTION_WRONG["sentences"]))])
+    question = PLAIN_QUESTION_WRONG["question"]
+    retrieved = rag.retriever.retrieve(question, 5)
+    first = PLAIN_QUESTION_WRONG["sentences"][PLAIN_QUESTION_WRONG["answer"]]
+    on, related_on = candidate_sentences(question, retrieved, rag.embedder, rag.config, rag.reader())
+    off, related_off = candidate_sentences(question, retrieved, rag.embedder,
+                                           rag.config.replace(question_adapter=False), rag.reader())
+    plain, _ = candidate_sentences(question, retrieved, rag.embedder, rag.config)
+    assert on[0].text == first
+    assert [c.text for c in off] == [c.text for c in plain] and off[0].text != first
+    assert related_on == related_off  # abstention's confidence keeps the plain cosines
 
 
 def test_context_is_read_but_not_pooled():
