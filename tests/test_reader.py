@@ -133,6 +133,22 @@ def test_the_answer_step_ranks_by_the_question_adapter_unless_turned_off(tmp_pat
     assert related_on == related_off  # abstention's confidence keeps the plain cosines
 
 
+def test_a_reader_without_a_question_adapter_ranks_by_the_plain_question(tmp_path):
+    from rag.answer import candidate_sentences
+
+    folder = tmp_path / "reader"
+    shutil.copytree(READER_DIR, folder, ignore=shutil.ignore_patterns(QUESTION_DIR.name))
+    reader = Reader(folder)
+    assert reader.question_model is None and reader.question_vectors(["a question"]) is None
+    rag = RAG(tmp_path / "ix", create=True)
+    rag.add_articles([Article(id="steam", title="موتور بخار", text=" ".join(PLAIN_QUESTION_WRONG["sentences"]))])
+    question = PLAIN_QUESTION_WRONG["question"]
+    retrieved = rag.retriever.retrieve(question, 5)
+    without, _ = candidate_sentences(question, retrieved, rag.embedder, rag.config, reader)
+    plain, _ = candidate_sentences(question, retrieved, rag.embedder, rag.config)
+    assert [(c.text, c.score) for c in without] == [(c.text, c.score) for c in plain]
+
+
 def test_context_is_read_but_not_pooled():
     """A reader with context reads the sentence before the candidate (attended to) but pools only
     the question's and the candidate's tokens, so the score stays the candidate's own; without
