@@ -19,6 +19,7 @@ Loading takes torch, transformers and peft (a few seconds); the app does it in t
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -144,8 +145,6 @@ class Reader:
     """The trained reader, loaded once per process; ``score`` is thread-safe (calls serialized)."""
 
     def __init__(self, folder: Path | str = READER_DIR, threads: int | None = None) -> None:
-        import copy
-
         t0 = time.perf_counter()
         folder = Path(folder)
         self.manifest = check_files(folder)
@@ -207,7 +206,6 @@ class Reader:
                 enc = encode(self.tokenizer, [pairs[i] for i in idx])
                 out[idx] = self.model(enc["input_ids"], enc["attention_mask"], pool_mask=enc["pool_mask"]).float().numpy()
         return out
-
 
     def question_vectors(self, questions: Sequence[str]) -> np.ndarray | None:
         """The questions' vectors through the question adapter (normalized, mean-pooled as e5
