@@ -157,7 +157,6 @@ def report(recs: list[dict], args, use_reader: bool) -> None:
     if use_reader:
         best = max(blends, key=lambda b: (round(chosen_sum[b], 6), -b))
         print(f"\nblend with the most hit@1 + hit@3 on the choose quarter (summed over sets and languages): {best:g}")
-    if use_reader:
         print("\n## answerable vs unanswerable AUC, by weight of the cosine confidence (reader_related)\n")
         print("| reader_related | " + " | ".join(sorted({r["lang"] for r in recs})) + " |\n|---|---|---|")
         for v in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0):

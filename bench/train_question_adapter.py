@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from train_reader import DEV_SETS, OWN_SETS, TRAIN_SETS, examples, seeded, warmup_then_decay  # noqa: E402
 from rag.embedders.convert import materialize, sha256_file  # noqa: E402
-from rag.reader import QUESTION_DIR, QUESTION_MANIFEST, QUESTION_TARGETS, question_inputs  # noqa: E402
+from rag.reader import QUESTION_DIR, QUESTION_MANIFEST, QUESTION_TARGETS, mean_pool, question_inputs  # noqa: E402
 
 
 def sentence_vectors(sentences: list[str]) -> np.ndarray:
@@ -122,8 +122,7 @@ def main() -> None:
         with (torch.enable_grad() if grad else torch.inference_mode()), \
                 torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             h = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-        m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
-        return torch.nn.functional.normalize(((h * m).sum(1) / m.sum(1)).float(), dim=-1)
+        return torch.nn.functional.normalize(mean_pool(h, enc["attention_mask"]).float(), dim=-1)
 
     def held_vectors() -> np.ndarray:
         model.eval()

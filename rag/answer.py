@@ -153,28 +153,13 @@ def _focus_groups(question: str, hits) -> dict[str, list[int]]:
     return by_focus
 
 
-def _focus_scores(question: str, hits, passages: dict, embedder: Embedder | None) -> dict:
-    """Cosine of each candidate sentence with the focus of the question for its passage's title."""
-    by_focus = _focus_groups(question, hits) if embedder is not None else {}
-    if not by_focus:
-        return {}
+def _focus_cosines(by_focus: dict[str, list[int]], vectors, passages: dict) -> dict[int, float]:
+    """Cosine of each candidate sentence with the focus of the question for its passage's title
+    (``vectors``: the focus texts' vectors, in ``by_focus``'s order)."""
     out: dict[int, float] = {}
-    for text, vec in zip(by_focus, embedder.embed_queries(list(by_focus))):
+    for text, vec in zip(by_focus, vectors):
         out.update(_cosines(vec, by_focus[text], passages))
     return out
-
-
-def _adapted_scores(question: str, hits, passages: dict, reader) -> tuple[dict, dict] | None:
-    """The question's and its focus's cosines with the candidate sentences, both read through the
-    reader's question adapter (one forward), or None when there is none."""
-    if reader is None or getattr(reader, "question_model", None) is None:
-        return None
-    by_focus = _focus_groups(question, hits)
-    vecs = reader.question_vectors([question, *by_focus])
-    focus_cos: dict[int, float] = {}
-    for text, vec in zip(by_focus, vecs[1:]):
-        focus_cos.update(_cosines(vec, by_focus[text], passages))
-    return _cosines(vecs[0], [h.chunk_id for h in hits], passages), focus_cos
 
 
 def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -194,9 +179,15 @@ def candidate_sentences(question: str, retrieved: Retrieved, embedder: Embedder 
     passages = retrieved.passages
     cos = retrieved.sentence_cos
     q_terms = set(terms(question))
-    focus_cos = _focus_scores(question, hits, passages, embedder)
-    adapted = _adapted_scores(question, hits, passages, reader) if cfg.question_adapter else None
-    mean_cos, mean_focus = adapted if adapted is not None else (cos, focus_cos)
+    by_focus = _focus_groups(question, hits)
+    focus_cos = _focus_cosines(by_focus, embedder.embed_queries(list(by_focus)), passages) \
+        if embedder is not None and by_focus else {}
+    mean_cos, mean_focus = cos, focus_cos
+    if cfg.question_adapter and reader is not None and reader.question_model is not None:
+        # the question and its focus through the question adapter, in one forward
+        vecs = reader.question_vectors([question, *by_focus])
+        mean_cos = _cosines(vecs[0], [h.chunk_id for h in hits], passages)
+        mean_focus = _focus_cosines(by_focus, vecs[1:], passages)
     seen: set[int] = set()
     to_focus: list[tuple[float, frozenset[str]]] = []
     cands: list[Candidate] = []

@@ -97,6 +97,12 @@ def question_inputs(tokenizer, questions: Sequence[str]):
                      max_length=MAX_QUESTION_TOKENS, return_tensors="pt", return_token_type_ids=False)
 
 
+def mean_pool(states, mask):
+    """The mean of ``states`` over the tokens ``mask`` keeps, as e5 pools (a torch batch)."""
+    m = mask.unsqueeze(-1).to(states.dtype)
+    return (states * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
 def build_model(encoder):
     """The reader's shape around an e5 encoder (a transformers ``BertModel``): mean pooling of the
     last hidden states over the input's tokens (``pool_mask``: over those of question and
@@ -113,9 +119,7 @@ def build_model(encoder):
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_states: bool = False,
                     pool_mask: torch.Tensor | None = None):
             states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            m = (attention_mask if pool_mask is None else pool_mask).unsqueeze(-1).to(states.dtype)
-            pooled = (states * m).sum(1) / m.sum(1).clamp(min=1.0)
-            logits = self.head(pooled).squeeze(-1)
+            logits = self.head(mean_pool(states, attention_mask if pool_mask is None else pool_mask)).squeeze(-1)
             # the token states too, for training's answer-span objective (bench/train_reader.py)
             return (logits, states) if with_states else logits
 
@@ -219,8 +223,7 @@ class Reader:
         enc = question_inputs(self.tokenizer, questions)
         with self._lock, torch.inference_mode():
             h = self.question_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
-            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
-            v = ((h * m).sum(1) / m.sum(1)).float().numpy()
+            v = mean_pool(h, enc["attention_mask"]).float().numpy()
         return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 

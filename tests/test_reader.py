@@ -116,13 +116,18 @@ def test_the_question_adapter_puts_the_answer_nearest_where_the_plain_question_d
     assert int(np.argmax(adapted)) == case["answer"], adapted
 
 
-def test_the_answer_step_ranks_by_the_question_adapter_unless_turned_off(tmp_path):
-    from rag.answer import candidate_sentences
-
+def _steam_index(tmp_path):
+    """An index of PLAIN_QUESTION_WRONG's sentences as one article, its question and what it retrieves."""
     rag = RAG(tmp_path / "ix", create=True)
     rag.add_articles([Article(id="steam", title="موتور بخار", text=" ".join(PLAIN_QUESTION_WRONG["sentences"]))])
     question = PLAIN_QUESTION_WRONG["question"]
-    retrieved = rag.retriever.retrieve(question, 5)
+    return rag, question, rag.retriever.retrieve(question, 5)
+
+
+def test_the_answer_step_ranks_by_the_question_adapter_unless_turned_off(tmp_path):
+    from rag.answer import candidate_sentences
+
+    rag, question, retrieved = _steam_index(tmp_path)
     first = PLAIN_QUESTION_WRONG["sentences"][PLAIN_QUESTION_WRONG["answer"]]
     on, related_on = candidate_sentences(question, retrieved, rag.embedder, rag.config, rag.reader())
     off, related_off = candidate_sentences(question, retrieved, rag.embedder,
@@ -140,10 +145,7 @@ def test_a_reader_without_a_question_adapter_ranks_by_the_plain_question(tmp_pat
     shutil.copytree(READER_DIR, folder, ignore=shutil.ignore_patterns(QUESTION_DIR.name))
     reader = Reader(folder)
     assert reader.question_model is None and reader.question_vectors(["a question"]) is None
-    rag = RAG(tmp_path / "ix", create=True)
-    rag.add_articles([Article(id="steam", title="موتور بخار", text=" ".join(PLAIN_QUESTION_WRONG["sentences"]))])
-    question = PLAIN_QUESTION_WRONG["question"]
-    retrieved = rag.retriever.retrieve(question, 5)
+    rag, question, retrieved = _steam_index(tmp_path)
     without, _ = candidate_sentences(question, retrieved, rag.embedder, rag.config, reader)
     plain, _ = candidate_sentences(question, retrieved, rag.embedder, rag.config)
     assert [(c.text, c.score) for c in without] == [(c.text, c.score) for c in plain]
