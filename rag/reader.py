@@ -52,7 +52,9 @@ TARGET_MODULES = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|at
 # stored sentence vectors stay valid; the answer step ranks candidate sentences by it.
 QUESTION_DIR = READER_DIR / "question"
 QUESTION_MANIFEST = "question.json"
-QUESTION_TARGETS = ["query", "value"]
+# A pattern, not a list: peft keeps a list as a set, so its adapter_config.json would list them in
+# an order that changes from process to process (and the checksum with it).
+QUESTION_TARGETS = r".*encoder\.layer\.\d+\.attention\.self\.(query|value)"
 
 
 class ReaderError(UserError):
