@@ -331,17 +331,31 @@ def test_english_rendering_is_marked_machine_translation(browser, tmp_path, monk
     with fake_openai_server() as srv:
         monkeypatch.setenv("OPENAI_BASE_URL", srv.url)
         monkeypatch.setenv("OPENAI_API_KEY", "test")
-        # the answer call declines (the extractive answer stands), the rendering call renders
-        srv.replies += ["NO_ANSWER", lambda body: "\n".join(
-            f"[{n}] The minister spoke." for n in range(1, body["messages"][1]["content"].count("<quote n=") + 1))]
-        with running_app_py(tmp_path / "index", tmp_path / "app.log") as url:
+        def reply(body: dict) -> str:
+            # by what is asked, not by order: the answer call declines (the extractive answer
+            # stands), the rendering call renders each quote
+            quotes = body["messages"][1]["content"].count("<quote n=")
+            return "\n".join(f"[{n}] The minister spoke." for n in range(1, quotes + 1)) or "NO_ANSWER"
+
+        srv.replies += [reply] * 8
+        log_path = tmp_path / "app.log"
+        with running_app_py(tmp_path / "index", log_path) as url:
             context, page, watch = _open(browser, url)
             try:
                 page.locator("#rag-settings").get_by_text("Settings · تنظیمات").click()
-                page.fill("#rag-llm textarea, #rag-llm input", "openai:test-model")
+                field = page.locator("#rag-llm textarea, #rag-llm input")
+                # typed and left as a reader does: a fill right as the accordion opened was sometimes
+                # not in the Ask request (the chat server was never asked)
+                field.click()
+                field.press_sequentially("openai:test-model")
+                field.press("Tab")
+                assert field.input_value() == "openai:test-model"
                 _ask(page, Q_EN, 0)
                 mark = page.locator("#rag-chat .rag-a-0 .rag-rendering")
-                assert mark.count() >= 1
+                asked = [r["body"]["messages"][1]["content"][:80] for r in srv.requests]
+                assert mark.count() >= 1, (f"no rendering under the answer; the chat server was asked {asked}; "
+                                           f"the answer: {page.locator('#rag-chat .rag-a-0').inner_text()[:300]!r}; "
+                                           f"app log: {log_path.read_text()[-1500:]}")
                 assert mark.first.locator(".rag-mt").inner_text() == "machine translation"
                 assert "The minister spoke." in mark.first.inner_text()
                 assert _direction(page, "#rag-chat .rag-a-0 .rag-rendering") == "ltr"
