@@ -326,18 +326,14 @@ def test_copies_of_a_story_and_the_filters(browser, app_url, tmp_path):
 def test_english_rendering_is_marked_machine_translation(browser, tmp_path, monkeypatch):
     """With a chat model set (a fake OpenAI-compatible server), an English question's Persian
     quotes get an English rendering under them, marked machine translation; the quote stays."""
-    from fake_openai import fake_openai_server
+    from fake_openai import fake_openai_server, render_each_quote
 
     with fake_openai_server() as srv:
         monkeypatch.setenv("OPENAI_BASE_URL", srv.url)
         monkeypatch.setenv("OPENAI_API_KEY", "test")
-        def reply(body: dict) -> str:
-            # by what is asked, not by order: the answer call declines (the extractive answer
-            # stands), the rendering call renders each quote
-            quotes = body["messages"][1]["content"].count("<quote n=")
-            return "\n".join(f"[{n}] The minister spoke." for n in range(1, quotes + 1)) or "NO_ANSWER"
-
-        srv.replies += [reply] * 8
+        # by what is asked, not by order: the answer call declines (the extractive answer stands),
+        # the rendering call renders each quote
+        srv.default = render_each_quote
         log_path = tmp_path / "app.log"
         with running_app_py(tmp_path / "index", log_path) as url:
             context, page, watch = _open(browser, url)

@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("langchain")
 pytest.importorskip("langchain_openai")
 
-from fake_openai import fake_openai_server  # noqa: E402
+from fake_openai import fake_openai_server, render_each_quote  # noqa: E402
 from rag import RAG  # noqa: E402
 from rag.answer import Answer  # noqa: E402
 from rag.llm import LLMError, leaks_prompt, llm_answer, load_chat_model, locate, system_prompt  # noqa: E402
@@ -417,8 +417,7 @@ def test_english_reader_gets_renderings_marked_and_unfaithful_ones_dropped(rag_i
 def test_ask_with_llm_renders_persian_quotes_for_english_questions(rag_ix, server):
     """Through RAG.ask: the model's answer falls back to the extractive one (NO_ANSWER), and its
     Persian quotes still get renderings; a failed rendering call loses nothing."""
-    server.replies += ["NO_ANSWER", lambda body: "\n".join(
-        f"[{n}] The minister spoke." for n in range(1, body["messages"][1]["content"].count("<quote n=") + 1))]
+    server.replies += ["NO_ANSWER", render_each_quote]
     ans = rag_ix.ask(Q_EN, llm="openai:test-model")
     persian = [c for c in ans.citations if re.search("[\u0600-\u06ff]", c.quote)]
     assert persian and all(c.rendering == "The minister spoke." for c in persian)
