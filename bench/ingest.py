@@ -96,7 +96,7 @@ def tokens_read(folder: Path) -> dict:
     texts = {"both": [t for a, s in items for t in embedding_texts(a, s)],
              "passages": [t for a, s in items for t in passage_texts(a, s)],
              "sentences": [t for a, s in items for t in sentence_reading_texts(a, s)]}
-    own = sum(emb.count_tokens(a.text) for a in arts)
+    own = sum(seg.tokens for _, seg in items)  # as RAG.ingest counts them (the timing runs' tokens)
     out = {"articles": len(arts), "article_tokens": own}
     for reading, tx in texts.items():
         read = sum(len(ids) + 2 for ids in emb.token_ids(tx))
