@@ -40,7 +40,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag import RAG  # noqa: E402
-from rag.articles import Article  # noqa: E402
 from rag.config import DEFAULT, Config  # noqa: E402
 from rag.decision import DecisionInputs, decide, reader_rank, threshold  # noqa: E402
 from rag.eval import _read_jsonl, cache_root, eval_index, open_index, part_of, quarter_of  # noqa: E402
@@ -79,11 +78,13 @@ def withheld_set(xquad: Path) -> Path:
 
 
 def news_set() -> Path:
-    """news_qa's articles with news_wrong's held-out questions (all unanswerable: wrong subject)."""
+    """news_qa's articles with the held-out questions of news_wrong (wrong subject) and of
+    news_unanswerable (not in the article), all unanswerable."""
     out = cache_root() / "sets" / "news_wrong"
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(NEWS / "news_qa" / "passages.jsonl", out / "passages.jsonl")
-    qs = [q for q in _read_jsonl(NEWS / "news_wrong" / "questions.jsonl") if part_of(q["passage_id"]) == "heldout"]
+    qs = [dict(q, kind=kind) for name, kind in (("news_wrong", "wrong-subject"), ("news_unanswerable", "not-in-article"))
+          for q in _read_jsonl(NEWS / name / "questions.jsonl") if part_of(q["passage_id"]) == "heldout"]
     (out / "questions.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in qs))
     return out
 
@@ -145,7 +146,7 @@ def pick(conf: np.ndarray, forced: np.ndarray, share: float, margin: float) -> f
     return max(float(ans[k]) - margin, (below + float(ans[k])) / 2) if k > 0 else max(float(ans[k]) - margin, 0.0)
 
 
-LABELS = ("answerable", "unanswerable", "withheld", "off-topic", "wrong-subject")
+LABELS = ("answerable", "unanswerable", "withheld", "not-in-article", "off-topic", "wrong-subject")
 
 
 def rates(recs: list[dict], cfg: Config, lang: str, quarter: str | None) -> dict[str, tuple[float, int]]:
@@ -203,8 +204,10 @@ def collect(cfg: Config) -> list[dict]:
     for d, other in ((pqa, xq), (xq, pqa)):
         recs += records(rags[d], held[d], lambda q: "answerable" if q.get("answers") else "unanswerable", d.name)
         recs += records(rags[other], held[d], lambda q: "off-topic", d.name)
-    for d, label in ((withheld_set(xq), "withheld"), (news_set(), "wrong-subject")):
-        recs += records(open_index(d, config=cfg), _read_jsonl(d / "questions.jsonl"), lambda q: label, d.name)
+    d = withheld_set(xq)
+    recs += records(open_index(d, config=cfg), _read_jsonl(d / "questions.jsonl"), lambda q: "withheld", d.name)
+    d = news_set()
+    recs += records(open_index(d, config=cfg), _read_jsonl(d / "questions.jsonl"), lambda q: q["kind"], d.name)
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         rag = RAG(Path(tmp) / "ix", create=True, config=cfg)
@@ -232,18 +235,17 @@ def report(recs: list[dict], cfg: Config, margin: float) -> None:
                   f"{np.mean([o[2] for _, o in rows]):.3f} | {q['choose']:.3f} / {q['report']:.3f} |")
 
     print("\n## A missing question term counts from this IDF on (rare_idf), choose quarter, balanced\n")
-    print("| rare_idf | lang | answerable wrongly | unanswerable | withheld | off-topic | wrong-subject |")
-    print("|---|---|---|---|---|---|---|")
+    print("| rare_idf | lang | answerable wrongly | " + " | ".join(LABELS[1:]) + " |")
+    print("|---" * (len(LABELS) + 2) + "|")
     best, best_score = cfg.rare_idf, -1.0
     for rare in (math.inf, 6.0, 5.0, 4.5, 4.0, 3.5, 3.0, 2.5, 2.0):
         c = choose(recs, cfg.replace(rare_idf=rare), margin)
         score = 0.0
         for lang in langs:
             r = rates(recs, c, lang, "choose")
-            cells = [f"{r[k][0]:.3f} ({r[k][1]})" if k in r else "–" for k in
-                     ("answerable", "unanswerable", "withheld", "off-topic", "wrong-subject")]
+            cells = [f"{r[k][0]:.3f} ({r[k][1]})" if k in r else "–" for k in LABELS]
             print(f"| {rare} | {lang} | " + " | ".join(cells) + " |")
-            score += sum(r[k][0] for k in ("unanswerable", "withheld", "wrong-subject") if k in r)
+            score += sum(r[k][0] for k in LABELS[1:] if k in r and k != "off-topic")
         if score > best_score + 1e-9:
             best, best_score = rare, score
     print(f"\nrare_idf with the most unanswerable + withheld + wrong-subject abstained on the choose quarter: {best}")
@@ -252,14 +254,13 @@ def report(recs: list[dict], cfg: Config, margin: float) -> None:
         c = choose(recs, cfg.replace(rare_idf=best, check_constraints=check), margin)
         print(f"\n## Held out: the report quarter, constraint check {'on' if check else 'off'} "
               f"(rare_idf {best}; thresholds from the choose quarter)\n")
-        print("| strictness | lang | threshold | answerable wrongly | unanswerable | withheld | off-topic | "
-              "wrong-subject |\n|---|---|---|---|---|---|---|---|")
+        print("| strictness | lang | threshold | answerable wrongly | " + " | ".join(LABELS[1:]) + " |")
+        print("|---" * (len(LABELS) + 3) + "|")
         for level in SHARES:
             lc = c.replace(strictness=level)
             for lang in langs:
                 r = rates(recs, lc, lang, "report")
-                cells = [f"{r[k][0]:.3f} ({r[k][1]})" if k in r else "–" for k in
-                         ("answerable", "unanswerable", "withheld", "off-topic", "wrong-subject")]
+                cells = [f"{r[k][0]:.3f} ({r[k][1]})" if k in r else "–" for k in LABELS]
                 print(f"| {level} | {lang} | {threshold(lang, lc):.4f} | " + " | ".join(cells) + " |")
         for name in ("seed", "fresh"):
             rows = [r for r in recs if r["set"] == name]
