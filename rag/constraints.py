@@ -120,7 +120,7 @@ class _Gazetteer:
     en: Mapping[str, tuple[str, ...]]      # a lower-cased English form → the same
     acronyms: frozenset[str]               # English forms matched only in capitals ("WHO", "UN", "US")
     titles_fa: tuple[tuple[str, tuple[str, ...]], ...]   # (form, all forms of its title), longest first
-    titles_en: tuple[tuple[str, tuple[str, ...]], ...]
+    titles_en: tuple[tuple[str, tuple[str, ...], re.Pattern], ...]
 
 
 @lru_cache(maxsize=1)
@@ -148,7 +148,8 @@ def gazetteer() -> _Gazetteer:
         titles_fa += [(normalize_text(f), forms) for f in t["fa"]]
         titles_en += [(f.lower(), forms) for f in t["en"]]
     by_len = lambda x: -len(x[0])  # noqa: E731
-    return _Gazetteer(fa_map, en_map, frozenset(acronyms), tuple(sorted(titles_fa, key=by_len)), tuple(sorted(titles_en, key=by_len)))
+    titles_en = [(f, forms, re.compile(rf"\b{re.escape(f)}\b")) for f, forms in sorted(titles_en, key=by_len)]
+    return _Gazetteer(fa_map, en_map, frozenset(acronyms), tuple(sorted(titles_fa, key=by_len)), tuple(titles_en))
 
 
 _MONTHS_EN = {m.lower(): i for i, m in enumerate(ENGLISH_MONTHS, 1)}
@@ -156,6 +157,7 @@ _MONTH_FORMS = {i: tuple(normalize_text(f) for f in PERSIAN_GREGORIAN[i - 1]) + 
                 for m, i in _MONTHS_EN.items()}
 _SOLAR_MONTHS = frozenset(normalize_text(m) for m in IRANIAN_MONTHS + AFGHAN_MONTHS)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_EN_WORD = re.compile(r"[A-Za-z][A-Za-z.\-]*[A-Za-z]|[A-Za-z]")
 
 
 def question_constraints(question: str, lang: str, df: Mapping[str, int] | None = None,
@@ -260,8 +262,8 @@ def _english(question: str) -> list[Constraint]:
                     return s, e + m.start(1) + len(phrase), g.en[phrase]
         return None
 
-    for form, forms in g.titles_en:
-        for m in re.finditer(rf"\b{re.escape(form)}\b", low):
+    for form, forms, pattern in g.titles_en:
+        for m in pattern.finditer(low):
             if not free(m.start(), m.end()):
                 continue
             near = entity_near(m.start(), m.end())
@@ -269,14 +271,22 @@ def _english(question: str) -> list[Constraint]:
                 s, e, hforms = near
                 out.append(Constraint("title", question[s:e], forms, hforms))
                 taken.append((s, e))
-    for form, forms in sorted(g.en.items(), key=lambda x: -len(x[0])):
-        exact = form in g.acronyms
-        hay = question if exact else low
-        pat = rf"(?<![\w']){re.escape(form.upper() if exact else form)}(?:'s|s)?(?![\w])"
-        for m in re.finditer(pat, hay):
-            if free(m.start(), m.end()) and question[m.start()].isupper():
-                out.append(Constraint("name", question[m.start():m.end()], forms))
-                taken.append((m.start(), m.end()))
+    ws = [(m.group().removesuffix("'s").removesuffix("’s"), m.start(), m.end()) for m in _EN_WORD.finditer(question)]
+    i = 0
+    while i < len(ws):  # the longest run of words (up to 4) that is a gazetteer form, capitalized
+        for n in range(min(4, len(ws) - i), 0, -1):
+            run = ws[i:i + n]
+            phrase = " ".join(w for w, _, _ in run).lower()
+            forms = g.en.get(phrase) or (g.en.get(phrase[:-1]) if n == 1 and phrase.endswith("s") else None)
+            if forms is None or not run[0][0][0].isupper() or not free(run[0][1], run[-1][2]):
+                continue
+            if phrase in g.acronyms and not run[0][0].replace(".", "").isupper():
+                continue  # "Who" is not the WHO
+            out.append(Constraint("name", question[run[0][1]:run[-1][2]], forms))
+            taken.append((run[0][1], run[-1][2]))
+            i += n - 1
+            break
+        i += 1
     for m in LATIN_WORD.finditer(question):
         w = m.group().removesuffix("'s")
         if not free(m.start(), m.end()) or not w[0].isupper() or m.start() == 0:
