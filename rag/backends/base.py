@@ -150,6 +150,21 @@ def passage_terms(title: str, text: str) -> str:
     return " ".join(terms(f"{title}\n{text}"))
 
 
+def rarest(df: dict[str, int], max_postings: int | None) -> list[str]:
+    """The known terms, rarest first, while together they hold at most ``max_postings`` passages
+    (at least one): what a backend's lexical side matches."""
+    known = sorted((t for t, d in df.items() if d > 0), key=lambda t: (df[t], t))
+    if max_postings is None:
+        return known
+    chosen, total = [], 0
+    for t in known:
+        if chosen and total + df[t] > max_postings:
+            break
+        chosen.append(t)
+        total += df[t]
+    return chosen
+
+
 def rebuild_hint(location: object) -> str:
     return f"rebuild it with: rag ingest ARTICLES... --index {location} (after moving {location} away)"
 

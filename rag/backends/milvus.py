@@ -56,9 +56,9 @@ import numpy as np
 
 from ..articles import Article
 from ..chunking import Chunk
+from .. import stories
 from .base import (ArticleInfo, Candidates, ChunkRow, Filter, Passage, QueryVector, StoreError, check_items,
-                   dequantize, passage_terms, quantize, resolve, sort_changes)
-from .embedded import rarest
+                   dequantize, passage_terms, quantize, rarest, resolve, sort_changes)
 
 FORMAT = 1
 DEFAULT_PORT = 19530
@@ -263,9 +263,10 @@ class MilvusIndex:
         return cls._connected(location, "opening the index", read_meta)
 
     @classmethod
-    def create(cls, location: str, embedder: str, dim: int) -> "MilvusIndex":
+    def create(cls, location: str, embedder: str, dim: int, **_embedded_options) -> "MilvusIndex":
         """Create the collections (those a crashed create left are reused); the description is
-        written last, so an index exists only once it is whole."""
+        written last, so an index exists only once it is whole. (``ann_from``/``nprobe`` are the
+        embedded backend's: Milvus's HNSW index is approximate from the start.)"""
         def read_meta(client, name: str) -> dict:
             meta = cls._read_meta(client, name)
             if meta is not None:
@@ -368,7 +369,7 @@ class MilvusIndex:
             self._delete(self.passages_name, [i for i in old_p if i not in new_p])
             self._delete(self.articles_name, [i for i in old_a if i not in new_a])
             for article, *_ in todo:  # one by one: a copy later in the batch finds an earlier one
-                self._join_story(article)
+                stories.join(_Stories(self), article.id, article.id, article.content())
         self._changed()
         return statuses
 
@@ -376,54 +377,6 @@ class MilvusIndex:
 
     def _story_rows(self, expr: str, fields: list[str], limit: int | None = None) -> list[dict]:
         return self._query(self.stories_name, expr, ["article_id"] + fields, limit)
-
-    def _join_story(self, article: Article) -> str:
-        """As the embedded backend: the story of the closest stored copy (LSH candidates checked on
-        their words, those their MinHash rules out unread), else a story of its own; the
-        article's key rows replace its old ones."""
-        from .. import stories
-
-        mine = stories.words(article.content())
-        signature = stories.fingerprint(mine)
-        keys = stories.band_keys(signature)
-        shared: dict[str, int] = {}
-        story_of: dict[str, str] = {}
-        # one read while the keys are rare; past PER_KEY rows a key, a bounded read of each (a query
-        # has no newest-first order here: any PER_KEY rows of a key shared that widely)
-        bound = stories.PER_KEY * len(keys)
-        rows = self._story_rows(f"key in [{', '.join(map(str, keys))}]", ["story"], bound)
-        if len(rows) >= bound:
-            rows = [r for k in keys for r in self._story_rows(f"key == {k}", ["story"], stories.PER_KEY)]
-        for r in rows:
-            if r["article_id"] != article.id:
-                shared[r["article_id"]] = shared.get(r["article_id"], 0) + 1
-                story_of[r["article_id"]] = r["story"]
-        candidates = sorted(shared, key=lambda a: (-shared[a], a))[:stories.CANDIDATES]
-        heads = {a: rows[0]["minhash"]
-                 for a, rows in self._rows_of(self.stories_name, candidates, ["minhash"], "band == 0").items()}
-        close = stories.not_ruled_out(signature, [base64.b64decode(heads[a]) if heads.get(a) else None
-                                                  for a in candidates])
-        best, best_j = None, stories.THRESHOLD
-        for aid, maybe in zip(candidates, close):
-            if not maybe:
-                continue
-            other = self.get(aid)
-            if other is None:
-                continue
-            j = stories.jaccard(mine, stories.words(other.content()))
-            if j >= best_j:
-                best, best_j = story_of[aid], j
-        story = best or article.id
-        key = article_key(article.id)
-        self._delete(self.stories_name, [r["id"] for r in self._rows_of(self.stories_name, [article.id], ["id"]).get(
-            article.id, [])])
-        now = time.time()
-        self.client.insert(self.stories_name, [
-            {"id": _hash64("story", article.id, str(b)), "key": k, "band": b, "article_id": article.id,
-             "article_key": key, "story": _varchar(story, "the story id"), "added": now,
-             "minhash": base64.b64encode(signature.tobytes()).decode("ascii") if b == 0 else "", "_v": [0.0, 0.0]}
-            for b, k in enumerate(keys)])
-        return story
 
     def _leave_story(self, article_id: str) -> None:
         """Remove an article's key rows; a story named after it is named after its next article."""
@@ -722,6 +675,54 @@ class MilvusIndex:
         if self.client is not None:
             self.client.close()
             self.client = None
+
+
+class _Stories:
+    """Story groups in ``COLLECTION_stories`` (``rag.stories.StoryStore``): one row per LSH key of
+    an article, with its group; the row of band 0 holds its MinHash. A ``ref`` is the article id;
+    word hashes are not stored (candidates' words are read from their records)."""
+
+    def __init__(self, index: MilvusIndex) -> None:
+        self.index = index
+        self._story: dict[str, str] = {}
+
+    def keys(self, keys: list[int], article_id: str, per_key: int) -> list[tuple[str, str]]:
+        # one read while the keys are rare; past per_key rows a key, a bounded read of each (a query
+        # has no newest-first order here: any per_key rows of a key shared that widely)
+        ix, bound = self.index, per_key * len(keys)
+        rows = ix._story_rows(f"key in [{', '.join(map(str, keys))}]", ["story"], bound)
+        if len(rows) >= bound:
+            rows = [r for k in keys for r in ix._story_rows(f"key == {k}", ["story"], per_key)]
+        rows = [r for r in rows if r["article_id"] != article_id]
+        self._story.update((r["article_id"], r["story"]) for r in rows)
+        return [(r["article_id"], r["article_id"]) for r in rows]
+
+    def signatures(self, refs: list[str]) -> dict[str, tuple[bytes | None, None]]:
+        heads = self.index._rows_of(self.index.stories_name, refs, ["minhash"], "band == 0")
+        return {a: (base64.b64decode(heads[a][0]["minhash"]) if heads.get(a) and heads[a][0]["minhash"] else None,
+                    None) for a in refs}
+
+    def words(self, ref: str) -> set[str] | None:
+        other = self.index.get(ref)
+        return None if other is None else stories.words(other.content())
+
+    def story(self, ref: str) -> str:
+        return self._story[ref]
+
+    def keep(self, article_id: str, ref: str, story: str, signature: np.ndarray, hashes: np.ndarray,
+             keys: list[int]) -> None:
+        ix, key = self.index, article_key(article_id)
+        ix._delete(ix.stories_name, [r["id"] for r in ix._rows_of(ix.stories_name, [article_id], ["id"]).get(
+            article_id, [])])
+        now = time.time()
+        ix.client.insert(ix.stories_name, [
+            {"id": _hash64("story", article_id, str(b)), "key": k, "band": b, "article_id": article_id,
+             "article_key": key, "story": _varchar(story, "the story id"), "added": now,
+             "minhash": base64.b64encode(signature.tobytes()).decode("ascii") if b == 0 else "", "_v": [0.0, 0.0]}
+            for b, k in enumerate(keys)])
+
+    def members(self, story_ids: list[str]) -> dict[str, list[ArticleInfo]]:
+        return self.index._members(story_ids)
 
 
 def _info(article_id: str, head: dict, group: str) -> ArticleInfo:
