@@ -276,11 +276,11 @@ def test_milvus_an_app_answers_from_what_a_writer_writes(milvus_server):
 def test_milvus_collections_made_before_dating_fields_still_read_and_write(milvus_server, monkeypatch):
     """A collection made before the calendar and inferred-year fields (Milvus Lite cannot add a
     field) takes new articles and answers; its dates read as written in no known calendar."""
-    from rag.backends import milvus
+    from rag.backends import milvus_schema
 
     loc = _milvus(milvus_server)
     with monkeypatch.context() as m:
-        m.setattr(milvus, "_add_dating", lambda schema: None)  # the schemas as an older version made them
+        m.setattr(milvus_schema, "dating_fields", lambda: [])  # the schemas as an older version made them
         _rag(loc).close()
     r = _rag(loc, create=False)
     r.add_articles([Article(id="a", title="کابل", text="روز جمعه (۲۰ سرطان) وزیر در کابل گفت که رابطه‌ای نبوده است.")])

@@ -73,19 +73,13 @@ class ChunkRow:
 
 
 @dataclass(frozen=True)
-class Passage:
+class Passage(ChunkRow):
     """A candidate passage with what a question needs of it, read in one go.
 
     ``sentences`` are ``(sentence_id, start, end)`` in text order (offsets into the article), with
     their vectors in ``sentence_vectors`` (row i ↔ sentence i); a sentence id is unique within
     the index for as long as its article is unchanged."""
 
-    chunk_id: int
-    article_id: str
-    title: str
-    start: int
-    end: int
-    text: str
     vector: np.ndarray
     sentences: tuple[tuple[int, int, int], ...]
     sentence_vectors: np.ndarray

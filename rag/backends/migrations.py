@@ -80,12 +80,16 @@ def migrate(db: sqlite3.Connection, dim: int, where: object) -> list[int]:
     except sqlite3.OperationalError as exc:
         if not is_access_error(exc):
             raise
+    tables = _tables(db)
+    if "_migrations" not in tables:  # read-only, never adopted: read as its release left it, if it can be
+        if "articles" in tables and "chunks" not in tables:
+            return [n for n, _, _ in MIGRATIONS]
+        raise StoreError(f"cannot bring the index {where} up to date (it is read-only); make it writable, "
+                         f"or {rebuild_hint(where)}")
     done = applied(db)
     if done - {n for n, _, _ in MIGRATIONS}:
         raise StoreError(f"the index {where} was written by a newer version of this program (migration "
                          f"{max(done)}; this one knows {len(MIGRATIONS)}): upgrade it to read the index")
-    if "articles" in _tables(db) and "chunks" not in _tables(db):
-        done.add(1)  # read-only and never adopted: readable as it is
     for number, name, fn in MIGRATIONS:
         if number in done:
             continue
@@ -121,6 +125,13 @@ def _adopt(db: sqlite3.Connection, tables: set[str]) -> None:
 
 
 # ------------------------------------------------------------------ the migrations
+
+def _announce(db: sqlite3.Connection, doing: str, per_100k: str) -> None:
+    """Say so before a migration that takes long on a big archive (silence would look like a hang)."""
+    n = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+    if n >= 20_000:
+        log.warning("%s of %d articles stored by an older version; once, %s per 100,000 articles", doing, n, per_100k)
+
 
 RECORDS = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -221,10 +232,7 @@ def m004_story_keys(db: sqlite3.Connection, dim: int) -> None:
     row: 1.5 ms an article at 580k articles against 0.55 ms clustered (bench/results/scale.md)."""
     old = "story_keys" in _tables(db)
     if old:
-        n = db.execute("SELECT count(*) FROM articles").fetchone()[0]
-        if n >= 20_000:
-            log.warning("reorganizing the story keys of %d articles stored by an older version; "
-                        "once, about half a minute per 100,000 articles", n)
+        _announce(db, "reorganizing the story keys", "about half a minute")
     db.execute("CREATE TABLE story_keys_new (key INTEGER NOT NULL, seq INTEGER NOT NULL, article_id TEXT NOT NULL, "
                "PRIMARY KEY (key, seq)) WITHOUT ROWID")
     if old:
@@ -242,10 +250,7 @@ def m005_signatures(db: sqlite3.Connection, dim: int) -> None:
     (rewriting every row would journal the whole file)."""
     db.execute("CREATE TABLE IF NOT EXISTS signatures (seq INTEGER PRIMARY KEY, minhash BLOB NOT NULL, "
                "words BLOB NOT NULL)")
-    n = db.execute("SELECT count(*) FROM articles").fetchone()[0]
-    if n >= 20_000:
-        log.warning("copying the story fingerprints of %d articles stored by an older version "
-                    "into their own table; once, about 15 seconds per 100,000 articles", n)
+    _announce(db, "copying the story fingerprints", "about 15 seconds")
     db.execute("INSERT OR IGNORE INTO signatures SELECT rowid, minhash, words FROM articles "
                "WHERE minhash IS NOT NULL AND words IS NOT NULL")
 

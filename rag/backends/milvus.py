@@ -59,6 +59,8 @@ from ..chunking import Chunk
 from .. import stories
 from .base import (ArticleInfo, Candidates, ChunkRow, Filter, Passage, QueryVector, StoreError, check_items,
                    dequantize, passage_terms, quantize, rarest, resolve, sort_changes)
+from .milvus_schema import (VARCHAR_MAX, client_errors, create_articles, create_meta, create_passages,
+                            create_stories)
 
 FORMAT = 1
 DEFAULT_PORT = 19530
@@ -69,12 +71,9 @@ try:
     TIMEOUT = float(os.environ.get("RAG_MILVUS_TIMEOUT") or 60)
 except ValueError:
     TIMEOUT = 60.0
-VARCHAR_MAX = 65535           # bytes in a Milvus VARCHAR
 PART_CHARS = 16_000           # characters of an article record per row (≤ 4 bytes each in UTF-8)
 INSERT_BATCH = 256            # rows per insert request
 DF_TTL = 30.0                 # seconds a process reuses a term's document frequency / the passage count
-HNSW = {"M": 16, "efConstruction": 200}
-BM25 = {"bm25_k1": 1.2, "bm25_b": 0.75}   # as SQLite FTS5's bm25() in the embedded backend
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
 _PASSAGE_FIELDS = ["id", "article_id", "title", "start", "end", "text", "sentences", "vectors", "source", "date"]
 # How a date was written: its calendar and whether its year was inferred (on passages, for
@@ -109,20 +108,6 @@ def parse_location(location: str) -> tuple[str, int, str]:
     return u.hostname, port, name
 
 
-def _client_errors():
-    """The exception types of a failed Milvus call."""
-    from pymilvus.exceptions import MilvusException
-
-    errors: tuple = (MilvusException, ConnectionError, TimeoutError)
-    try:
-        import grpc
-
-        errors += (grpc.RpcError,)
-    except ImportError:
-        pass
-    return errors
-
-
 def _reason(exc: BaseException) -> str:
     return getattr(exc, "message", None) or str(exc) or type(exc).__name__
 
@@ -143,7 +128,7 @@ def _connect(location: str):
     netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         client = MilvusClient(uri=f"http://{netloc}", timeout=CONNECT_TIMEOUT, grpc_options=GRPC_OPTIONS)
-    except _client_errors() as exc:
+    except client_errors() as exc:
         raise StoreError(f"cannot reach the Milvus server at {netloc} for the index {location} ({_reason(exc)}); "
                          f"start Milvus there (for a local test server: milvus-lite server --data-dir DIR "
                          f"--host {host} --port {port}) or give the right --index location") from None
@@ -255,7 +240,7 @@ class MilvusIndex:
             if meta.get("format") != FORMAT:
                 raise StoreError(f"index {location} has format {meta.get('format')}, this version reads {FORMAT}; "
                                  f"rebuild it with: rag ingest ARTICLES... --index milvus://HOST:PORT/NEW_NAME")
-            _create_stories(client, f"{name}_stories")  # an index made before story groups gains it
+            create_stories(client, f"{name}_stories")  # an index made before story groups gains it
             for suffix in ("passages", "articles", "stories"):
                 client.load_collection(f"{name}_{suffix}")
             return meta
@@ -274,13 +259,13 @@ class MilvusIndex:
                     raise StoreError(f"the index {location} exists with the embedder {meta.get('embedder')!r} "
                                      f"(dimension {meta.get('dim')})")
             else:
-                analyzer = _create_passages(client, f"{name}_passages", int(dim))
-                _create_articles(client, f"{name}_articles")
+                analyzer = create_passages(client, f"{name}_passages", int(dim))
+                create_articles(client, f"{name}_articles")
                 meta = {"format": FORMAT, "embedder": embedder, "dim": int(dim), "analyzer": analyzer,
                         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-                _create_plain(client, f"{name}_meta", [("key", 64), ("value", VARCHAR_MAX)], "key")
+                create_meta(client, f"{name}_meta")
                 client.upsert(f"{name}_meta", [{"key": "index", "value": json.dumps(meta), "_v": [0.0, 0.0]}])
-            _create_stories(client, f"{name}_stories")
+            create_stories(client, f"{name}_stories")
             for suffix in ("passages", "articles", "meta", "stories"):
                 client.load_collection(f"{name}_{suffix}")
             return meta
@@ -752,133 +737,6 @@ def _wrap(location: str, doing: str) -> Iterator[None]:
         yield
     except StoreError:
         raise
-    except _client_errors() as exc:
+    except client_errors() as exc:
         raise StoreError(f"Milvus index {location}: {doing} failed ({_reason(exc)}); check that the Milvus server "
                          f"is running and reachable, then try again") from None
-
-
-# ------------------------------------------------------------------ schema
-
-def _create_passages(client, name: str, dim: int) -> str:
-    """The passages collection; returns the analyzer of its terms field."""
-    from pymilvus import DataType, Function, FunctionType, MilvusClient
-
-    # Our terms are already normalized and space-separated: a whitespace tokenizer takes them as
-    # they are. Milvus Lite has only "standard" (\w+, lowercased), which splits them the same way
-    # (terms are runs of word characters) up to case.
-    lite = "lite" in str(client.get_server_version()).lower()
-    analyzer = "standard" if lite else "whitespace"
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("article_id", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("article_key", DataType.INT64)
-    schema.add_field("seq", DataType.INT64)
-    schema.add_field("start", DataType.INT64)
-    schema.add_field("end", DataType.INT64)
-    schema.add_field("title", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("text", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("terms", DataType.VARCHAR, max_length=VARCHAR_MAX, enable_analyzer=True, enable_match=True,
-                     analyzer_params={"tokenizer": analyzer})
-    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-    schema.add_field("source", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("date", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    _add_dating(schema)
-    schema.add_field("sha", DataType.VARCHAR, max_length=64)
-    schema.add_field("sentences", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("vectors", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-    schema.add_function(Function(name="terms_bm25", function_type=FunctionType.BM25, input_field_names=["terms"],
-                                 output_field_names=["sparse"]))
-    index = client.prepare_index_params()
-    index.add_index(field_name="vector", index_type="HNSW", metric_type="IP", params=HNSW)
-    index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25)
-    for f in ("article_key", "source", "date"):
-        index.add_index(field_name=f, index_type="INVERTED")
-    _make(client, name, schema, index)
-    return analyzer
-
-
-def _add_dating(schema) -> None:
-    from pymilvus import DataType
-
-    schema.add_field("calendar", DataType.VARCHAR, max_length=32)
-    schema.add_field("date_inferred", DataType.BOOL)
-
-
-def _create_articles(client, name: str) -> None:
-    from pymilvus import DataType, MilvusClient
-
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("article_id", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("article_key", DataType.INT64)
-    schema.add_field("part", DataType.INT64)
-    schema.add_field("parts", DataType.INT64)
-    schema.add_field("sha", DataType.VARCHAR, max_length=64)
-    schema.add_field("added", DataType.DOUBLE)
-    schema.add_field("data", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("title", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("source", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("date", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("url", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("path", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("chunks", DataType.INT64)
-    schema.add_field("chars", DataType.INT64)
-    _add_dating(schema)
-    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
-    index = client.prepare_index_params()
-    index.add_index(field_name="_v", index_type="FLAT", metric_type="L2")
-    for f in ("article_key", "part"):
-        index.add_index(field_name=f, index_type="INVERTED")
-    _make(client, name, schema, index)
-
-
-def _create_stories(client, name: str) -> None:
-    from pymilvus import DataType, MilvusClient
-
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("key", DataType.INT64)
-    schema.add_field("band", DataType.INT64)
-    schema.add_field("article_id", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("article_key", DataType.INT64)
-    schema.add_field("story", DataType.VARCHAR, max_length=VARCHAR_MAX)
-    schema.add_field("added", DataType.DOUBLE)
-    schema.add_field("minhash", DataType.VARCHAR, max_length=512)  # base64 of the 64 values, on band 0
-    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
-    index = client.prepare_index_params()
-    index.add_index(field_name="_v", index_type="FLAT", metric_type="L2")
-    for f in ("key", "article_key", "band", "story"):
-        index.add_index(field_name=f, index_type="INVERTED")
-    _make(client, name, schema, index)
-
-
-def _create_plain(client, name: str, fields: list[tuple[str, int]], primary: str) -> None:
-    from pymilvus import DataType, MilvusClient
-
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    for f, length in fields:
-        schema.add_field(f, DataType.VARCHAR, max_length=length, is_primary=f == primary)
-    schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
-    index = client.prepare_index_params()
-    index.add_index(field_name="_v", index_type="FLAT", metric_type="L2")
-    _make(client, name, schema, index)
-
-
-def _make(client, name: str, schema, index) -> None:
-    """Create a collection and its indexes unless there (another process creating the same index
-    at the same moment, or a create that was interrupted, is fine). The indexes of an empty
-    collection are ready at once: not waiting for them (pymilvus polls every 0.5 s) saves seconds
-    per index; ``load_collection`` waits for what it needs."""
-    if not client.has_collection(name):
-        try:
-            client.create_collection(name, schema=schema, consistency_level="Strong")
-        except _client_errors():
-            if not client.has_collection(name):
-                raise
-    if not client.list_indexes(name):
-        try:
-            client.create_index(name, index, sync=False)
-        except _client_errors():
-            if not client.list_indexes(name):
-                raise
