@@ -6,7 +6,7 @@ before or after it, never between. A read-only index is read as it is; its migra
 writable open (the first one excepted: without it there is nothing this version can read).
 
 To change what is stored, append ``mNNN_what(db, dim)`` with ``@migration`` (never edit one that
-has shipped) and a test that opens an index as the previous version left it. Re-reading what
+has shipped; ``rag.backends.history``) and a test that opens an index as the previous version left it. Re-reading what
 ``rag.dates``/``rag.agencies``/``rag.stories`` make of stored articles is :func:`reread_news`
 with a ``step`` of your own (see :func:`m006_news`).
 
@@ -30,21 +30,15 @@ from .. import stories
 from ..articles import Article, news_metadata
 from ..dates import is_iso_day
 from .base import StoreError, passage_terms, quantize, rebuild_hint
+from .history import History
 from .records import PASSAGE_TEXTS, Records, StoryTables, is_access_error, passage_texts, transaction
 
 log = logging.getLogger(__name__)
 
-Migration = Callable[[sqlite3.Connection, int], None]  # (the connection, in a transaction; vector dimension)
-MIGRATIONS: list[tuple[int, str, Migration]] = []
-
-
-def migration(fn: Migration) -> Migration:
-    """Register ``fn`` (named ``mNNN_...``, NNN the next number) as the next migration."""
-    number = int(fn.__name__[1:4])
-    if number != len(MIGRATIONS) + 1:
-        raise ValueError(f"migration {fn.__name__} is not number {len(MIGRATIONS) + 1}")
-    MIGRATIONS.append((number, fn.__name__, fn))
-    return fn
+# Each migration: (the connection, inside the migration's transaction; the vectors' dimension).
+HISTORY = History()
+migration = HISTORY
+MIGRATIONS = HISTORY.steps
 
 
 def _script(db: sqlite3.Connection, sql: str) -> None:
@@ -87,12 +81,7 @@ def migrate(db: sqlite3.Connection, dim: int, where: object) -> list[int]:
         raise StoreError(f"cannot bring the index {where} up to date (it is read-only); make it writable, "
                          f"or {rebuild_hint(where)}")
     done = applied(db)
-    if done - {n for n, _, _ in MIGRATIONS}:
-        raise StoreError(f"the index {where} was written by a newer version of this program (migration "
-                         f"{max(done)}; this one knows {len(MIGRATIONS)}): upgrade it to read the index")
-    for number, name, fn in MIGRATIONS:
-        if number in done:
-            continue
+    for number, name, fn in HISTORY.pending(done, where):
         try:
             with transaction(db):
                 if db.execute("SELECT 1 FROM _migrations WHERE id=?", (number,)).fetchone():
@@ -103,7 +92,7 @@ def migrate(db: sqlite3.Connection, dim: int, where: object) -> list[int]:
         except sqlite3.OperationalError as exc:
             if not is_access_error(exc):
                 raise
-            if 1 not in done:
+            if 1 not in applied(db):
                 raise StoreError(f"cannot bring the index {where} up to date ({exc}); make it writable, "
                                  f"or {rebuild_hint(where)}") from None
             return [n for n, _, _ in MIGRATIONS if n not in applied(db)]

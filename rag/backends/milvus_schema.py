@@ -1,15 +1,29 @@
 """The collections of a Milvus index (``rag.backends.milvus``), as tables of fields, and making
-them. pymilvus is imported only when a collection is made.
+them; the ids and values rows carry. pymilvus is imported only when a collection is made.
 
 A collection's fields are those it was made with (Milvus Lite cannot add a field to a collection):
 one made before the dating fields lacks them, and the index reads its dates as written in no known
-calendar (``MilvusIndex`` looks at the fields on open). The stories collection, made after the
-others, is made on open when an index lacks it.
+calendar (``MilvusIndex`` looks at the fields on open). Which collections an index has is its
+migrations' doing (``HISTORY``).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import time
+
+import numpy as np
+
+from ..articles import Article
+from ..chunking import Chunk
+from .base import ArticleInfo, Passage, StoreError, dequantize, passage_terms, quantize
+from .history import History
+from .milvus_client import client_errors
+
 VARCHAR_MAX = 65535           # bytes in a Milvus VARCHAR
+PART_CHARS = 16_000           # characters of an article record per row (≤ 4 bytes each in UTF-8)
 HNSW = {"M": 16, "efConstruction": 200}
 BM25 = {"bm25_k1": 1.2, "bm25_b": 0.75}   # as SQLite FTS5's bm25() in the embedded backend
 
@@ -36,20 +50,6 @@ def dating_fields() -> list:
     return DATING
 
 
-def client_errors() -> tuple:
-    """The exception types of a failed Milvus call."""
-    from pymilvus.exceptions import MilvusException
-
-    errors: tuple = (MilvusException, ConnectionError, TimeoutError)
-    try:
-        import grpc
-
-        errors += (grpc.RpcError,)
-    except ImportError:
-        pass
-    return errors
-
-
 def _schema(fields: list, **more):
     """A schema of ``fields`` ("dating": the DATING fields); ``more``: options by field name.
     Every collection has a vector field (Milvus wants one): a 2-float ``_v`` where none is named."""
@@ -74,16 +74,18 @@ def _plain_index(client, inverted: tuple[str, ...]):
     return index
 
 
-def create_passages(client, name: str, dim: int) -> str:
-    """The passages collection; returns the analyzer of its terms field."""
+def analyzer(client) -> str:
+    """The tokenizer of the terms field. Our terms are already normalized and space-separated: a
+    whitespace tokenizer takes them as they are. Milvus Lite has only "standard" (runs of word characters, lowercased),
+    which splits them the same way (terms are runs of word characters) up to case."""
+    return "standard" if "lite" in str(client.get_server_version()).lower() else "whitespace"
+
+
+def create_passages(client, name: str, dim: int, tokenizer: str) -> None:
+    """The passages collection, its terms field split by ``tokenizer``."""
     from pymilvus import Function, FunctionType
 
-    # Our terms are already normalized and space-separated: a whitespace tokenizer takes them as
-    # they are. Milvus Lite has only "standard" (\w+, lowercased), which splits them the same way
-    # (terms are runs of word characters) up to case.
-    lite = "lite" in str(client.get_server_version()).lower()
-    analyzer = "standard" if lite else "whitespace"
-    schema = _schema(PASSAGES, terms={"analyzer_params": {"tokenizer": analyzer}}, vector={"dim": dim})
+    schema = _schema(PASSAGES, terms={"analyzer_params": {"tokenizer": tokenizer}}, vector={"dim": dim})
     schema.add_function(Function(name="terms_bm25", function_type=FunctionType.BM25, input_field_names=["terms"],
                                  output_field_names=["sparse"]))
     index = client.prepare_index_params()
@@ -92,7 +94,6 @@ def create_passages(client, name: str, dim: int) -> str:
     for f in ("article_key", "source", "date"):
         index.add_index(field_name=f, index_type="INVERTED")
     _make(client, name, schema, index)
-    return analyzer
 
 
 def create_articles(client, name: str) -> None:
@@ -124,3 +125,137 @@ def _make(client, name: str, schema, index) -> None:
         except client_errors():
             if not client.list_indexes(name):
                 raise
+
+
+# ------------------------------------------------------------------ migrations
+
+# The index's history: as the embedded backend's, recorded in COLLECTION_meta (key "_migrations":
+# number -> when). Milvus has no transactions, so each migration makes what is not there yet and is
+# recorded after it ran; Milvus Lite cannot add a field, so fields are never migrated (a collection
+# made before the dating fields lacks them, and the index reads its dates as written).
+HISTORY = History()
+
+
+@HISTORY
+def m001_collections(client, name: str, dim: int) -> None:
+    """The passages, articles and meta collections."""
+    create_passages(client, f"{name}_passages", dim, analyzer(client))
+    create_articles(client, f"{name}_articles")
+    create_meta(client, f"{name}_meta")
+
+
+@HISTORY
+def m002_stories(client, name: str, dim: int) -> None:
+    """The story groups' collection (``rag.backends.milvus_stories``); an index made before it has
+    its older articles each in a story of its own until they are ingested again."""
+    create_stories(client, f"{name}_stories")
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def migrate(client, name: str, dim: int, done: dict, where: str, record: bool = True) -> None:
+    """Run the migrations not in ``done`` (number -> when, as recorded), recording each after it ran."""
+    for number, _, fn in HISTORY.pending({int(n) for n in done}, where):
+        fn(client, name, dim)
+        done[str(number)] = now()
+        if record:
+            client.upsert(f"{name}_meta", [{"key": "_migrations", "value": json.dumps(done), "_v": [0.0, 0.0]}])
+
+
+
+# ------------------------------------------------------------------ rows
+
+def hash64(*parts: str) -> int:
+    """A positive int64 from ``parts`` (blake2b): ids that writers on different machines agree on."""
+    h = hashlib.blake2b("\x00".join(parts).encode("utf-8", "surrogatepass"), digest_size=8)
+    return int.from_bytes(h.digest(), "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def article_key(article_id: str) -> int:
+    return hash64("article", article_id)
+
+
+def varchar(value: str, what: str) -> str:
+    if len(value.encode("utf-8", "surrogatepass")) > VARCHAR_MAX:
+        raise StoreError(f"{what} is longer than a Milvus VARCHAR holds ({VARCHAR_MAX} bytes)")
+    return value
+
+
+def article_info(article_id: str, head: dict, group: str) -> ArticleInfo:
+    """An article's listing from the part-0 row of its record (empty strings are absent values)."""
+    return ArticleInfo(article_id, head["title"], head["source"] or None, head["date"] or None, head["url"] or None,
+                       head["path"] or None, int(head["chunks"]), int(head["chars"]),
+                       bool(head.get("date_inferred")), head.get("calendar") or None, group=group)
+
+
+def passage_rows(article: Article, sha: str, chunks: list[Chunk], vectors: np.ndarray,
+                 sentences: list[Chunk], sentence_vectors: np.ndarray, dim: int, dating: bool) -> list[dict]:
+    """The rows of an article's passages (``dating``: the collection has the DATING fields)."""
+    packed = quantize(vectors)
+    stored = dequantize(packed, dim)  # searched as the int8 codes store it, like the embedded backend
+    s_packed = quantize(sentence_vectors) if sentences else np.zeros((0, dim + 4), dtype=np.uint8)
+    s_span = np.asarray([(s.start, s.end) for s in sentences], dtype=np.int64).reshape(-1, 2)
+    s_ids = [hash64("sentence", article.id, sha, str(i)) for i in range(len(sentences))]
+    key = article_key(article.id)
+    rows = []
+    for seq, c in enumerate(chunks):
+        inside = np.nonzero((s_span[:, 0] >= c.start) & (s_span[:, 1] <= c.end))[0]
+        text = article.text[c.start:c.end]
+        blob = np.concatenate([packed[seq:seq + 1], s_packed[inside]]).tobytes()
+        rows.append({
+            "id": hash64("passage", article.id, sha, str(seq)), "article_id": article.id, "article_key": key,
+            "seq": seq, "start": c.start, "end": c.end, "title": article.title,
+            "text": varchar(text, f"passage {seq} of the article {article.id!r}"),
+            "terms": varchar(passage_terms(article.title, text), f"the terms of passage {seq} of {article.id!r}"),
+            "source": varchar(article.source or "", "the source"),
+            "date": varchar(article.date or "", "the date"),
+            **dating_values(article, dating),
+            "sha": sha,
+            "sentences": varchar(json.dumps([[s_ids[i], int(s_span[i, 0]), int(s_span[i, 1])] for i in inside]),
+                                  f"the sentences of passage {seq} of {article.id!r}"),
+            "vectors": varchar(base64.b64encode(blob).decode("ascii"),
+                                f"the sentence vectors of passage {seq} of {article.id!r}"),
+            "vector": stored[seq].tolist(),
+        })
+    return rows
+
+def dating_values(article: Article | None, dating: bool) -> dict:
+    """The DATING fields of a row (of ``article``; None: a row that is not a listing's)."""
+    if not dating:
+        return {}
+    return {"calendar": varchar((article.calendar or "") if article else "", "the calendar"),
+            "date_inferred": bool(article.date_inferred) if article else False}
+
+def record_rows(article: Article, sha: str, n_chunks: int, dating: bool) -> list[dict]:
+    """The rows of an article's record: its JSON in parts, the listing fields on part 0."""
+    record = json.dumps({"title": article.title, "text": article.text, "source": article.source,
+                         "date": article.date, "url": article.url, "path": article.path,
+                         "spans": article.content_spans, "date_inferred": article.date_inferred,
+                         "calendar": article.calendar}, ensure_ascii=False)
+    parts = [record[i:i + PART_CHARS] for i in range(0, len(record), PART_CHARS)]
+    now, key = time.time(), article_key(article.id)
+    rows = []
+    for i, data in enumerate(parts):
+        head = i == 0
+        rows.append({
+            "id": hash64("record", article.id, sha, str(i)), "article_id": article.id, "article_key": key,
+            "part": i, "parts": len(parts), "sha": sha, "added": now, "data": data,
+            "title": article.title if head else "", "source": (article.source or "") if head else "",
+            "date": (article.date or "") if head else "",
+            "url": varchar(article.url or "", "the url") if head else "",
+            "path": varchar(article.path or "", "the path") if head else "",
+            "chunks": n_chunks if head else 0, "chars": len(article.text) if head else 0, "_v": [0.0, 0.0],
+            **dating_values(article if head else None, dating),
+        })
+    return rows
+
+
+def passage_of(pid: int, e: dict, bm25: float, dim: int) -> Passage:
+    """A search hit's passage, from its output fields."""
+    sent = tuple((int(a), int(b), int(c)) for a, b, c in json.loads(e["sentences"]))
+    vecs = dequantize(np.frombuffer(base64.b64decode(e["vectors"]), dtype=np.uint8), dim)
+    return Passage(pid, e["article_id"], e["title"], int(e["start"]), int(e["end"]), e["text"], vecs[0], sent,
+                   vecs[1:1 + len(sent)], bm25, e.get("source") or None, e.get("date") or None,
+                   bool(e.get("date_inferred")), e.get("calendar") or None)

@@ -19,7 +19,8 @@
   them, which for a common word in a big archive costs more than the rest of the question).
 
 The tables are made and changed only by the numbered migrations of
-``rag.backends.migrations``. Each article is written in one transaction, so a crash leaves whole
+``rag.backends.migrations``. (~470 lines: the story tables, ``StoryTables``, share the records'
+transactions and article rows, so they stay here.) Each article is written in one transaction, so a crash leaves whole
 articles only. SQLite's errors come out as :class:`StoreError` naming the file and what to do.
 """
 
