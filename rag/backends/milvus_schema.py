@@ -76,8 +76,8 @@ def _plain_index(client, inverted: tuple[str, ...]):
 
 def analyzer(client) -> str:
     """The tokenizer of the terms field. Our terms are already normalized and space-separated: a
-    whitespace tokenizer takes them as they are. Milvus Lite has only "standard" (runs of word characters, lowercased),
-    which splits them the same way (terms are runs of word characters) up to case."""
+    whitespace tokenizer takes them as they are. Milvus Lite has only "standard" (runs of word
+    characters, lowercased), which splits them the same way (terms are such runs) up to case."""
     return "standard" if "lite" in str(client.get_server_version()).lower() else "whitespace"
 
 
