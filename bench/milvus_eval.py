@@ -119,7 +119,7 @@ def run(location: str, embedder, passages: list[dict], questions: list[dict]) ->
 
 def breakdown(rag, questions: list[dict]) -> dict[str, float]:
     """Median ms of each request a question makes to Milvus, made one at a time."""
-    from rag.backends.embedded import rarest
+    from rag.backends.base import rarest
     from rag.backends.milvus import _PASSAGE_FIELDS
     from rag.persian import terms
 

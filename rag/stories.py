@@ -9,12 +9,17 @@ reads a few rows, not the archive; each candidate is then checked on its words e
 bench/stories.py measures grouping of made copies and of distinct stories on one topic (word
 sets measured better than word pairs there: a copy with a fifth of its words edited keeps ~0.6
 of its words but ~0.35 of its pairs, while distinct stories share at most ~0.2 of their words).
+
+The grouping itself (:func:`join`) exists once; each backend keeps its keys, fingerprints and
+groups in its own storage behind :class:`StoryStore`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zlib
+from collections import Counter
+from typing import Hashable, Protocol
 
 import numpy as np
 
@@ -103,3 +108,63 @@ def not_ruled_out(a: np.ndarray, others: list[bytes | None]) -> list[bool]:
 def is_copy(a: str, b: str) -> bool:
     """Whether two article texts tell one story (checked on their words, not estimated)."""
     return jaccard(words(a), words(b)) >= THRESHOLD
+
+
+class StoryStore(Protocol):
+    """What a backend stores for story groups. A stored article is named by the backend's own
+    ``ref`` (the embedded backend: its row id; Milvus: its id), with its ``article_id``."""
+
+    def keys(self, keys: list[int], article_id: str, per_key: int) -> list[tuple[str, Hashable]]:
+        """``(article_id, ref)`` of the stored articles (not ``article_id``) holding each of
+        ``keys``, the newest ``per_key`` of each key (the same article once per key it holds)."""
+
+    def signatures(self, refs: list[Hashable]) -> dict[Hashable, tuple[bytes | None, bytes | None]]:
+        """``ref -> (MinHash bytes, word-hash bytes)`` of the stored articles among ``refs``; None
+        for what an article stored by an older version lacks."""
+
+    def words(self, ref: Hashable) -> set[str] | None:
+        """The words of a stored article (read from its text), None when it is gone."""
+
+    def story(self, ref: Hashable) -> str:
+        """The story group of a stored article."""
+
+    def keep(self, article_id: str, ref: Hashable, story: str, signature: np.ndarray, hashes: np.ndarray,
+             keys: list[int]) -> None:
+        """Store the article's group, fingerprint, word hashes and LSH keys (replacing its old ones)."""
+
+    def members(self, stories: list[str]) -> dict[str, list]:
+        """The articles (``ArticleInfo``) of each story group, first stored first."""
+
+
+def join(store: StoryStore, article_id: str, ref: Hashable, text: str) -> str:
+    """Put the article (``text``: its content) in the story of its closest stored copy, or in a
+    story of its own, and store its keys; returns the story. Each key's newest ``PER_KEY`` rows
+    are read, so the cost does not grow with the archive; a candidate its MinHash rules out is
+    not read (reading their words was 30 ms an article); the others are checked on their stored
+    word hashes, or on their text when an older version stored none."""
+    mine = words(text)
+    signature = fingerprint(mine)
+    keys = band_keys(signature)
+    shared = Counter(store.keys(keys, article_id, PER_KEY))
+    kept = [c for c, _ in sorted(shared.items(), key=lambda x: (-x[1], x[0]))[:CANDIDATES]]
+    sigs = store.signatures([ref_ for _, ref_ in kept])
+    kept = [c for c in kept if c[1] in sigs]
+    close = not_ruled_out(signature, [sigs[c[1]][0] for c in kept])
+    hashes = word_hashes(mine)
+    best, best_j = None, THRESHOLD
+    for (_, their_ref), maybe in zip(kept, close):
+        if not maybe:
+            continue
+        theirs = sigs[their_ref][1]
+        if theirs is not None:
+            j = jaccard_hashes(hashes, np.frombuffer(theirs, dtype=np.uint32))
+        else:
+            their_words = store.words(their_ref)
+            if their_words is None:
+                continue
+            j = jaccard(mine, their_words)
+        if j >= best_j:
+            best, best_j = their_ref, j
+    story = store.story(best) if best is not None else article_id
+    store.keep(article_id, ref, story, signature, hashes, keys)
+    return story

@@ -6,6 +6,7 @@ about storage and reading, and the embedder protocol is part of it."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import uuid
@@ -276,17 +277,52 @@ def test_milvus_an_app_answers_from_what_a_writer_writes(milvus_server):
 def test_milvus_collections_made_before_dating_fields_still_read_and_write(milvus_server, monkeypatch):
     """A collection made before the calendar and inferred-year fields (Milvus Lite cannot add a
     field) takes new articles and answers; its dates read as written in no known calendar."""
-    from rag.backends import milvus
+    from rag.backends import milvus_schema
 
     loc = _milvus(milvus_server)
     with monkeypatch.context() as m:
-        m.setattr(milvus, "_add_dating", lambda schema: None)  # the schemas as an older version made them
+        m.setattr(milvus_schema, "dating_fields", lambda: [])  # the schemas as an older version made them
         _rag(loc).close()
     r = _rag(loc, create=False)
     r.add_articles([Article(id="a", title="کابل", text="روز جمعه (۲۰ سرطان) وزیر در کابل گفت که رابطه‌ای نبوده است.")])
     assert [(a.date, a.date_inferred, a.calendar) for a in r.articles()] == [("2025-07-11", False, None)]
     assert r.search("وزیر کابل", k=1).hits[0].article_id == "a"
     r.close()
+
+
+def test_milvus_m002_an_index_from_before_migrations_and_story_groups_gains_them(milvus_server):
+    """A Milvus index as a release before story groups left it (no stories collection, no recorded
+    migrations) opens: migration 2 makes the collection, both are recorded, its article answers
+    and a copy added later starts its own story with it; a newer version's index is refused."""
+    from pymilvus import MilvusClient
+
+    from rag import StoreError
+    from rag.backends.milvus_schema import HISTORY
+
+    loc = _milvus(milvus_server)
+    root = Path(__file__).resolve().parent.parent
+    seed = next((root / "seeds").glob("*.txt")).read_text(encoding="utf-8")
+    r = _rag(loc)
+    r.add_articles([Article(id="memar", title="اسحاق دار", text=seed)])
+    r.close()
+    name = loc[0].rsplit("/", 1)[1]
+    client = MilvusClient(uri=f"http://127.0.0.1:{milvus_server}")
+    client.drop_collection(f"{name}_stories")
+    client.delete(f"{name}_meta", filter='key == "_migrations"')
+    r = _rag(loc, create=False)
+    assert r.search("کوالالامپور", k=1).hits[0].article_id == "memar"
+    r.add_articles([Article(id="fars", title="اسحاق دار", text=seed.replace("خبرگزاری معمار", "خبرگزاری فارس"))])
+    # memar lost its key rows with the collection: the copy meets nothing and tells its own story
+    assert {a.id: a.group for a in r.articles()} == {"memar": "memar", "fars": "fars"}
+    r.close()
+    rows = client.query(f"{name}_meta", filter='key == "_migrations"', output_fields=["value"])
+    done = json.loads(rows[0]["value"])
+    assert done["1"] == "before _migrations" and sorted(map(int, done)) == [n for n, _, _ in HISTORY.steps]
+    client.upsert(f"{name}_meta", [{"key": "_migrations", "value": json.dumps({**done, "99": "later"}),
+                                    "_v": [0.0, 0.0]}])
+    client.close()
+    with pytest.raises(StoreError, match="newer version"):
+        _rag(loc, create=False)
 
 
 def test_milvus_errors_name_the_server_and_what_to_do(milvus_server, tmp_path):

@@ -272,9 +272,10 @@ def test_fingerprints_in_article_rows_copied_to_their_table_on_open(tmp_path):
     db = sqlite3.connect(tmp_path / "ix" / "rag.sqlite")
     moved = db.execute("SELECT s.minhash, s.words FROM signatures s JOIN articles a ON a.rowid = s.seq "
                        "WHERE a.id = 'memar'").fetchall()
-    flag = db.execute("SELECT value FROM meta WHERE key = 'signatures'").fetchone()
+    done = db.execute("SELECT name, applied != 'before _migrations' FROM _migrations WHERE id = 5").fetchone()
+    markers = db.execute("SELECT key FROM meta WHERE key IN ('lexicon', 'news', 'signatures')").fetchall()
     db.close()
-    assert len(before) == 1 and moved == before and flag == ("1",)
+    assert len(before) == 1 and moved == before and done == ("m005_signatures", 1) and not markers
 
 
 def test_story_keys_of_an_older_layout_moved_over_on_open(tmp_path):
@@ -342,8 +343,11 @@ def test_copies_of_one_story_grouped_and_cited_once(tmp_path):
 
 
 def _reopened_as_written_by_an_older_version(index: Path, *statements: str) -> RAG:
-    """The index's records rewritten by ``statements`` (as an older version left them), then opened."""
+    """The index's records as a release before ``_migrations`` left them (5a78a38 and older kept
+    their history in ``meta`` markers), rewritten by ``statements`` into an older state, then opened."""
     db = sqlite3.connect(index / "rag.sqlite")
+    db.execute("DROP TABLE _migrations")
+    db.executemany("INSERT INTO meta VALUES (?, ?)", [("lexicon", "6"), ("news", "2"), ("signatures", "1")])
     for sql in statements:
         db.execute(sql)
     db.commit()

@@ -73,19 +73,13 @@ class ChunkRow:
 
 
 @dataclass(frozen=True)
-class Passage:
+class Passage(ChunkRow):
     """A candidate passage with what a question needs of it, read in one go.
 
     ``sentences`` are ``(sentence_id, start, end)`` in text order (offsets into the article), with
     their vectors in ``sentence_vectors`` (row i ↔ sentence i); a sentence id is unique within
     the index for as long as its article is unchanged."""
 
-    chunk_id: int
-    article_id: str
-    title: str
-    start: int
-    end: int
-    text: str
     vector: np.ndarray
     sentences: tuple[tuple[int, int, int], ...]
     sentence_vectors: np.ndarray
@@ -148,6 +142,21 @@ def passage_terms(title: str, text: str) -> str:
     """What the lexicon holds for a passage: its normalized terms (title included, as the dense side
     embeds it), space-separated."""
     return " ".join(terms(f"{title}\n{text}"))
+
+
+def rarest(df: dict[str, int], max_postings: int | None) -> list[str]:
+    """The known terms, rarest first, while together they hold at most ``max_postings`` passages
+    (at least one): what a backend's lexical side matches."""
+    known = sorted((t for t, d in df.items() if d > 0), key=lambda t: (df[t], t))
+    if max_postings is None:
+        return known
+    chosen, total = [], 0
+    for t in known:
+        if chosen and total + df[t] > max_postings:
+            break
+        chosen.append(t)
+        total += df[t]
+    return chosen
 
 
 def rebuild_hint(location: object) -> str:

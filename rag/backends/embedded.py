@@ -12,14 +12,15 @@ Layout of an index folder:
   than the database is rebuilt from SQLite.
 - ``.lock``: held by a writer; a second writer waits, then gives up with a clear message.
 
-Format 2 folders (float32 vectors, a FAISS file of every sentence) are migrated on open.
+The manifest's ``format`` is the folder's layout (3 since int8 vectors); the records' schema has
+its own numbered history (``rag.backends.migrations``), applied on open. A format 2 folder (float32
+vectors, a FAISS file of every sentence) has its records moved by migration 1, then its files.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import tempfile
 import threading
 import time
@@ -32,12 +33,15 @@ import numpy as np
 
 from ..articles import Article
 from ..chunking import Chunk
-from .base import (Candidates, Filter, Passage, QueryVector, StoreError, check_items, dequantize, rebuild_hint, resolve,
-                   sort_changes)
+from .base import (Candidates, Filter, Passage, QueryVector, StoreError, check_items, dequantize, rarest, rebuild_hint,
+                   resolve, sort_changes)
+from .migrations import migrate
 from .records import Records
 from .vectors import VectorIndex
 
-FORMAT = 3  # 3: int8 vectors, sentences per article, an approximate passage index once large
+__all__ = ["EmbeddedIndex"]
+
+FORMAT = 3  # the folder's layout: 3: int8 vectors, sentences per article, passages.faiss
 MANIFEST = "manifest.json"
 DB = "rag.sqlite"
 VECTORS_FILE = "passages.faiss"
@@ -72,18 +76,6 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _crc32_file(path: Path) -> int:
-    crc = 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            crc = zlib.crc32(block, crc)
-    return crc
-
-
-def exists(path: str | os.PathLike) -> bool:
-    return (Path(path) / MANIFEST).exists()
-
-
 def _read_manifest(path: Path) -> dict:
     mf = path / MANIFEST
     if not mf.exists():
@@ -97,20 +89,6 @@ def _read_manifest(path: Path) -> dict:
     except (ValueError, TypeError, OSError) as exc:
         raise StoreError(f"index manifest {mf} is damaged ({exc}); {rebuild_hint(path)}") from None
     return manifest
-
-
-def rarest(df: dict[str, int], max_postings: int | None) -> list[str]:
-    """The known terms, rarest first, while together they hold at most ``max_postings`` passages."""
-    known = sorted((t for t, d in df.items() if d > 0), key=lambda t: (df[t], t))
-    if max_postings is None:
-        return known
-    chosen, total = [], 0
-    for t in known:
-        if chosen and total + df[t] > max_postings:
-            break
-        chosen.append(t)
-        total += df[t]
-    return chosen
 
 
 class EmbeddedIndex:
@@ -140,11 +118,14 @@ class EmbeddedIndex:
                 raise StoreError(f"index database {db_path} has lost writes (generation {db_gen}, "
                                  f"the index was at {made_from}): it was emptied, truncated or replaced; "
                                  f"{rebuild_hint(path)}")
-            self.records.check_lexicon()
-            self.records.check_news()
+            migrate(self.records.db, self.dim, path)
             self._load_vectors()
 
     # ------------------------------------------------------------ opening
+
+    @staticmethod
+    def exists(path: str | os.PathLike) -> bool:
+        return (Path(path) / MANIFEST).exists()
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "EmbeddedIndex":
@@ -153,19 +134,25 @@ class EmbeddedIndex:
         if manifest.get("format") == 2:
             from filelock import FileLock
 
-            from .migrate import migrate_format_2
-
             with FileLock(str(path / LOCK), timeout=60):
-                manifest = _read_manifest(path)  # another process may have migrated it meanwhile
+                manifest = _read_manifest(path)  # another process may have moved it meanwhile
                 if manifest.get("format") == 2:
-                    manifest = migrate_format_2(path, manifest)
-                    index = cls(path, manifest)
-                    index.flush(force=True)
+                    index = cls(path, manifest)  # migration 1 moves its records
+                    index._leave_format_2()
                     return index
         if manifest.get("format") != FORMAT:
             raise StoreError(f"index {path} has format {manifest.get('format')}, this version reads {FORMAT}; "
                              f"{rebuild_hint(path)}")
         return cls(path, manifest)
+
+    def _leave_format_2(self) -> None:
+        """After migration 1: the manifest says format 3, the vector cache is written anew and the
+        format 2 FAISS files go (a crash before the manifest is written does this again)."""
+        self.manifest = {k: v for k, v in self.manifest.items() if k not in ("faiss_generation", "faiss_crc32")}
+        self.manifest["format"] = FORMAT
+        self.flush(force=True)
+        for old in ("vectors.faiss", "sentences.faiss"):
+            (self.path / old).unlink(missing_ok=True)
 
     @classmethod
     def create(cls, path: str | os.PathLike, embedder: str, dim: int, ann_from: int = ANN_FROM,
@@ -363,26 +350,26 @@ class EmbeddedIndex:
                                                None if allowed is None else set(allowed.tolist())) if lexical else []
                 near = self._near(resolve(query_vector), n, allowed) if dense else []
                 rows = self.records.passages(list(dict.fromkeys(near + [i for i, _ in matched])))
-                members = self.records.story_members([r[15] for r in rows if r[15]])
+                members = self.records.story_members([r.story for r in rows if r.story])
         bm25 = dict(matched)
         passages = []
-        for pid, aid, title, start, end, text, vec, srow, spans, svecs, gen, source, date, inferred, cal, story in rows:
-            if gen > self._generation:
+        for r in rows:
+            if r.gen > self._generation:
                 continue  # committed by another process after this question's refresh: not seen yet
             sent: tuple = ()
             svec = np.zeros((0, self.dim), dtype=np.float32)
-            if srow is not None:
-                span_arr = np.frombuffer(spans, dtype=np.int64).reshape(-1, 2)
-                inside = np.nonzero((span_arr[:, 0] >= start) & (span_arr[:, 1] <= end))[0]
-                sent = tuple((self.records.sentence_id(srow, int(i)), int(span_arr[i, 0]), int(span_arr[i, 1]))
-                             for i in inside)
+            if r.sentences_row is not None:
+                span_arr = np.frombuffer(r.sentence_spans, dtype=np.int64).reshape(-1, 2)
+                inside = np.nonzero((span_arr[:, 0] >= r.start) & (span_arr[:, 1] <= r.end))[0]
+                sent = tuple((self.records.sentence_id(r.sentences_row, int(i)), int(span_arr[i, 0]),
+                              int(span_arr[i, 1])) for i in inside)
                 if len(inside):
-                    row_bytes = self.dim + 4
-                    all_vecs = np.frombuffer(svecs, dtype=np.uint8).reshape(-1, row_bytes)
+                    all_vecs = np.frombuffer(r.sentence_vectors, dtype=np.uint8).reshape(-1, self.dim + 4)
                     svec = dequantize(all_vecs[inside], self.dim)
-            passages.append(Passage(pid, aid, title, start, end, text, dequantize(np.frombuffer(vec, np.uint8),
-                                                                                  self.dim)[0],
-                                    sent, svec, bm25.get(pid, 0.0), source, date, bool(inferred), cal, story or aid))
+            vector = dequantize(np.frombuffer(r.vector, np.uint8), self.dim)[0]
+            passages.append(Passage(r.id, r.article_id, r.title, r.start, r.end, r.text, vector, sent, svec,
+                                    bm25.get(r.id, 0.0), r.source, r.date, r.date_inferred, r.calendar,
+                                    r.story or r.article_id))
         return Candidates(passages, matched, df, self._vectors.ntotal, members)
 
     def _near(self, query_vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[int]:

@@ -10,88 +10,38 @@
   candidate passages of a question (no index of every sentence in memory).
 - ``story_keys``: each article's MinHash LSH keys (``rag.stories``), clustered by key and, within
   a key, by the article's rowid (newest last), so an article's candidate copies are read from 32
-  places and nothing else; an article's ``story`` is the id of the first article stored of the
-  story it tells (its own when no copy of it is stored).
+  places and nothing else; ``signatures``: its MinHash and word hashes, by rowid; an article's
+  ``story`` is the id of the first article stored of the story it tells (its own when no copy
+  of it is stored).
 - ``lexicon``: a contentless FTS5 table of each passage's normalized terms (rowid = passage id),
   scored with FTS5's BM25, written in the article's own transaction; ``term_df``: how many
   passages hold each term, kept with it (FTS5 counts a term's passages only by reading all of
   them, which for a common word in a big archive costs more than the rest of the question).
 
-Each article is written in one transaction, so a crash leaves whole articles only. SQLite's errors
-come out as :class:`StoreError` naming the file and what to do.
+The tables are made and changed only by the numbered migrations of
+``rag.backends.migrations``. (~470 lines: the story tables, ``StoryTables``, share the records'
+transactions and article rows, so they stay here.) Each article is written in one transaction, so a crash leaves whole
+articles only. SQLite's errors come out as :class:`StoreError` naming the file and what to do.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import logging
 import sqlite3
 import time
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from .. import stories
-from ..articles import Article, news_metadata
-from ..dates import is_iso_day
+from ..articles import Article
 from ..chunking import Chunk
 from .base import ArticleInfo, ChunkRow, Filter, StoreError, dequantize, passage_terms, quantize, rebuild_hint
 
-log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS articles (
-    id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, date TEXT, url TEXT, path TEXT, sha TEXT NOT NULL,
-    added REAL NOT NULL, spans TEXT NOT NULL, text TEXT NOT NULL, date_inferred INTEGER NOT NULL DEFAULT 0,
-    calendar TEXT, story TEXT, minhash BLOB, words BLOB);
-CREATE TABLE IF NOT EXISTS passages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL, seq INTEGER NOT NULL,
-    start INTEGER NOT NULL, "end" INTEGER NOT NULL, gen INTEGER NOT NULL, vector BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id);
-CREATE INDEX IF NOT EXISTS passages_gen ON passages(gen);
-CREATE TABLE IF NOT EXISTS removed (id INTEGER NOT NULL, gen INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS removed_gen ON removed(gen);
-CREATE TABLE IF NOT EXISTS sentences (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL UNIQUE, spans BLOB NOT NULL,
-    vectors BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS story_keys (key INTEGER NOT NULL, seq INTEGER NOT NULL, article_id TEXT NOT NULL,
-    PRIMARY KEY (key, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS signatures (seq INTEGER PRIMARY KEY, minhash BLOB NOT NULL, words BLOB NOT NULL);
-"""
-# story_keys before 2026-12-01: a rowid table with an index on key and one on article_id. Reading
-# a key's newest rows then cost one table lookup a row (~360 an article): 1.5 ms an article at
-# 580k articles against 0.55 ms clustered (bench/results/scale.md). Moved over on a writable open.
-STORY_KEYS_MOVE = """
-CREATE TABLE story_keys_new (key INTEGER NOT NULL, seq INTEGER NOT NULL, article_id TEXT NOT NULL,
-    PRIMARY KEY (key, seq)) WITHOUT ROWID;
-INSERT OR IGNORE INTO story_keys_new SELECT k.key, a.rowid, k.article_id FROM story_keys k
-    JOIN articles a ON a.id = k.article_id ORDER BY 1, 2;
-DROP TABLE story_keys;
-ALTER TABLE story_keys_new RENAME TO story_keys;
-"""
-# What filters and story groups read (made by check_news, after old tables gained the columns).
-NEWS_SCHEMA = """
-CREATE INDEX IF NOT EXISTS articles_date ON articles(date);
-CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
-CREATE INDEX IF NOT EXISTS articles_story ON articles(story);
-"""
-NEWS_COLUMNS = (("date_inferred", "INTEGER NOT NULL DEFAULT 0"), ("calendar", "TEXT"), ("story", "TEXT"),
-                ("minhash", "BLOB"), ("words", "BLOB"))
-# Bump when rag.dates, rag.agencies or rag.stories change what they make of a stored article.
-NEWS_VERSION = "2"  # 2: each article's MinHash kept, to check LSH candidates before reading their words
-# Contentless: the terms are recomputed from the article when they must be deleted, not stored twice.
-LEXICON_SCHEMA = """
-CREATE VIRTUAL TABLE lexicon USING fts5(terms, content='', tokenize='unicode61 remove_diacritics 0');
-CREATE TABLE term_df (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;
-"""
-
-# Bump when rag.persian.terms changes: stored lexical terms are then rebuilt on open.
-LEXICON_VERSION = "6"  # 5: contentless; 6: document frequencies kept in term_df
 # Sentence ids: the article's sentences row id, shifted, plus the sentence's place in it.
 _SENTENCE_BITS = 20
 
@@ -102,12 +52,41 @@ _ACCESS_CODES = {3, 5, 6, 8, 13, 14}  # PERM, BUSY, LOCKED, READONLY, FULL, CANT
 
 
 _INFO = ("SELECT a.id, a.title, a.source, a.date, a.url, a.path, "
-         "(SELECT count(*) FROM passages p WHERE p.article_id = a.id), length(a.text), a.date_inferred, a.calendar, "
-         "coalesce(a.story, a.id) FROM articles a")
+         "(SELECT count(*) FROM passages p WHERE p.article_id = a.id) AS chunks, length(a.text) AS chars, "
+         'a.date_inferred, a.calendar, coalesce(a.story, a.id) AS "group" FROM articles a')
 
 
-def _info(row: tuple) -> ArticleInfo:
-    return ArticleInfo(*row[:8], bool(row[8]), *row[9:])
+def _info(row: sqlite3.Row) -> ArticleInfo:
+    return ArticleInfo(**{**dict(row), "date_inferred": bool(row["date_inferred"])})
+
+
+def named(db: sqlite3.Connection, sql: str, args=()) -> list[sqlite3.Row]:
+    """The rows of a query, read by column name."""
+    cur = db.cursor()
+    cur.row_factory = sqlite3.Row
+    return cur.execute(sql, args).fetchall()
+
+
+@dataclass(frozen=True)
+class PassageRow:
+    """A stored passage as a question reads it: raw blobs, decoded by the caller."""
+
+    id: int
+    article_id: str
+    title: str
+    start: int
+    end: int
+    text: str
+    vector: bytes
+    sentences_row: int | None      # its article's sentences row (None: stored without sentences)
+    sentence_spans: bytes | None
+    sentence_vectors: bytes | None
+    gen: int
+    source: str | None
+    date: str | None
+    date_inferred: bool
+    calendar: str | None
+    story: str | None
 
 
 def filter_sql(where: Filter) -> tuple[str, list]:
@@ -125,7 +104,38 @@ def filter_sql(where: Filter) -> tuple[str, list]:
     return " AND ".join(conds), args
 
 
-def _is_access_error(exc: sqlite3.Error) -> bool:
+def passage_texts(db: sqlite3.Connection, rows: list[tuple]) -> list[str]:
+    """The passage text of rows ``(id, article_id, title, start, end, substr)``. SQLite's substr
+    stops at a NUL character, which raw text may hold: a short slice is cut again in Python."""
+    texts: dict[str, str] = {}
+    out = []
+    for _, aid, _, start, end, text in rows:
+        if text is None or len(text) != end - start:
+            if aid not in texts:
+                texts[aid] = db.execute("SELECT text FROM articles WHERE id=?", (aid,)).fetchone()[0]
+            text = texts[aid][start:end]
+        out.append(text)
+    return out
+
+
+PASSAGE_TEXTS = ('SELECT p.id, p.article_id, a.title, p.start, p."end", substr(a.text, p.start + 1, p."end" - p.start) '
+                 "FROM passages p JOIN articles a ON a.id = p.article_id")
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: committed whole or rolled back whole."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def is_access_error(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(code, int) and code & 0xFF in _ACCESS_CODES
 
@@ -144,8 +154,7 @@ class Records:
             self.db.execute("PRAGMA synchronous=FULL")
             # SQLite's default 2 MB page cache: each write to a large index re-reads its B-tree pages
             self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-            self.db.executescript(SCHEMA)
-            self.db.execute("SELECT count(*) FROM articles").fetchone()
+            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"index database {db_path} is unreadable ({exc}); {rebuild_hint(folder)}") from None
 
@@ -157,25 +166,15 @@ class Records:
         except sqlite3.ProgrammingError:
             raise  # a bug in this module, not a property of the file
         except sqlite3.DatabaseError as exc:
-            if _is_access_error(exc):
+            if is_access_error(exc):
                 raise StoreError(f"cannot {'write to' if writing else 'read'} the index database {self.db_path} "
                                  f"({exc}); check that {self.folder} and its files are "
                                  f"{'writable' if writing else 'readable'} and that no other program holds them"
                                  ) from None
             raise StoreError(f"index database {self.db_path} is damaged ({exc}); {rebuild_hint(self.folder)}") from None
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: committed whole or rolled back whole."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.db)
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -192,6 +191,9 @@ class Records:
     # ------------------------------------------------------------ generations
 
     def generation(self) -> int:
+        """The count of writes (0 for a database without tables yet)."""
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone():
+            return 0
         row = self.db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
         return int(row[0]) if row else 0
 
@@ -222,180 +224,6 @@ class Records:
 
     def passages_since(self, gen: int) -> int:
         return self.db.execute("SELECT count(*) FROM passages WHERE gen > ?", (gen,)).fetchone()[0]
-
-    # ------------------------------------------------------------ lexicon
-
-    def check_lexicon(self) -> None:
-        """(Re)build the lexical terms when they were made by another version of the term rules."""
-        row = self.db.execute("SELECT value FROM meta WHERE key='lexicon'").fetchone()
-        if row and row[0] == LEXICON_VERSION:
-            return
-        try:
-            with self.transaction() as db:
-                for old in ("lexicon_vocab", "lexicon", "term_df"):
-                    db.execute(f"DROP TABLE IF EXISTS {old}")
-                for stmt in LEXICON_SCHEMA.split(";"):
-                    if stmt.strip():
-                        db.execute(stmt)
-                rows = db.execute('SELECT p.id, p.article_id, a.title, p.start, p."end", '
-                                  'substr(a.text, p.start + 1, p."end" - p.start) '
-                                  "FROM passages p JOIN articles a ON a.id = p.article_id").fetchall()
-                df: Counter = Counter()
-                for r, text in zip(rows, self._slices(rows)):
-                    pt = passage_terms(r[2], text)
-                    db.execute("INSERT INTO lexicon(rowid, terms) VALUES (?, ?)", (r[0], pt))
-                    df.update(set(pt.split()))
-                self._add_df(db, df)
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('lexicon', ?)", (LEXICON_VERSION,))
-        except sqlite3.OperationalError as exc:
-            if not _is_access_error(exc):
-                raise
-            # a read-only index keeps working on its dense side; writes will report the problem
-
-    # ------------------------------------------------------------ news: dates, agencies, stories
-
-    def check_news(self) -> None:
-        """Bring articles stored by an older version up to date: the columns for the inferred
-        year, the calendar, the story group and its fingerprints (added on every writable open
-        that lacks them); dates and agencies read again as rag.dates and
-        rag.agencies read them (the stored date was the text as written), story groups made."""
-        have = {r[1] for r in self.db.execute("PRAGMA table_info(articles)")}
-        missing = [(name, decl) for name, decl in NEWS_COLUMNS if name not in have]
-        if missing:  # the update below fills those it needs; words stay empty for stored articles
-            try:
-                with self.transaction() as db:
-                    for name, decl in missing:
-                        db.execute(f"ALTER TABLE articles ADD COLUMN {name} {decl}")
-            except sqlite3.OperationalError as exc:
-                if not _is_access_error(exc):
-                    raise
-                return  # read-only: writes, which need them, will report the problem
-        if "seq" not in {r[1] for r in self.db.execute("PRAGMA table_info(story_keys)")}:
-            n = self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
-            if n >= 20_000:
-                log.warning("reorganizing the story keys of %d articles stored by an older version; "
-                            "once, about half a minute per 100,000 articles", n)
-            try:
-                with self.transaction() as db:
-                    for stmt in STORY_KEYS_MOVE.split(";"):
-                        if stmt.strip():
-                            db.execute(stmt)
-            except sqlite3.OperationalError as exc:
-                if not _is_access_error(exc):
-                    raise
-                return
-        if not self.db.execute("SELECT 1 FROM meta WHERE key='signatures'").fetchone():
-            try:
-                self._move_signatures()
-            except sqlite3.OperationalError as exc:
-                if not _is_access_error(exc):
-                    raise
-                return
-        row = self.db.execute("SELECT value FROM meta WHERE key='news'").fetchone()
-        if row and row[0] == NEWS_VERSION:
-            return
-        try:
-            with self.transaction() as db:  # the columns were added above
-                for stmt in NEWS_SCHEMA.split(";"):
-                    if stmt.strip():
-                        db.execute(stmt)
-                db.execute("DELETE FROM story_keys")
-                db.execute("UPDATE articles SET story = NULL")
-                ids = db.execute("SELECT id, rowid FROM articles ORDER BY added, id").fetchall()
-                if len(ids) >= 2_000:  # 7-30 ms an article: a big archive is minutes of silence otherwise
-                    log.warning("updating %d articles stored by an older version (dates, agencies, story "
-                                "groups); once, one to five minutes per 10,000 articles", len(ids))
-                for done, (aid, seq) in enumerate(ids):
-                    if done and done % 20_000 == 0 and len(ids) >= 2_000:
-                        log.warning("updated %d of %d articles", done, len(ids))
-                    raw_date, raw_source, added = db.execute(
-                        "SELECT date, source, added FROM articles WHERE id=?", (aid,)).fetchone()
-                    art = self._get(db, aid)
-                    if not is_iso_day(raw_date):
-                        # a date as the text wrote it (an index from before dates were read);
-                        # the year an article leaves out is at most the day it was added
-                        news_metadata(art, raw_date, raw_source, dt.date.fromtimestamp(added))
-                    db.execute("UPDATE articles SET source=?, date=?, date_inferred=?, calendar=?, sha=? WHERE id=?",
-                               (art.source, art.date, int(art.date_inferred), art.calendar, art.sha, aid))
-                    self._join_story(db, art, seq)
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('news', ?)", (NEWS_VERSION,))
-        except sqlite3.OperationalError as exc:
-            if not _is_access_error(exc):
-                raise
-            # a read-only index keeps answering; its dates and groups wait for a writable open
-
-    @staticmethod
-    def _join_story(db: sqlite3.Connection, article: Article, seq: int) -> str:
-        """Find the stored copies of ``article`` (LSH candidates, checked on their words) and put it
-        in the story of the closest one, or in a story of its own; record its LSH keys and its
-        signature. Each key's newest ``stories.PER_KEY`` rows are read, so the cost does not grow
-        with the archive; a candidate its MinHash rules out (``stories.not_ruled_out``) is not read:
-        reading their words was 30 ms an article; the others are checked on their stored word hashes
-        (their text is read and split only for articles stored before those were kept).
-        ``seq``: the article's rowid."""
-        mine = stories.words(article.content())
-        signature = stories.fingerprint(mine)
-        keys = stories.band_keys(signature)
-        # the newest PER_KEY rows of each key (seq order is insertion order), in one statement
-        arm = ("SELECT * FROM (SELECT article_id, seq FROM story_keys WHERE key=? AND article_id != ? "
-               "ORDER BY seq DESC LIMIT ?)")
-        shared = Counter(db.execute(" UNION ALL ".join([arm] * len(keys)),
-                                    [x for k in keys for x in (k, article.id, stories.PER_KEY)]))
-        kept = [c for c, _ in sorted(shared.items(), key=lambda x: (-x[1], x[0]))[:stories.CANDIDATES]]
-        sigs = Records._signatures(db, [c[1] for c in kept])
-        kept = [c for c in kept if c[1] in sigs]
-        close = stories.not_ruled_out(signature, [sigs[c[1]][0] for c in kept])
-        hashes = stories.word_hashes(mine)
-        best, best_j = None, stories.THRESHOLD
-        for (aid, their_seq), maybe in zip(kept, close):
-            if not maybe:
-                continue
-            theirs = sigs[their_seq][1]
-            if theirs is not None:
-                j = stories.jaccard_hashes(hashes, np.frombuffer(theirs, dtype=np.uint32))
-            else:
-                text, spans = db.execute("SELECT text, spans FROM articles WHERE rowid=?", (their_seq,)).fetchone()
-                j = stories.jaccard(mine, stories.words("\n".join(text[a:b] for a, b in json.loads(spans))))
-            if j >= best_j:
-                best, best_j = (aid, their_seq), j
-        story = article.id
-        if best:
-            story = db.execute("SELECT coalesce(story, id) FROM articles WHERE rowid=?", (best[1],)).fetchone()[0]
-        db.execute("UPDATE articles SET story=?, minhash=NULL, words=NULL WHERE rowid=?", (story, seq))
-        db.execute("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?)", (seq, signature.tobytes(), hashes.tobytes()))
-        db.executemany("INSERT OR IGNORE INTO story_keys VALUES (?, ?, ?)", [(k, seq, article.id) for k in keys])
-        return story
-
-    def _move_signatures(self) -> None:
-        """Once, on a writable open: copy the fingerprints of articles stored before the
-        ``signatures`` table into it. Read from the article rows they sit past the text of, one
-        random read each; on a big index whose file outgrows the page cache that was most of the
-        time of adding articles. The old blobs stay in the rows (rewriting every row would journal
-        the whole file); ``VACUUM`` after ``UPDATE articles SET minhash=NULL, words=NULL`` frees them."""
-        with self.transaction() as db:
-            n = db.execute("SELECT count(*) FROM articles").fetchone()[0]
-            if n >= 20_000:
-                log.warning("copying the story fingerprints of %d articles stored by an older version "
-                            "into their own table; once, about 15 seconds per 100,000 articles", n)
-            db.execute("INSERT OR IGNORE INTO signatures SELECT rowid, minhash, words FROM articles "
-                       "WHERE minhash IS NOT NULL AND words IS NOT NULL")
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('signatures', '1')")
-
-    @staticmethod
-    def _signatures(db: sqlite3.Connection, seqs: list[int]) -> dict[int, tuple[bytes | None, bytes | None]]:
-        """``seq -> (minhash, word hashes)`` of the stored articles among ``seqs`` (rowids): from
-        ``signatures``, or from the article row for articles stored before it (one lookup each,
-        both blobs past the text)."""
-        if not seqs:
-            return {}
-        marks = ",".join("?" * len(seqs))
-        out = {r[0]: (r[1], r[2]) for r in db.execute(
-            f"SELECT seq, minhash, words FROM signatures WHERE seq IN ({marks})", seqs)}
-        rest = [q for q in seqs if q not in out]
-        if rest:
-            out.update({r[0]: (r[1], r[2]) for r in db.execute(
-                f"SELECT rowid, minhash, words FROM articles WHERE rowid IN ({','.join('?' * len(rest))})", rest)})
-        return out
 
     def document_frequencies(self, query_terms: list[str]) -> dict[str, int]:
         """How many passages hold each term (0 for unknown terms)."""
@@ -452,15 +280,7 @@ class Records:
 
     def story_members(self, story_ids: list[str]) -> dict[str, list[ArticleInfo]]:
         """The articles of each story (first stored first)."""
-        uniq = sorted(set(story_ids))
-        if not uniq:
-            return {}
-        out: dict[str, list[ArticleInfo]] = {}
-        for r in self.db.execute(f"{_INFO} WHERE a.story IN ({','.join('?' * len(uniq))}) ORDER BY a.added, a.id",
-                                 uniq):
-            info = _info(r)
-            out.setdefault(info.group, []).append(info)
-        return out
+        return StoryTables(self.db).members(story_ids)
 
     # ------------------------------------------------------------ writing
 
@@ -485,7 +305,7 @@ class Records:
                                  (article.id, article.title, article.source, article.date, article.url,
                                   article.path, article.sha, time.time(), json.dumps(article.content_spans),
                                   article.text, int(article.date_inferred), article.calendar))
-                self._join_story(db, article, cur.lastrowid)
+                stories.join(StoryTables(db), article.id, cur.lastrowid, article.content())
                 new_ids = []
                 for seq, (c, v) in enumerate(zip(chunks, packed)):
                     cur = db.execute('INSERT INTO passages (article_id, seq, start, "end", gen, vector) '
@@ -523,11 +343,9 @@ class Records:
     @classmethod
     def _delete(cls, db: sqlite3.Connection, article_id: str, gen: int, df: Counter) -> list[int]:
         """Delete an article's rows (inside the caller's transaction); returns the passage ids gone."""
-        rows = db.execute('SELECT p.id, p.article_id, a.title, p.start, p."end", '
-                          'substr(a.text, p.start + 1, p."end" - p.start) FROM passages p '
-                          "JOIN articles a ON a.id = p.article_id WHERE p.article_id=?", (article_id,)).fetchall()
+        rows = db.execute(f"{PASSAGE_TEXTS} WHERE p.article_id=?", (article_id,)).fetchall()
         ids = [r[0] for r in rows]
-        for r, text in zip(rows, Records._slices_in(db, rows)):
+        for r, text in zip(rows, passage_texts(db, rows)):
             pt = passage_terms(r[2], text)
             db.execute("INSERT INTO lexicon(lexicon, rowid, terms) VALUES ('delete', ?, ?)", (r[0], pt))
             df.subtract(set(pt.split()))
@@ -537,7 +355,7 @@ class Records:
         row = db.execute("SELECT rowid FROM articles WHERE id=?", (article_id,)).fetchone()
         if row:
             seq = row[0]
-            signature = Records._signatures(db, [seq]).get(seq, (None,))[0]
+            signature = StoryTables(db).signatures([seq]).get(seq, (None,))[0]
             if signature is not None:  # its rows are where its keys put them
                 db.executemany("DELETE FROM story_keys WHERE key=? AND seq=?",
                                [(k, seq) for k in stories.band_keys(np.frombuffer(signature, dtype=np.uint32))])
@@ -553,66 +371,47 @@ class Records:
 
     # ------------------------------------------------------------ reading
 
-    def passages(self, ids: list[int]) -> list[tuple]:
-        """For each of ``ids`` still stored: ``(id, article_id, title, start, end, text, vector,
-        sentence row id, sentence spans, sentence vectors, generation, source, date, date_inferred,
-        calendar, story)``; raw blobs, decoded by the caller."""
+    def passages(self, ids: list[int]) -> list[PassageRow]:
+        """The stored passages among ``ids``, with their sentences and article metadata."""
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        rows = self.db.execute(
-            f'SELECT p.id, p.article_id, a.title, p.start, p."end", substr(a.text, p.start + 1, p."end" - p.start), '
-            f"p.vector, s.id, s.spans, s.vectors, p.gen, a.source, a.date, a.date_inferred, a.calendar, a.story "
-            f"FROM passages p JOIN articles a ON a.id = p.article_id "
-            f"LEFT JOIN sentences s ON s.article_id = p.article_id WHERE p.id IN ({marks})", ids).fetchall()
-        texts = self._slices([r[:6] for r in rows])
-        return [r[:5] + (t,) + r[6:] for r, t in zip(rows, texts)]
+        rows = named(self.db,
+                     f'SELECT p.id, p.article_id, a.title, p.start, p."end", '
+                     f'substr(a.text, p.start + 1, p."end" - p.start) AS text, p.vector, s.id AS sentences_row, '
+                     f"s.spans AS sentence_spans, s.vectors AS sentence_vectors, p.gen, a.source, a.date, "
+                     f"a.date_inferred, a.calendar, a.story FROM passages p JOIN articles a ON a.id = p.article_id "
+                     f"LEFT JOIN sentences s ON s.article_id = p.article_id WHERE p.id IN ({marks})", ids)
+        texts = self._slices([tuple(r)[:6] for r in rows])
+        return [PassageRow(**{**dict(r), "text": t, "date_inferred": bool(r["date_inferred"])})
+                for r, t in zip(rows, texts)]
 
     @staticmethod
     def sentence_id(row_id: int, i: int) -> int:
         return (row_id << _SENTENCE_BITS) | i
 
     def _slices(self, rows: list[tuple]) -> list[str]:
-        return self._slices_in(self.db, rows)
-
-    @staticmethod
-    def _slices_in(db: sqlite3.Connection, rows: list[tuple]) -> list[str]:
-        """The passage text of rows ``(id, article_id, title, start, end, substr)``. SQLite's substr
-        stops at a NUL character, which raw text may hold: a short slice is cut again in Python."""
-        texts: dict[str, str] = {}
-        out = []
-        for _, aid, _, start, end, text in rows:
-            if text is None or len(text) != end - start:
-                if aid not in texts:
-                    texts[aid] = db.execute("SELECT text FROM articles WHERE id=?", (aid,)).fetchone()[0]
-                text = texts[aid][start:end]
-            out.append(text)
-        return out
+        return passage_texts(self.db, rows)
 
     def article_chunks(self, article_id: str) -> list[ChunkRow]:
-        rows = self.db.execute(
-            'SELECT p.id, p.article_id, a.title, p.start, p."end", substr(a.text, p.start + 1, p."end" - p.start) '
-            "FROM passages p JOIN articles a ON a.id = p.article_id WHERE p.article_id=? ORDER BY p.start",
-            (article_id,)).fetchall()
+        rows = self.db.execute(f"{PASSAGE_TEXTS} WHERE p.article_id=? ORDER BY p.start", (article_id,)).fetchall()
         return [ChunkRow(*r[:5], text) for r, text in zip(rows, self._slices(rows))]
 
     def get(self, article_id: str) -> Article | None:
-        return self._get(self.db, article_id)
+        return self.get_in(self.db, article_id)
 
     @staticmethod
-    def _get(db: sqlite3.Connection, article_id: str) -> Article | None:
+    def get_in(db: sqlite3.Connection, article_id: str) -> Article | None:
         row = db.execute("SELECT id, title, text, source, date, url, path, spans, date_inferred, calendar "
                          "FROM articles WHERE id=?", (article_id,)).fetchone()
         if not row:
             return None
-        # an older index's date is the text as written: the Article reads it (check_news stores it)
         return Article(*row[:7], content_spans=[tuple(s) for s in json.loads(row[7])], date_inferred=bool(row[8]),
                        calendar=row[9])
 
     def articles(self, where: Filter | None = None) -> list[ArticleInfo]:
         sql, args = filter_sql(where) if where else ("1", [])
-        rows = self.db.execute(f"{_INFO} WHERE {sql} ORDER BY a.added, a.id", args).fetchall()
-        return [_info(r) for r in rows]
+        return [_info(r) for r in named(self.db, f"{_INFO} WHERE {sql} ORDER BY a.added, a.id", args)]
 
     def count(self) -> tuple[int, int]:
         n_art = self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
@@ -621,3 +420,54 @@ class Records:
 
     def close(self) -> None:
         self.db.close()
+
+
+class StoryTables:
+    """Story groups in SQLite (``rag.stories.StoryStore``), inside the caller's transaction: keys
+    in ``story_keys`` clustered by key and article row id (newest last), fingerprints in
+    ``signatures`` (or, for articles stored before that table, past the text of their row), the
+    group in ``articles.story``. A ``ref`` is the article's row id."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def keys(self, keys: list[int], article_id: str, per_key: int) -> list[tuple[str, int]]:
+        arm = ("SELECT * FROM (SELECT article_id, seq FROM story_keys WHERE key=? AND article_id != ? "
+               "ORDER BY seq DESC LIMIT ?)")  # one statement for all keys
+        return [tuple(r) for r in self.db.execute(" UNION ALL ".join([arm] * len(keys)),
+                                                  [x for k in keys for x in (k, article_id, per_key)])]
+
+    def signatures(self, refs: list[int]) -> dict[int, tuple[bytes | None, bytes | None]]:
+        if not refs:
+            return {}
+        out = {r[0]: (r[1], r[2]) for r in self.db.execute(
+            f"SELECT seq, minhash, words FROM signatures WHERE seq IN ({','.join('?' * len(refs))})", refs)}
+        rest = [q for q in refs if q not in out]
+        if rest:  # stored before the signatures table: one lookup each, both blobs past the text
+            out.update({r[0]: (r[1], r[2]) for r in self.db.execute(
+                f"SELECT rowid, minhash, words FROM articles WHERE rowid IN ({','.join('?' * len(rest))})", rest)})
+        return out
+
+    def words(self, ref: int) -> set[str] | None:
+        row = self.db.execute("SELECT text, spans FROM articles WHERE rowid=?", (ref,)).fetchone()
+        return stories.words("\n".join(row[0][a:b] for a, b in json.loads(row[1]))) if row else None
+
+    def story(self, ref: int) -> str:
+        return self.db.execute("SELECT coalesce(story, id) FROM articles WHERE rowid=?", (ref,)).fetchone()[0]
+
+    def keep(self, article_id: str, ref: int, story: str, signature: np.ndarray, hashes: np.ndarray,
+             keys: list[int]) -> None:
+        self.db.execute("UPDATE articles SET story=?, minhash=NULL, words=NULL WHERE rowid=?", (story, ref))
+        self.db.execute("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?)",
+                        (ref, signature.tobytes(), hashes.tobytes()))
+        self.db.executemany("INSERT OR IGNORE INTO story_keys VALUES (?, ?, ?)", [(k, ref, article_id) for k in keys])
+
+    def members(self, story_ids: list[str]) -> dict[str, list[ArticleInfo]]:
+        uniq = sorted(set(story_ids))
+        out: dict[str, list[ArticleInfo]] = {}
+        if uniq:
+            for r in named(self.db, f"{_INFO} WHERE a.story IN ({','.join('?' * len(uniq))}) "
+                                    "ORDER BY a.added, a.id", uniq):
+                info = _info(r)
+                out.setdefault(info.group, []).append(info)
+        return out
