@@ -338,7 +338,7 @@ class RAG:
             for i, fp in enumerate(files):
                 state.file = str(fp)
                 tick()
-                loaded = load_file(fp)
+                loaded = load_file(fp, self.config.file_time_years)
                 if uploaded:
                     for sk in loaded.skipped:
                         sk.path = sk.path.replace(str(fp), fp.name)

@@ -366,7 +366,7 @@ class EmbeddedIndex:
                 members = self.records.story_members([r[15] for r in rows if r[15]])
         bm25 = dict(matched)
         passages = []
-        for pid, aid, title, start, end, text, vec, srow, spans, svecs, gen, source, date, inferred, cal, story in rows:
+        for pid, aid, title, start, end, text, vec, srow, spans, svecs, gen, source, date, inferred, cal, story, md in rows:
             if gen > self._generation:
                 continue  # committed by another process after this question's refresh: not seen yet
             sent: tuple = ()
@@ -382,7 +382,7 @@ class EmbeddedIndex:
                     svec = dequantize(all_vecs[inside], self.dim)
             passages.append(Passage(pid, aid, title, start, end, text, dequantize(np.frombuffer(vec, np.uint8),
                                                                                   self.dim)[0],
-                                    sent, svec, bm25.get(pid, 0.0), source, date, bool(inferred), cal, story or aid))
+                                    sent, svec, bm25.get(pid, 0.0), source, date, bool(inferred), cal, story or aid, md))
         return Candidates(passages, matched, df, self._vectors.ntotal, members)
 
     def _near(self, query_vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[int]:

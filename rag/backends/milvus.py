@@ -542,7 +542,7 @@ class MilvusIndex:
         record = json.dumps({"title": article.title, "text": article.text, "source": article.source,
                              "date": article.date, "url": article.url, "path": article.path,
                              "spans": article.content_spans, "date_inferred": article.date_inferred,
-                             "calendar": article.calendar}, ensure_ascii=False)
+                             "calendar": article.calendar, "month_day": article.month_day}, ensure_ascii=False)
         parts = [record[i:i + PART_CHARS] for i in range(0, len(record), PART_CHARS)]
         now, key = time.time(), article_key(article.id)
         rows = []
@@ -677,7 +677,7 @@ class MilvusIndex:
         rec = json.loads("".join(r["data"] for r in parts))
         return Article(article_id, rec["title"], rec["text"], rec["source"], rec["date"], rec["url"], rec["path"],
                        content_spans=[tuple(s) for s in rec["spans"]], date_inferred=bool(rec.get("date_inferred")),
-                       calendar=rec.get("calendar"))
+                       calendar=rec.get("calendar"), month_day=rec.get("month_day"))
 
     def article_chunks(self, article_id: str) -> list[ChunkRow]:
         with self._errors("reading an article's passages"):

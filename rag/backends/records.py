@@ -38,6 +38,7 @@ import numpy as np
 from .. import stories
 from ..articles import Article, news_metadata
 from ..dates import is_iso_day
+from ..published import reread_news
 from ..chunking import Chunk
 from .base import ArticleInfo, ChunkRow, Filter, StoreError, dequantize, passage_terms, quantize, rebuild_hint
 
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS articles (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, date TEXT, url TEXT, path TEXT, sha TEXT NOT NULL,
     added REAL NOT NULL, spans TEXT NOT NULL, text TEXT NOT NULL, date_inferred INTEGER NOT NULL DEFAULT 0,
-    calendar TEXT, story TEXT, minhash BLOB, words BLOB);
+    calendar TEXT, story TEXT, minhash BLOB, words BLOB, month_day TEXT);
 CREATE TABLE IF NOT EXISTS passages (
     id INTEGER PRIMARY KEY AUTOINCREMENT, article_id TEXT NOT NULL, seq INTEGER NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL, gen INTEGER NOT NULL, vector BLOB NOT NULL);
@@ -81,9 +82,9 @@ CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
 CREATE INDEX IF NOT EXISTS articles_story ON articles(story);
 """
 NEWS_COLUMNS = (("date_inferred", "INTEGER NOT NULL DEFAULT 0"), ("calendar", "TEXT"), ("story", "TEXT"),
-                ("minhash", "BLOB"), ("words", "BLOB"))
+                ("minhash", "BLOB"), ("words", "BLOB"), ("month_day", "TEXT"))
 # Bump when rag.dates, rag.agencies or rag.stories change what they make of a stored article.
-NEWS_VERSION = "2"  # 2: each article's MinHash kept, to check LSH candidates before reading their words
+NEWS_VERSION = "3"  # 2: each article's MinHash kept; 3: dates only from a dateline or attribution, no year made up
 # Contentless: the terms are recomputed from the article when they must be deleted, not stored twice.
 LEXICON_SCHEMA = """
 CREATE VIRTUAL TABLE lexicon USING fts5(terms, content='', tokenize='unicode61 remove_diacritics 0');
@@ -103,7 +104,7 @@ _ACCESS_CODES = {3, 5, 6, 8, 13, 14}  # PERM, BUSY, LOCKED, READONLY, FULL, CANT
 
 _INFO = ("SELECT a.id, a.title, a.source, a.date, a.url, a.path, "
          "(SELECT count(*) FROM passages p WHERE p.article_id = a.id), length(a.text), a.date_inferred, a.calendar, "
-         "coalesce(a.story, a.id) FROM articles a")
+         "coalesce(a.story, a.id), a.month_day FROM articles a")
 
 
 def _info(row: tuple) -> ArticleInfo:
@@ -311,12 +312,15 @@ class Records:
                     raw_date, raw_source, added = db.execute(
                         "SELECT date, source, added FROM articles WHERE id=?", (aid,)).fetchone()
                     art = self._get(db, aid)
+                    day_added = dt.date.fromtimestamp(added)
                     if not is_iso_day(raw_date):
-                        # a date as the text wrote it (an index from before dates were read);
-                        # the year an article leaves out is at most the day it was added
-                        news_metadata(art, raw_date, raw_source, dt.date.fromtimestamp(added))
-                    db.execute("UPDATE articles SET source=?, date=?, date_inferred=?, calendar=?, sha=? WHERE id=?",
-                               (art.source, art.date, int(art.date_inferred), art.calendar, art.sha, aid))
+                        # a date as the text wrote it (an index from before dates were read)
+                        news_metadata(art, raw_date, raw_source, day_added)
+                    else:  # what an earlier version took from the text is read again (rag.published)
+                        reread_news(art, day_added)
+                    db.execute("UPDATE articles SET source=?, date=?, date_inferred=?, calendar=?, month_day=?, sha=? "
+                               "WHERE id=?", (art.source, art.date, int(art.date_inferred), art.calendar, art.month_day,
+                                              art.sha, aid))
                     self._join_story(db, art, seq)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('news', ?)", (NEWS_VERSION,))
         except sqlite3.OperationalError as exc:
@@ -481,10 +485,10 @@ class Records:
                 packed = quantize(vectors)
                 old_ids = self._delete(db, article.id, gen, df)
                 cur = db.execute("INSERT INTO articles (id, title, source, date, url, path, sha, added, spans, "
-                                 "text, date_inferred, calendar) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                                 "text, date_inferred, calendar, month_day) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                  (article.id, article.title, article.source, article.date, article.url,
                                   article.path, article.sha, time.time(), json.dumps(article.content_spans),
-                                  article.text, int(article.date_inferred), article.calendar))
+                                  article.text, int(article.date_inferred), article.calendar, article.month_day))
                 self._join_story(db, article, cur.lastrowid)
                 new_ids = []
                 for seq, (c, v) in enumerate(zip(chunks, packed)):
@@ -556,13 +560,14 @@ class Records:
     def passages(self, ids: list[int]) -> list[tuple]:
         """For each of ``ids`` still stored: ``(id, article_id, title, start, end, text, vector,
         sentence row id, sentence spans, sentence vectors, generation, source, date, date_inferred,
-        calendar, story)``; raw blobs, decoded by the caller."""
+        calendar, story, month_day)``; raw blobs, decoded by the caller."""
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
         rows = self.db.execute(
             f'SELECT p.id, p.article_id, a.title, p.start, p."end", substr(a.text, p.start + 1, p."end" - p.start), '
-            f"p.vector, s.id, s.spans, s.vectors, p.gen, a.source, a.date, a.date_inferred, a.calendar, a.story "
+            f"p.vector, s.id, s.spans, s.vectors, p.gen, a.source, a.date, a.date_inferred, a.calendar, a.story, "
+            f"a.month_day "
             f"FROM passages p JOIN articles a ON a.id = p.article_id "
             f"LEFT JOIN sentences s ON s.article_id = p.article_id WHERE p.id IN ({marks})", ids).fetchall()
         texts = self._slices([r[:6] for r in rows])
@@ -601,13 +606,13 @@ class Records:
 
     @staticmethod
     def _get(db: sqlite3.Connection, article_id: str) -> Article | None:
-        row = db.execute("SELECT id, title, text, source, date, url, path, spans, date_inferred, calendar "
+        row = db.execute("SELECT id, title, text, source, date, url, path, spans, date_inferred, calendar, month_day "
                          "FROM articles WHERE id=?", (article_id,)).fetchone()
         if not row:
             return None
         # an older index's date is the text as written: the Article reads it (check_news stores it)
         return Article(*row[:7], content_spans=[tuple(s) for s in json.loads(row[7])], date_inferred=bool(row[8]),
-                       calendar=row[9])
+                       calendar=row[9], month_day=row[10])
 
     def articles(self, where: Filter | None = None) -> list[ArticleInfo]:
         sql, args = filter_sql(where) if where else ("1", [])
