@@ -48,6 +48,14 @@ def why_undated(art) -> str:
     return "full dates only in the body (events), none in a dateline/attribution"
 
 
+def _day_within_one(art, real: dt.date) -> bool:
+    """Whether a day without a year (month-day in its calendar) is the publication day, give or take one."""
+    from rag.dates import month_day_of
+
+    return any(month_day_of(art.calendar, real + dt.timedelta(days=d)) == tuple(map(int, art.month_day.split("-")))
+               for d in (-1, 0, 1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("dir", type=Path)
@@ -71,6 +79,7 @@ def main() -> None:
             wrong.append((a.id, a.date, gold[a.id]["date"], a.date_inferred))
             wrong_year += day.year != real.year
     partial = [a for a in arts.values() if getattr(a, "month_day", None)]
+    partial_right = sum(_day_within_one(a, dt.date.fromisoformat(gold[a.id]["date"])) for a in partial)
     fars = [i for i, g in gold.items() if g["source"] == "Fars"]
     got = sum(arts[i].source == "Fars" for i in fars)
     others = Counter(arts[i].source for i, g in gold.items() if g["source"] != "Fars")
@@ -79,6 +88,8 @@ def main() -> None:
     print(f"articles: {n}")
     print(f"given a full date: {len(dated)} ({len(dated) / n:.1%}); year inferred from the article: "
           f"{sum(a.date_inferred for a in dated)}; day and month with year unknown: {len(partial)}")
+    print(f"days with year unknown within a day of the publication day (day and month): {partial_right} of "
+          f"{len(partial)}")
     print(f"dates within a day of the publication day: {right} of {len(dated)} "
           f"(precision {right / max(1, len(dated)):.3f}); wrong year: {wrong_year}; later than today: {later}")
     print(f"Fars-attributed articles given Fars: {got} of {len(fars)} ({got / max(1, len(fars)):.3f})")
