@@ -121,6 +121,11 @@ def canonical(name: str | None) -> str | None:
     return " ".join(parts) or raw
 
 
+def known_outlet(name: str | None) -> bool:
+    """Whether ``name`` (canonical) is one of the outlets in the table."""
+    return name in _PERSIAN
+
+
 def shown(name: str | None, lang: str) -> str:
     """An outlet's name for a reader of ``lang`` (its Persian name for Persian readers)."""
     if not name:
@@ -151,6 +156,10 @@ _ROLES = {_key(k) for k in ("خبرنگار", "خبرنگاران", "گروه", 
 _STOPS = {_key(k) for k in ("در", "از", "به", "که", "با", "برای", "بر", "طی", "ضمن", "درباره", "نیز", "هم", "امروز",
                             "دیروز", "چاپ", "منتشر", "آمده", "نوشت", "گفت", "اعلام", "وی", "این", "آن", "ما", "تاکید",
                             "افزود", "اظهار", "کرد", "داشت", "است")}
+
+
+# Arabic letter forms and the zero-width non-joiner («به‌گزارش», «گفت‌وگو») read as the patterns are written.
+_MATCHING = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "\u200c": " ", "\u00a0": " "})
 
 
 @dataclass(frozen=True)
@@ -220,7 +229,7 @@ def _outlet_in(words: list[str], lead: bool) -> tuple[str | None, int]:
 def attribution(text: str) -> Attribution:
     """Who reports, from the lead: «به گزارش خبرنگار فارس در اسلام‌آباد» is Fars; «به گزارش فارس
     به نقل از رویترز» is Fars, via Reuters; a dateline ("KABUL (Reuters) -", «تهران- ایرنا-»)."""
-    head = text[:600]
+    head = text[:600].translate(_MATCHING)
     publisher = via = None
     for m in _TRIGGER.finditer(head):
         end = re.search(r"[،,؛:.\n()!?؟]", head[m.end():m.end() + 120])
@@ -231,18 +240,16 @@ def attribution(text: str) -> Attribution:
         found, stop = _outlet_in(words, lead)
         if found is None:
             continue
-        if not lead and not trigger.startswith(("به نقل", "بهنقل")) and found not in _PERSIAN \
-                and not any(_key(w) in _ROLES for w in words[:stop]):
-            continue  # «در گفت‌وگو با شبکه العالم»: an interview another outlet ran, not this report's
+        if not lead and not trigger.startswith(("به نقل", "بهنقل")) and \
+                not any(_key(w) in _ROLES or _key(w) in _OUTLET_KINDS for w in words[:stop]):
+            continue  # «در گفت‌وگو با الجزیره»: an interview another outlet ran, unless its reporter or agency
         if trigger.startswith(("به نقل", "بهنقل")):
             via = via or found
             continue
         publisher = found
-        rest = " ".join(words[stop:])
         quoted = re.search(r"(?:به\s*نقل\s*از|via)\s+(.*)", head[m.end():m.end() + 200].split("\n")[0], re.I)
         if quoted and not via:
             via = _outlet_in(_words(re.split(r"[،,؛:.()]", quoted.group(1))[0]), True)[0]
-        del rest
         break
     if publisher is None:
         publisher = _dateline_agency(head) or _named_in_lead(head)

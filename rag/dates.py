@@ -79,10 +79,12 @@ _YEAR_SUFFIX = r"(?:\s*(?:هجری\s*)?(?:شمسی|خورشیدی|قمری|می�
 # after a day and month, two digits are a year («۲۸ خرداد ۸۴») unless they count something («۱۰ تیر ۲۵ نفر»)
 _COUNTED = (r"(?:نفر|تن|درصد|هزار|میلیون|میلیارد|ساعت|دقیقه|ثانیه|روز|ماه|سال|کیلو|متر|نوبت|بار|مورد|عدد|دستگاه|"
             r"واحد|ریال|تومان|دلار|یورو|کشور|استان|شهر|گل|امتیاز|درجه|قطعه|جلد|عنوان|اثر|ساله|سالگی|ام|م\b)")
+_SP = r"[^\S\n]*"  # a two-digit year is on the line of its month
+_NOT_A_YEAR = rf"(?![\d/:.٫])(?!\s*{_COUNTED})(?!\s*(?:{_PERSIAN_MONTH}|{_EN_MONTH})(?![^\W\d_]))"
 _DAY_MONTH = re.compile(
     rf"(?<![\d/.-])(?P<d>{_D}{{1,2}})(?:st|nd|rd|th|ام|م)?\s*(?:ی\s*)?(?P<m>{_PERSIAN_MONTH}|{_EN_MONTH})\.?"
-    rf"(?:\s*ماه)?(?![^\W\d_])(?:\s*[,،]?\s*(?:سال\s*)?(?:(?P<y>{_D}{{4}})(?!\d){_YEAR_SUFFIX}"
-    rf"|(?P<y2>{_D}{{2}})(?![\d/:.٫])(?!\s*{_COUNTED})))?", re.I)
+    rf"(?:\s*ماه)?(?![^\W\d_])(?:\s*[,،]?\s*(?:سال\s*)?(?P<y>{_D}{{4}})(?!\d){_YEAR_SUFFIX}"
+    rf"|{_SP}[,،]?{_SP}(?:سال{_SP})?(?P<y2>{_D}{{2}}){_NOT_A_YEAR})?", re.I)
 _MONTH_DAY = re.compile(
     rf"(?<![^\W\d_])(?P<m>{_EN_MONTH})\.?\s+(?P<d>{_D}{{1,2}})(?:st|nd|rd|th)?(?!\d)(?:\s*,?\s*(?P<y>{_D}{{4}})(?!\d))?",
     re.I)
@@ -90,8 +92,11 @@ _NUMERIC = re.compile(rf"(?<![\d/.-])(?P<y>{_D}{{4}})\s*(?P<sep>[/.-])\s*(?P<m>{
                       rf"(?P<d>{_D}{{1,2}})(?![\d/])")
 _NUMERIC_DMY = re.compile(rf"(?<![\d/.-])(?P<d>{_D}{{1,2}})(?P<sep>[/.-])(?P<m>{_D}{{1,2}})(?P=sep)"
                           rf"(?P<y>{_D}{{4}})(?![\d/])")
-_BARE_YEAR = re.compile(rf"(?:(?<!\w)(?:سال|سالهای|سال های|in|since|year|until|by)\s+)(?P<y>{_D}{{4}})(?!\d)"
-                        rf"(?P<cal>\s*(?:هجری\s*)?(?:قمری|ه\s*\.?\s*ق))?", re.I)
+# A month and year without a day («تیرماه ۱۴۰۴», «مهر ۹۴», "July 2025"): the day before it, if any, is
+# not a digit (that would be a full date).
+_MONTH_YEAR = re.compile(
+    rf"(?<![\d\s])(?<!\d\s)\s*(?P<m>{_PERSIAN_MONTH}|{_EN_MONTH})(?:{_SP}ماه)?(?![^\W\d_]){_SP},?{_SP}"
+    rf"(?:سال{_SP})?(?:(?P<y>{_D}{{4}})(?!\d)|(?P<y2>{_D}{{2}}){_NOT_A_YEAR})", re.I)
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,19 @@ def find_dates(text: str, reference: dt.date | None = None) -> list[FoundDate]:
             taken.append((m.start(), end))
             found.append(FoundDate(m.start(), end, calendar, day, month, year, _weekday_near(m_text, m.start(), end)))
     return sorted(found, key=lambda f: f.start)
+
+
+def find_month_years(text: str, reference: dt.date | None = None) -> list[tuple[str, int, int]]:
+    """``(calendar, month, year)`` of each month named with a year and no day («تیرماه ۱۴۰۴»,
+    «مهر ۹۴», "July 2025")."""
+    out = []
+    for m in _MONTH_YEAR.finditer(" " + text.translate(_MATCHING)):
+        cm = _month(m["m"])
+        if cm is None or (m["y2"] and cm[0] not in SOLAR):
+            continue
+        year = int(m["y"]) if m["y"] else _two_digit_year(int(m["y2"]), cm[0], reference or dt.date.today())
+        out.append((cm[0], cm[1], year))
+    return out
 
 
 def _weekday_near(m_text: str, start: int, end: int) -> int | None:

@@ -8,8 +8,8 @@ end of a range or an anniversary. Any other date near the top is an event the ar
 
 A year is never made up. A day and month written without one keep "year unknown"
 (``ArticleDate.month_day``), unless the article fixes the year: a two-digit year beside it (read by
-rag.dates), or its latest full date, the first such day on or after it being the day (and the
-weekday named beside it, if any, agreeing). No date is later than the reference day (ingestion).
+rag.dates), its month named with a year elsewhere in it («تیرماه ۱۴۰۴»), or its latest full date,
+the first such day on or after it being the day; a weekday named beside it must agree. No date is later than the reference day (ingestion).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from .dates import (_MATCHING, GREGORIAN, ArticleDate, FoundDate, find_dates, month_day_of, parse_metadata_date,
-                    year_of)
+from .dates import (_MATCHING, GREGORIAN, ArticleDate, FoundDate, find_dates, find_month_years, month_day_of,
+                    parse_metadata_date, year_of)
 
 _TOP = 400  # the dateline and the attribution sentence are in the first characters of a report
 _LABEL = re.compile(r"^\W*(?:تاریخ\s*(?:انتشار|خبر|درج)?|انتشار|منتشر\s*شده|به\s*روز\s*(?:شده|رسانی)|"
@@ -112,8 +112,13 @@ def _in_attribution(m_text: str, f: FoundDate) -> bool:
 
 
 def year_from_article(found: FoundDate, text: str, reference: dt.date) -> dt.date | None:
-    """The day of ``found`` (a day and month) in the year the article's latest full date fixes: the
-    first such day on or after that date, if the weekday named beside it agrees; else None."""
+    """The day of ``found`` (a day and month) in the year the article fixes, if the weekday named
+    beside it (if any) agrees: the year of its month named with a year elsewhere («تیرماه ۱۴۰۴»),
+    else the first such day on or after the article's latest full date; else None."""
+    same_month = {y for cal, month, y in find_month_years(text, reference)
+                  if cal == found.calendar and month == found.month}
+    if len(same_month) == 1:
+        return _agreeing(found, found.on(same_month.pop()), reference)
     full = [d for d in (f.on(f.year) for f in find_dates(text, reference) if f.year is not None)
             if d is not None and d <= reference]
     if not full:
@@ -122,10 +127,14 @@ def year_from_article(found: FoundDate, text: str, reference: dt.date) -> dt.dat
     for y in (year_of(found.calendar, floor), year_of(found.calendar, floor) + 1):
         day = found.on(y)
         if day is not None and day >= floor:
-            if day > reference or (found.weekday is not None and day.weekday() != found.weekday):
-                return None
-            return day
+            return _agreeing(found, day, reference)
     return None
+
+
+def _agreeing(found: FoundDate, day: dt.date | None, reference: dt.date) -> dt.date | None:
+    if day is None or day > reference or (found.weekday is not None and day.weekday() != found.weekday):
+        return None
+    return day
 
 
 def earlier_text_date(text: str) -> FoundDate | None:
@@ -143,7 +152,7 @@ def reread_news(art, reference: dt.date) -> None:
     :func:`publication_date` reads it, so a year it made up goes; a date from metadata stays (a
     year it inferred becomes "year unknown"). An agency name that is the text's but no known
     outlet («فارس و», «گروه») is read again too."""
-    from .agencies import _PERSIAN, find_agency
+    from .agencies import find_agency, known_outlet
     from .persian import normalize_text
 
     text = art.content()
@@ -159,5 +168,5 @@ def reread_news(art, reference: dt.date) -> None:
         elif art.date_inferred:  # metadata without a year: its day and month stay, the year goes
             month, day = month_day_of(art.calendar or GREGORIAN, stored)
             art.date, art.date_inferred, art.month_day = None, False, f"{month:02d}-{day:02d}"
-    if art.source and art.source not in _PERSIAN and normalize_text(art.source) in normalize_text(text[:600]):
+    if art.source and not known_outlet(art.source) and normalize_text(art.source) in normalize_text(text[:600]):
         art.source = find_agency(text)

@@ -199,7 +199,8 @@ def _report(draw, with_year: bool):
     parts = [draw(st.sampled_from([f"{day}{year}\n", f"{day}{year} - 10:30\n", ""])),
              lead, draw(_WEEKDAY), draw(st.sampled_from([f"({day}{year}) ", f"{day}{year} ", ""])),
              "وزیر گفت که ", draw(st.sampled_from([f"از {day} تا {day} ", f"در سالروز {day} ", "امروز ", ""])),
-             "جلسه برگزار شد."]
+             draw(st.sampled_from(["", "25 نفر زخمی شدند و ", f"\n{draw(st.integers(10, 99))} ", "در ماه "])),
+             draw(st.sampled_from(["", f"{draw(_MONTH)} "])), "جلسه برگزار شد."]
     return "".join(parts).translate(digits)
 
 
