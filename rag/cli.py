@@ -212,7 +212,8 @@ def search(question: str | None, index: str, k: int, as_json: bool, questions: s
 @main.command(name="list")
 @index_option
 @click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per article: id, title, source, date, date_inferred, group, chunks, url.")
+              help="One JSON object per article: id, title, source, date, date_inferred, month_day, calendar, "
+                   "group, chunks, url.")
 @filter_options
 def list_(index: str, as_json: bool, since: str | None, until: str | None, source: str | None) -> None:
     """The indexed articles: id, title, agency, date, story group, passages. Copies of one story

@@ -9,7 +9,9 @@ end of a range or an anniversary. Any other date near the top is an event the ar
 A year is never made up. A day and month written without one keep "year unknown"
 (``ArticleDate.month_day``), unless the article fixes the year: a two-digit year beside it (read by
 rag.dates), its month named with a year elsewhere in it («تیرماه ۱۴۰۴»), or its latest full date,
-the first such day on or after it being the day; a weekday named beside it must agree. No date is later than the reference day (ingestion).
+the first such day on or after it being the day; a weekday named beside it must agree. No date is
+later than the reference day (the ingestion day). A day in the attribution sentence counts only
+beside its weekday («روز شنبه ۲۸ خرداد»): the day a report happened; other days there are events.
 """
 
 from __future__ import annotations

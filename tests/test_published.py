@@ -80,6 +80,14 @@ def test_year_unknown_is_kept_and_shown_without_one():
     assert (found.iso, found.month_day) == (None, "04-20")
 
 
+def test_a_citation_of_an_article_whose_year_is_unknown_names_its_day():
+    from rag.answer import Citation
+
+    c = Citation(1, "نقل", "a", "t", 0, 4, 1.0, source="Tolo News", calendar="afghan", month_day="04-20")
+    assert c.where("fa") == "طلوع نیوز، ۲۰ سرطان"
+    assert c.where("en") == "Tolo News, 20 Saratan, year unknown"
+
+
 def test_file_time_is_no_evidence_unless_asked(tmp_path):
     jsonl = tmp_path / "archive.jsonl"
     jsonl.write_text(json.dumps({"id": "a", "title": "t", "text": "به گزارش فارس، روز پنجشنبه ۳۰ مهر همایش برگزار شد."},
