@@ -56,6 +56,7 @@ class Citation:
     date: str | None = None
     date_inferred: bool = False
     calendar: str | None = None
+    month_day: str | None = None   # day and month in ``calendar`` when the year is unknown
     also: list[str] = field(default_factory=list)          # the other articles of its story group
     also_sources: list[str | None] = field(default_factory=list)  # and their agencies, in the same order
     differs_from: int | None = None  # the citation whose report this one contradicts (other numbers or dates)
@@ -66,7 +67,7 @@ class Citation:
         """``agency, date`` in the reader's language and calendar convention."""
         frame = FRAMING[lang]
         parts = [shown(self.source, lang) or frame["unknown_source"],
-                 format_date(self.date, lang, self.calendar, self.date_inferred) or frame["undated"]]
+                 format_date(self.date, lang, self.calendar, self.date_inferred, self.month_day) or frame["undated"]]
         return ("، " if lang == "fa" else ", ").join(parts)
 
     def attribution(self, lang: str, numbers: str | None = None) -> str:
@@ -171,7 +172,7 @@ def _citation(n: int, c: Candidate, **more) -> Citation:
     """Citation ``n`` of a candidate sentence, with its article's agency and date."""
     p = c.passage
     return Citation(n, c.text, c.article_id, c.title, c.start, c.end, c.score, p.source, p.date, p.date_inferred,
-                    p.calendar, **more)
+                    p.calendar, p.month_day, **more)
 
 
 def _sources(lang: str, persian_quotes: bool, citations: list[Citation]) -> list[str]:

@@ -338,7 +338,7 @@ class RAG:
             for i, fp in enumerate(files):
                 state.file = str(fp)
                 tick()
-                loaded = load_file(fp)
+                loaded = load_file(fp, self.config.file_time_years)
                 if uploaded:
                     for sk in loaded.skipped:
                         sk.path = sk.path.replace(str(fp), fp.name)
@@ -368,7 +368,7 @@ class RAG:
             for art in articles:
                 if art.source is None:
                     art.source = find_agency(art.content())
-                if art.date is None:
+                if art.date is None and art.month_day is None:
                     art.date_from(None, None)
                 self._queue(art, batch, 0.0)
             batch.flush()

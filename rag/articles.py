@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .agencies import canonical, find_agency
-from .dates import is_iso_day, publication_date
+from .dates import is_iso_day
+from .published import publication_date
 from .persian import SEGMENTATION, normalize_text
 
 SUPPORTED = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".pdf", ".docx")
@@ -46,8 +47,9 @@ class Article:
     url: str | None = None
     path: str | None = None
     content_spans: list[tuple[int, int]] = field(default_factory=list)
-    date_inferred: bool = False     # the year of ``date`` was not written (rag.dates)
+    date_inferred: bool = False     # the year of ``date`` was not written beside it (rag.published)
     calendar: str | None = None     # the calendar the article wrote its date in (how to show it)
+    month_day: str | None = None    # "MM-DD" in ``calendar`` when only day and month are known
 
     def __post_init__(self) -> None:
         # A lone surrogate (JSON "\ud800", or an API caller's string) cannot be stored or embedded as
@@ -62,17 +64,17 @@ class Article:
             self.date_from(self.date, None)
 
     def date_from(self, metadata: str | None, reference: dt.date | None) -> None:
-        """Set the publication date from ``metadata`` (any calendar), else from the text; a year
-        left out is inferred (``reference``: the file's day, else today)."""
+        """Set the publication date from ``metadata`` (any calendar), else from the text's dateline
+        or attribution sentence; never later than ``reference`` (the ingestion day, default today)."""
         found = publication_date(self.content(), metadata, reference)
-        self.date, self.date_inferred, self.calendar = (found.iso, found.inferred, found.calendar) if found \
-            else (None, False, None)
+        self.date, self.date_inferred, self.calendar, self.month_day = \
+            (found.iso, found.inferred, found.calendar, found.month_day) if found else (None, False, None, None)
 
     @property
     def sha(self) -> str:
         """Fingerprint of everything that affects the index: unchanged sha ⇒ re-ingest is a no-op."""
         h = hashlib.sha256(f"segmentation {SEGMENTATION}\x00".encode())
-        for part in (self.title, self.text, self.source or "", self.date or "", self.url or "",
+        for part in (self.title, self.text, self.source or "", self.date or self.month_day or "", self.url or "",
                      json.dumps(self.content_spans)):
             h.update(part.encode("utf-8", "surrogatepass"))
             h.update(b"\x00")
@@ -407,8 +409,11 @@ def article_id_for(path: Path) -> str:
     return path.stem
 
 
-def load_file(path: Path) -> Loaded:
-    """Load one file; never raises for bad content: problems come back in ``Loaded.skipped``."""
+def load_file(path: Path, file_time_years: bool = False) -> Loaded:
+    """Load one file; never raises for bad content: problems come back in ``Loaded.skipped``.
+    A file's modification time is no evidence of when its articles were published; only with
+    ``file_time_years`` does it give a single .txt/.md article written with a day and month but
+    no year the latest such day on or before the file's day."""
     shown = str(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
@@ -434,8 +439,7 @@ def load_file(path: Path) -> Loaded:
     except OSError as exc:
         return Loaded(skipped=[Skipped(shown, f"cannot read file ({exc.strerror or exc})")])
     stored = str(path.resolve())  # the article remembers where it came from, independent of the cwd
-    # a year an article leaves out is at most the file's (a download's time, when nothing else)
-    day = dt.date.fromtimestamp(st.st_mtime)
+    day = dt.date.today()  # the ingestion day: no publication date is later
     try:
         if suffix == ".pdf":
             return Loaded(articles=[parse_pdf(data, article_id=article_id_for(path), path=stored, reference=day)])
@@ -446,10 +450,26 @@ def load_file(path: Path) -> Loaded:
             return parse_jsonl(text, path=shown, reference=day)
         if suffix in (".html", ".htm"):
             return Loaded(articles=[parse_html(text, article_id=article_id_for(path), path=stored, reference=day)])
-        return Loaded(articles=[parse_text(text, article_id=article_id_for(path), path=stored,
-                                           markdown=suffix in (".md", ".markdown"), reference=day)])
+        art = parse_text(text, article_id=article_id_for(path), path=stored, markdown=suffix in (".md", ".markdown"),
+                         reference=day)
+        if file_time_years and art.month_day:
+            _year_from_file_time(art, dt.date.fromtimestamp(st.st_mtime))
+        return Loaded(articles=[art])
     except LoadError as exc:
         return Loaded(skipped=[Skipped(shown, str(exc))])
+
+
+def _year_from_file_time(art: Article, file_day: dt.date) -> None:
+    """The latest day of ``art.month_day`` (in its calendar) on or before ``file_day``: the
+    explicit option of :func:`load_file`, the year marked inferred."""
+    from .dates import to_gregorian, year_of
+
+    month, day = map(int, art.month_day.split("-"))
+    for y in range(year_of(art.calendar, file_day), year_of(art.calendar, file_day) - 2, -1):
+        found = to_gregorian(art.calendar, y, month, day)
+        if found is not None and found <= min(file_day, dt.date.today()):
+            art.date, art.date_inferred, art.month_day = found.isoformat(), True, None
+            return
 
 
 def iter_files(paths: list[str | os.PathLike]) -> tuple[list[Path], list[Skipped]]:

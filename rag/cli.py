@@ -214,12 +214,14 @@ def search(question: str | None, index: str, k: int, as_json: bool, questions: s
 @main.command(name="list")
 @index_option
 @click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per article: id, title, source, date, date_inferred, group, chunks, url.")
+              help="One JSON object per article: id, title, source, date, date_inferred, month_day, calendar, "
+                   "group, chunks, url.")
 @filter_options
 def list_(index: str, as_json: bool, since: str | None, until: str | None, source: str | None) -> None:
     """The indexed articles: id, title, agency, date, story group, passages. Copies of one story
     (the same story from several agencies) share a group: the id of the first of them."""
     from .api import RAG
+    from .dates import format_date
 
     with user_errors():
         arts = RAG(index).articles(since=since, until=until, source=source)
@@ -228,9 +230,11 @@ def list_(index: str, as_json: bool, since: str | None, until: str | None, sourc
         group = a.group or a.id
         if as_json:
             _print_json({"id": a.id, "title": a.title, "source": a.source, "date": a.date,
-                         "date_inferred": a.date_inferred, "group": group, "chunks": a.chunks, "url": a.url})
+                         "date_inferred": a.date_inferred, "month_day": a.month_day, "calendar": a.calendar,
+                         "group": group, "chunks": a.chunks, "url": a.url})
         else:
-            date = (a.date or "-") + ("~" if a.date_inferred else "")
+            date = (a.date + ("~" if a.date_inferred else "")) if a.date else \
+                (format_date(None, "en", a.calendar, month_day=a.month_day) or "-")
             story = f"\tstory {shown(group)} ({sizes[group]} copies)" if sizes[group] > 1 else ""
             click.echo(f"{shown(a.id)}\t{shown(a.title)}\t{shown(a.source or '-')}\t{date}\t{a.chunks} passages{story}")
 

@@ -75,6 +75,10 @@ class Config:
     reader_margin: float = 4.0       # further quotes within this much of the best (logit + blend scale)
     evidence_quotes: int = 2         # quotes shown under a graded refusal
 
+    # --- loading (rag.articles): a single .txt/.md file's modification time may give the year of a
+    # date its text writes without one; off, since a copied or unpacked file's time says nothing
+    file_time_years: bool = False
+
     # --- reports that disagree (rag.answer): a read sentence of another article that shares this
     # share of a quote's words (numbers aside) but states other numbers or dates is cited beside it
     disagree_overlap: float = 0.6

@@ -7,11 +7,10 @@ lunar Hijri calendar where a month is named (محرم … ذی‌الحجه). Di
 arithmetic is persiantools' (solar Hijri) and hijridate's (lunar, Umm al-Qura); only the month
 names are ours.
 
-An article's publication date (:func:`publication_date`) comes from its metadata first, then from
-the first date near its top. A date without a year gets one, marked as inferred: the earliest
-year that puts it on or after the latest dated event the article mentions, a weekday named beside
-it («روز جمعه») confirming or moving it on; only when the article dates nothing, the latest year
-that puts it on or before the reference day (the file's time, or today).
+Which date an article was published on is rag.published's question; here dates are only found
+(:func:`find_dates`), converted and shown. A year is never made up: a date written without one
+has ``year`` None, and a two-digit solar year («۳۰ مهر ماه ۹۴») is read as the century that puts
+it nearest before the reference day (1394, not 1494).
 """
 
 from __future__ import annotations
@@ -77,9 +76,15 @@ _PERSIAN_MONTH = _alt(_MONTHS)
 _EN_MONTH = _alt(list(_ENGLISH)) + r"|" + _alt(ENGLISH_MONTHS)
 _WEEKDAY = re.compile(rf"(?<!\w)({_alt(_WEEKDAYS)})(?!\w)", re.I)
 _YEAR_SUFFIX = r"(?:\s*(?:هجری\s*)?(?:شمسی|خورشیدی|قمری|میلادی|ه\s*\.?\s*ش|ه\s*\.?\s*ق|AD|CE))?"
+# after a day and month, two digits are a year («۲۸ خرداد ۸۴») unless they count something («۱۰ تیر ۲۵ نفر»)
+_COUNTED = (r"(?:نفر|تن|درصد|هزار|میلیون|میلیارد|ساعت|دقیقه|ثانیه|روز|ماه|سال|کیلو|متر|نوبت|بار|مورد|عدد|دستگاه|"
+            r"واحد|ریال|تومان|دلار|یورو|کشور|استان|شهر|گل|امتیاز|درجه|قطعه|جلد|عنوان|اثر|ساله|سالگی|ام|م\b)")
+_SP = r"[^\S\n]*"  # a two-digit year is on the line of its month
+_NOT_A_YEAR = rf"(?![\d/:.٫])(?!\s*{_COUNTED})(?!\s*(?:{_PERSIAN_MONTH}|{_EN_MONTH})(?![^\W\d_]))"
 _DAY_MONTH = re.compile(
     rf"(?<![\d/.-])(?P<d>{_D}{{1,2}})(?:st|nd|rd|th|ام|م)?\s*(?:ی\s*)?(?P<m>{_PERSIAN_MONTH}|{_EN_MONTH})\.?"
-    rf"(?:\s*ماه)?(?![^\W\d_])(?:\s*[,،]?\s*(?:سال\s*)?(?P<y>{_D}{{4}})(?!\d){_YEAR_SUFFIX})?", re.I)
+    rf"(?:\s*ماه)?(?![^\W\d_])(?:\s*[,،]?\s*(?:سال\s*)?(?P<y>{_D}{{4}})(?!\d){_YEAR_SUFFIX}"
+    rf"|{_SP}[,،]?{_SP}(?:سال{_SP})?(?P<y2>{_D}{{2}}){_NOT_A_YEAR})?", re.I)
 _MONTH_DAY = re.compile(
     rf"(?<![^\W\d_])(?P<m>{_EN_MONTH})\.?\s+(?P<d>{_D}{{1,2}})(?:st|nd|rd|th)?(?!\d)(?:\s*,?\s*(?P<y>{_D}{{4}})(?!\d))?",
     re.I)
@@ -87,8 +92,11 @@ _NUMERIC = re.compile(rf"(?<![\d/.-])(?P<y>{_D}{{4}})\s*(?P<sep>[/.-])\s*(?P<m>{
                       rf"(?P<d>{_D}{{1,2}})(?![\d/])")
 _NUMERIC_DMY = re.compile(rf"(?<![\d/.-])(?P<d>{_D}{{1,2}})(?P<sep>[/.-])(?P<m>{_D}{{1,2}})(?P=sep)"
                           rf"(?P<y>{_D}{{4}})(?![\d/])")
-_BARE_YEAR = re.compile(rf"(?:(?<!\w)(?:سال|سالهای|سال های|in|since|year|until|by)\s+)(?P<y>{_D}{{4}})(?!\d)"
-                        rf"(?P<cal>\s*(?:هجری\s*)?(?:قمری|ه\s*\.?\s*ق))?", re.I)
+# A month and year without a day («تیرماه ۱۴۰۴», «مهر ۹۴», "July 2025"): the day before it, if any, is
+# not a digit (that would be a full date).
+_MONTH_YEAR = re.compile(
+    rf"(?<![\d\s])(?<!\d\s)\s*(?P<m>{_PERSIAN_MONTH}|{_EN_MONTH})(?:{_SP}ماه)?(?![^\W\d_]){_SP},?{_SP}"
+    rf"(?:سال{_SP})?(?:(?P<y>{_D}{{4}})(?!\d)|(?P<y2>{_D}{{2}}){_NOT_A_YEAR})", re.I)
 
 
 @dataclass(frozen=True)
@@ -110,9 +118,10 @@ class FoundDate:
 
 @dataclass(frozen=True)
 class ArticleDate:
-    iso: str          # YYYY-MM-DD (Gregorian)
-    inferred: bool    # the year was not written; see the module's docstring
-    calendar: str     # the calendar the article wrote it in (how to show it to a Persian reader)
+    iso: str | None         # YYYY-MM-DD (Gregorian); None when the year is unknown
+    inferred: bool          # the year was not written beside it but fixed by another date in the article
+    calendar: str           # the calendar the article wrote it in (how to show it to a Persian reader)
+    month_day: str | None = None  # "MM-DD" in ``calendar`` when the year is unknown
 
 
 def to_gregorian(calendar: str, year: int, month: int, day: int) -> dt.date | None:
@@ -149,6 +158,21 @@ def year_of(calendar: str, day: dt.date) -> int:
     return day.year
 
 
+def month_day_of(calendar: str, day: dt.date) -> tuple[int, int]:
+    """The month and day ``day`` falls on in ``calendar``."""
+    if calendar in SOLAR:
+        from persiantools.jdatetime import JalaliDate
+
+        j = JalaliDate.to_jalali(day)
+        return j.month, j.day
+    if calendar == HIJRI:
+        import hijridate
+
+        h = hijridate.Gregorian(day.year, day.month, day.day).to_hijri()
+        return h.month, h.day
+    return day.month, day.day
+
+
 def _calendar_of_year(year: int) -> str:
     """A numeric date's calendar from its year: solar Hijri years are below 1700 in any news."""
     return GREGORIAN if year >= 1700 else IRANIAN
@@ -163,9 +187,21 @@ def _month(name: str) -> tuple[str, int] | None:
     return _MONTH_KEYS.get(key)
 
 
-def find_dates(text: str) -> list[FoundDate]:
+def _two_digit_year(yy: int, calendar: str, reference: dt.date) -> int:
+    """A solar year written with two digits: the century that puts it on or before the reference
+    day's year («۹۴» read in 2026 is 1394, «۰۴» is 1404)."""
+    now = year_of(calendar, reference)
+    return max(y for y in (1300 + yy, 1400 + yy) if y <= now) if 1300 + yy <= now else 1300 + yy
+
+
+# «می» and «مه» are also a verb prefix and "fog": as May they need a year beside them
+_NEEDS_YEAR = {"می", "مه"}
+
+
+def find_dates(text: str, reference: dt.date | None = None) -> list[FoundDate]:
     """Every date written in ``text`` (day and month at least), in text order, that exists in
-    its calendar (a 30 Esfand of a common year is not a date)."""
+    its calendar (a 30 Esfand of a common year is not a date). ``reference`` (default today)
+    places a two-digit solar year in its century."""
     m_text = text.translate(_MATCHING)
     found: list[FoundDate] = []
     taken: list[tuple[int, int]] = []
@@ -177,6 +213,7 @@ def find_dates(text: str) -> list[FoundDate]:
         for m in pattern.finditer(m_text):
             if not free(m.start(), m.end()):
                 continue
+            end = m.end()
             try:
                 day, year = int(m["d"]), int(m["y"]) if m["y"] else None
                 if pattern is _NUMERIC or pattern is _NUMERIC_DMY:
@@ -189,6 +226,14 @@ def find_dates(text: str) -> list[FoundDate]:
                     if cm is None:
                         continue
                     calendar, month = cm
+                    y2 = m.groupdict().get("y2")
+                    if y2:
+                        if calendar in SOLAR:
+                            year = _two_digit_year(int(y2), calendar, reference or dt.date.today())
+                        else:  # two digits after a Gregorian or lunar month: not a year we read
+                            end = m.start("y2")
+                    if year is None and re.sub(r"\s+", "", m["m"]) in _NEEDS_YEAR:
+                        continue
             except ValueError:
                 continue
             if not (1 <= day <= 31 and 1 <= month <= 12):
@@ -197,10 +242,23 @@ def find_dates(text: str) -> list[FoundDate]:
                 continue
             if year is None and day > (31 if calendar == GREGORIAN or (calendar in SOLAR and month <= 6) else 30):
                 continue
-            taken.append((m.start(), m.end()))
-            found.append(FoundDate(m.start(), m.end(), calendar, day, month, year, _weekday_near(m_text, m.start(),
-                                                                                                  m.end())))
+            end = len(m_text[:end].rstrip())
+            taken.append((m.start(), end))
+            found.append(FoundDate(m.start(), end, calendar, day, month, year, _weekday_near(m_text, m.start(), end)))
     return sorted(found, key=lambda f: f.start)
+
+
+def find_month_years(text: str, reference: dt.date | None = None) -> list[tuple[str, int, int]]:
+    """``(calendar, month, year)`` of each month named with a year and no day («تیرماه ۱۴۰۴»,
+    «مهر ۹۴», "July 2025")."""
+    out = []
+    for m in _MONTH_YEAR.finditer(" " + text.translate(_MATCHING)):
+        cm = _month(m["m"])
+        if cm is None or (m["y2"] and cm[0] not in SOLAR):
+            continue
+        year = int(m["y"]) if m["y"] else _two_digit_year(int(m["y2"]), cm[0], reference or dt.date.today())
+        out.append((cm[0], cm[1], year))
+    return out
 
 
 def _weekday_near(m_text: str, start: int, end: int) -> int | None:
@@ -215,53 +273,6 @@ def _weekday_near(m_text: str, start: int, end: int) -> int | None:
     return None
 
 
-def dated_events(text: str, reference: dt.date) -> list[dt.date]:
-    """The days an article's full dates and named years («سال ۲۰۲۱», "in 2021": its first day)
-    stand for, up to ``reference`` (a later one is a plan or a forecast, not an event)."""
-    out = []
-    for f in find_dates(text):
-        if f.year is not None:
-            out.append(f.on(f.year))
-    for m in _BARE_YEAR.finditer(text.translate(_MATCHING)):
-        year = int(m["y"])
-        calendar = HIJRI if m["cal"] else _calendar_of_year(year)
-        out.append(to_gregorian(calendar, year, 1, 1))
-    return [d for d in out if d is not None and d <= reference]
-
-
-def infer_year(found: FoundDate, text: str, reference: dt.date) -> dt.date | None:
-    """The Gregorian day of a date written without a year (see the module's docstring)."""
-    events = dated_events(text, reference)
-    latest = reference + dt.timedelta(days=1)  # a day of slack for time zones
-    if events:
-        floor = max(events)
-        year = year_of(found.calendar, floor)
-        first = None
-        for y in range(year, year + 30):
-            day = found.on(y)
-            if day is None or day < floor:
-                continue
-            first = first or day
-            if found.weekday is None:
-                return day
-            if day > latest:
-                break
-            if day.weekday() == found.weekday:
-                return day
-        if first is not None:
-            return first
-    year = year_of(found.calendar, latest)
-    fallback = None
-    for y in range(year, year - 30, -1):
-        day = found.on(y)
-        if day is None or day > latest:
-            continue
-        fallback = fallback or day
-        if found.weekday is None or day.weekday() == found.weekday:
-            return day
-    return fallback
-
-
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
@@ -270,34 +281,13 @@ def is_iso_day(value: str | None) -> bool:
     return bool(value) and _ISO_DAY.fullmatch(value) is not None
 
 
-def parse_metadata_date(value: str) -> FoundDate | None:
+def parse_metadata_date(value: str, reference: dt.date | None = None) -> FoundDate | None:
     """A date as metadata gives it: ISO (``2025-07-11``, ``2025-07-11T08:30:00+04:30``), solar
     Hijri numeric (``1404-04-20``) or written out in any calendar."""
     if not value or not value.strip():
         return None
-    found = find_dates(value.strip()[:200])
+    found = find_dates(value.strip()[:200], reference)
     return found[0] if found else None
-
-
-def publication_date(text: str, metadata: str | None = None, reference: dt.date | None = None,
-                     head: int = 1500) -> ArticleDate | None:
-    """An article's publication date: its metadata's, else the first full date in the first 600
-    characters, else the first date near the top; a missing year is inferred."""
-    reference = reference or dt.date.today()
-    chosen = parse_metadata_date(metadata) if metadata else None
-    if chosen is None:
-        near = find_dates(text[:head])
-        full = [f for f in near if f.year is not None and f.start < 600]
-        chosen = full[0] if full else (near[0] if near else None)
-    if chosen is None:
-        return None
-    if chosen.year is not None:
-        day, inferred = chosen.on(chosen.year), False
-    else:
-        day, inferred = infer_year(chosen, text, reference), True
-    if day is None:
-        return None
-    return ArticleDate(day.isoformat(), inferred, chosen.calendar)
 
 
 def parse_day(value: str) -> dt.date:
@@ -316,12 +306,38 @@ def parse_day(value: str) -> dt.date:
 _FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 
 
-def format_date(iso: str | None, lang: str, calendar: str | None = None, inferred: bool = False) -> str:
+# Month names for English readers of a day whose year (so whose Gregorian day) is unknown.
+_LATIN_MONTHS = {IRANIAN: ("Farvardin", "Ordibehesht", "Khordad", "Tir", "Mordad", "Shahrivar", "Mehr", "Aban",
+                           "Azar", "Dey", "Bahman", "Esfand"),
+                 AFGHAN: ("Hamal", "Sawr", "Jawza", "Saratan", "Asad", "Sonbola", "Mizan", "Aqrab", "Qaws", "Jadi",
+                          "Dalw", "Hut"),
+                 HIJRI: ("Muharram", "Safar", "Rabi al-Awwal", "Rabi al-Thani", "Jumada al-Ula", "Jumada al-Akhira",
+                         "Rajab", "Shaban", "Ramadan", "Shawwal", "Dhu al-Qada", "Dhu al-Hijja"),
+                 GREGORIAN: ENGLISH_MONTHS}
+_PERSIAN_NAMES = {IRANIAN: IRANIAN_MONTHS, AFGHAN: AFGHAN_MONTHS, HIJRI: HIJRI_MONTHS,
+                  GREGORIAN: tuple(n[0] for n in PERSIAN_GREGORIAN)}
+
+
+def format_month_day(month_day: str | None, lang: str, calendar: str | None) -> str:
+    """A day whose year is unknown, in the calendar the article wrote it in: «۲۰ سرطان»,
+    "20 Saratan, year unknown", "11 July, year unknown"."""
+    try:
+        month, day = map(int, (month_day or "").split("-"))
+        names = (_PERSIAN_NAMES if lang == "fa" else _LATIN_MONTHS)[calendar or GREGORIAN]
+        name = names[month - 1]
+    except (ValueError, KeyError, IndexError):
+        return ""
+    return f"{day} {name}".translate(_FA_DIGITS) if lang == "fa" else f"{day} {name}, year unknown"
+
+
+def format_date(iso: str | None, lang: str, calendar: str | None = None, inferred: bool = False,
+                month_day: str | None = None) -> str:
     """A stored date as a reader of ``lang`` reads it: English "11 July 2025"; Persian in the
     solar Hijri calendar with the article's own month names (Afghan or Iranian) and the
-    Gregorian beside it: «۲۰ سرطان ۱۴۰۴ (۱۱ ژوئیه ۲۰۲۵)». An inferred year is marked."""
+    Gregorian beside it: «۲۰ سرطان ۱۴۰۴ (۱۱ ژوئیه ۲۰۲۵)». A year fixed by another date in the
+    article is marked; a day whose year is unknown is shown without one (:func:`format_month_day`)."""
     if not iso:
-        return ""
+        return format_month_day(month_day, lang, calendar) if month_day else ""
     try:
         day = dt.date.fromisoformat(iso)
     except ValueError:

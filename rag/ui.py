@@ -334,7 +334,7 @@ def _article_window(text: str, start: int, end: int, limit: int = ARTICLE_VIEW_C
 def _meta(article: Article, language: str) -> str:
     """The card's agency and date, in the reader's language and calendar convention."""
     parts = [shown_agency(article.source, language),
-             format_date(article.date, language, article.calendar, article.date_inferred)]
+             format_date(article.date, language, article.calendar, article.date_inferred, article.month_day)]
     return " · ".join(f"<bdi>{esc(x)}</bdi>" for x in parts if x)
 
 
@@ -536,7 +536,7 @@ def report_html(files: list[FileReport]) -> str:
 def _articles_table(rag: RAG) -> list[list]:
     arts = rag.articles()
     size = Counter(a.group or a.id for a in arts)
-    return [[a.id, a.title, a.source or "", (a.date or "") + (" ~" if a.date_inferred else ""),
+    return [[a.id, a.title, a.source or "", _listed_date(a),
              (a.group or a.id) if size[a.group or a.id] > 1 else "", a.chunks, a.chars] for a in arts]
 
 
@@ -548,12 +548,22 @@ def _article_choices(rag: RAG) -> list[tuple[str, str]]:
     return [(f"{a.title[:70]} ({a.id})", a.id) for a in rag.articles()]
 
 
+def _listed_date(a) -> str:
+    """A listing's date: ISO (``~`` when another date in the article fixed its year), or the day
+    as written when its year is unknown ("20 Saratan, year unknown")."""
+    if a.date:
+        return a.date + (" ~" if a.date_inferred else "")
+    return format_date(None, "en", a.calendar, month_day=a.month_day)
+
+
 TIMELINE_MAX = 2000  # articles plotted at most (the latest; the cited ones always)
 
 
 def timeline_data(rag: RAG, since: str = "", until: str = "", source=None, cited: set[str] | None = None):
     """The dated articles that pass the filter (and the cited ones), for the timeline: a frame
-    for the plot (date, agency, title, id, whether cited) and the rows of its list, by date."""
+    for the plot (date, agency, title, id, whether cited) and the rows of its list, by date; the
+    articles whose year is unknown in a lane of their own after them (in the list, not on the time
+    axis), and only when no date filter is set (a date filter matches none of them)."""
     import pandas as pd
 
     cited = cited or set()
@@ -569,8 +579,10 @@ def timeline_data(rag: RAG, since: str = "", until: str = "", source=None, cited
         "title": [a.title for a in keep],
         "id": [a.id for a in keep],
         "kind": ["cited" if a.id in cited else "article" for a in keep]})
-    rows = [[a.date + (" ~" if a.date_inferred else ""), a.source or "", a.title, a.id,
-             "✓" if a.id in cited else ""] for a in keep]
+    rows = [[_listed_date(a), a.source or "", a.title, a.id, "✓" if a.id in cited else ""] for a in keep]
+    unknown_year = sorted((a for a in arts if not a.date and a.month_day), key=lambda a: (a.calendar or "",
+                                                                                         a.month_day, a.id))
+    rows += [[_listed_date(a), a.source or "", a.title, a.id, "✓" if a.id in cited else ""] for a in unknown_year]
     return frame, rows
 
 

@@ -284,7 +284,7 @@ def test_milvus_collections_made_before_dating_fields_still_read_and_write(milvu
         m.setattr(milvus_schema, "dating_fields", lambda: [])  # the schemas as an older version made them
         _rag(loc).close()
     r = _rag(loc, create=False)
-    r.add_articles([Article(id="a", title="کابل", text="روز جمعه (۲۰ سرطان) وزیر در کابل گفت که رابطه‌ای نبوده است.")])
+    r.add_articles([Article(id="a", title="کابل", text="۲۰ سرطان ۱۴۰۴\nوزیر در کابل گفت که رابطه‌ای نبوده است.")])
     assert [(a.date, a.date_inferred, a.calendar) for a in r.articles()] == [("2025-07-11", False, None)]
     assert r.search("وزیر کابل", k=1).hits[0].article_id == "a"
     r.close()
@@ -372,7 +372,8 @@ def test_how_a_date_was_written_is_kept_on_every_backend(location):
     """The calendar an article wrote its date in and whether its year was inferred reach the listing,
     a question's candidates and a story's members alike on every backend (they decide how a
     citation shows the date)."""
-    text = "روز جمعه (۲۰ سرطان) وزیر گفت که از سال ۲۰۲۱ رابطه‌ای با کابل نبوده است. سفیر پاکستان در کابل این را گفت."
+    text = ("به گزارش طلوع‌نیوز، روز جمعه (۲۰ سرطان) وزیر گفت که سفرش به کابل در ۱۹ اپریل ۲۰۲۵ بود. سفیر پاکستان "
+            "در کابل این را گفت.")
     r = _rag(location)
     r.add_articles([Article(id="a", title="کابل", text=text),
                     Article(id="b", title="تهران", text="تهران، ۲۰ تیر ۱۴۰۴: بازار ارز امروز آرام بود.")])

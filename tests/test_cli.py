@@ -24,7 +24,7 @@ FA_Q = "اسحاق دار در کدام شهر سخنرانی کرد؟"
 KL = "کوالالامپور"
 OFF_TOPIC = ["What is the capital of France?", "قیمت طلا در بازار تهران امروز چقدر است؟"]
 CITATION_KEYS = {"n", "quote", "article_id", "title", "start", "end", "score", "source", "date", "date_inferred",
-                 "calendar", "also", "also_sources", "differs_from", "unsupported", "rendering"}
+                 "calendar", "month_day", "also", "also_sources", "differs_from", "unsupported", "rendering"}
 HIT_KEYS = {"rank", "article_id", "chunk_id", "title", "text", "start", "end", "score", "source", "date", "group"}
 
 

@@ -17,7 +17,8 @@ from rag.agencies import canonical, find_agency
 from rag.answer import FRAMING
 from rag.api import news_filter
 from rag.cli import main
-from rag.dates import find_dates, format_date, parse_day, publication_date
+from rag.dates import find_dates, format_date, parse_day
+from rag.published import publication_date
 from rag.errors import UserError
 from rag.hashed import HashedEmbedder
 
@@ -63,20 +64,22 @@ def test_days_that_do_not_exist_are_not_dates():
     assert find_dates("ساعت ۱۰:۳۰ و ۴۵ دقیقه") == []
 
 
-def test_missing_year_inferred_from_events_and_weekday():
-    # the latest dated event is 2021: the first 20 Saratan on or after it that is a Friday is in 1404
-    text = "روز جمعه (۲۰ سرطان) وزیر گفت که از سال ۲۰۲۱ رابطه‌ای نبوده است."
+def test_missing_year_fixed_only_by_the_article():
+    # the article's latest full date is 19 April 2025: the first 20 Saratan after it is a Friday, as written
+    text = "به گزارش خبرگزاری معمار، روز جمعه (۲۰ سرطان) وزیر گفت که سفرش به کابل در ۱۹ اپریل ۲۰۲۵ بود."
     found = publication_date(text, reference=TODAY)
     assert (found.iso, found.inferred) == ("2025-07-11", True)
-    # without the weekday: the first 20 Saratan on or after 2021
-    assert _iso("در ۲۰ سرطان وزیر گفت که از سال ۲۰۲۱ رابطه‌ای نبوده است.") == "2021-07-11"
-    # a year the article looks forward to is a plan, not an event
-    assert _iso("در ۲۰ سرطان وزیر گفت که تا سال ۲۰۳۰ راه ساخته می‌شود.") == "2026-07-11"
-    # nothing dated in the article: the latest such day on or before the reference (the file's day)
-    found = publication_date("نشست روز ۳ جدی برگزار شد.", reference=dt.date(2025, 6, 1))
-    assert (found.iso, found.inferred) == ("2024-12-23", True)
-    # a weekday beside it moves it back to a year where it falls on that weekday
-    assert publication_date("روز جمعه ۳ جدی نشست برگزار شد.", reference=dt.date(2025, 6, 1)).iso == "2021-12-24"
+    # a year alone («سال ۲۰۲۱») fixes nothing: the day stays without a year
+    found = publication_date("به گزارش خبرگزاری معمار، روز جمعه (۲۰ سرطان) وزیر گفت که از سال ۲۰۲۱ رابطه‌ای نبوده است.",
+                             reference=TODAY)
+    assert (found.iso, found.month_day, found.calendar) == (None, "04-20", "afghan")
+    # nor does a full date whose next 20 Saratan falls on another weekday than the one written
+    found = publication_date("به گزارش پژواک، روز شنبه (۲۰ سرطان) وزیر گفت که سفرش در ۱۹ اپریل ۲۰۲۵ بود.",
+                             reference=TODAY)
+    assert (found.iso, found.month_day) == (None, "04-20")
+    # nor a day the reference (ingestion) day has not reached
+    found = publication_date(text, reference=dt.date(2025, 7, 1))
+    assert (found.iso, found.month_day) == (None, "04-20")
 
 
 def test_metadata_wins_over_text_and_is_read_in_any_calendar():
@@ -347,6 +350,7 @@ def _reopened_as_written_by_an_older_version(index: Path, *statements: str) -> R
     their history in ``meta`` markers), rewritten by ``statements`` into an older state, then opened."""
     db = sqlite3.connect(index / "rag.sqlite")
     db.execute("DROP TABLE _migrations")
+    db.execute("ALTER TABLE articles DROP COLUMN month_day")  # no release before _migrations had it (m007)
     db.executemany("INSERT INTO meta VALUES (?, ?)", [("lexicon", "6"), ("news", "2"), ("signatures", "1")])
     for sql in statements:
         db.execute(sql)
@@ -418,7 +422,8 @@ def test_a_newer_news_version_keeps_dates_already_read(tmp_path):
     """Bringing an index from an older news version up to date regroups its stories but keeps the
     dates it already read (an inferred year stays inferred)."""
     r = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False)
-    r.add_articles([Article(id="a", title="t", text="روز جمعه (۲۰ سرطان) وزیر گفت که از سال ۲۰۲۱ رابطه‌ای نبوده است.")])
+    r.add_articles([Article(id="a", title="t", text="به گزارش خبرگزاری معمار، روز جمعه (۲۰ سرطان) وزیر گفت که سفرش "
+                                                    "به کابل در ۱۹ اپریل ۲۰۲۵ بود.")])
     before = r.articles()[0]
     assert (before.date, before.date_inferred, before.calendar) == ("2025-07-11", True, "afghan")
     r.close()

@@ -60,6 +60,7 @@ class ArticleInfo:
     date_inferred: bool = False
     calendar: str | None = None
     group: str | None = None       # its story group: the id of the story's first article (its own when alone)
+    month_day: str | None = None   # "MM-DD" in ``calendar`` when only day and month are known (``date`` None)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Passage(ChunkRow):
     date_inferred: bool = False
     calendar: str | None = None
     group: str | None = None
+    month_day: str | None = None  # day and month ("MM-DD" in ``calendar``) when the year is unknown
 
 
 @dataclass

@@ -35,7 +35,7 @@ from ..articles import Article
 from ..chunking import Chunk
 from .base import (Candidates, Filter, Passage, QueryVector, StoreError, check_items, dequantize, rarest, rebuild_hint,
                    resolve, sort_changes)
-from .migrations import migrate
+from .migrations import MONTH_DAY, migrate
 from .records import Records
 from .vectors import VectorIndex
 
@@ -118,7 +118,7 @@ class EmbeddedIndex:
                 raise StoreError(f"index database {db_path} has lost writes (generation {db_gen}, "
                                  f"the index was at {made_from}): it was emptied, truncated or replaced; "
                                  f"{rebuild_hint(path)}")
-            migrate(self.records.db, self.dim, path)
+            self.records.month_day = MONTH_DAY not in migrate(self.records.db, self.dim, path)
             self._load_vectors()
 
     # ------------------------------------------------------------ opening
@@ -369,7 +369,7 @@ class EmbeddedIndex:
             vector = dequantize(np.frombuffer(r.vector, np.uint8), self.dim)[0]
             passages.append(Passage(r.id, r.article_id, r.title, r.start, r.end, r.text, vector, sent, svec,
                                     bm25.get(r.id, 0.0), r.source, r.date, r.date_inferred, r.calendar,
-                                    r.story or r.article_id))
+                                    r.story or r.article_id, r.month_day))
         return Candidates(passages, matched, df, self._vectors.ntotal, members)
 
     def _near(self, query_vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[int]:

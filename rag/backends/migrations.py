@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import stories
+from .. import published, stories
 from ..articles import Article, news_metadata
 from ..dates import is_iso_day
 from .base import StoreError, passage_terms, quantize, rebuild_hint
@@ -107,7 +107,8 @@ def _adopt(db: sqlite3.Connection, tables: set[str]) -> None:
            3: "articles" in tables and {c for c, _ in NEWS_COLUMNS} <= _columns(db, "articles"),
            4: "story_keys" in tables and "seq" in _columns(db, "story_keys"),
            5: meta.get("signatures") == "1" and "signatures" in tables,
-           6: meta.get("news") == "2"}
+           6: meta.get("news") in ("2", "3"),
+           7: meta.get("news") == "3"}  # 3: written by issue 42's branch before this history
     db.executemany("INSERT INTO _migrations VALUES (?, ?, 'before _migrations')",
                    [(n, name) for n, name, _ in MIGRATIONS if had.get(n)])
     db.execute("DELETE FROM meta WHERE key IN ('lexicon', 'news', 'signatures')")
@@ -272,13 +273,16 @@ def reread_news(db: sqlite3.Connection, step: Step = read_raw_dates, regroup: bo
     if len(rows) >= 2_000:  # 7-30 ms an article: a big archive is minutes of silence otherwise
         log.warning("updating %d articles stored by an older version (dates, agencies, story "
                     "groups); once, one to five minutes per 10,000 articles", len(rows))
+    month_day = "month_day" in _columns(db, "articles")  # m006 runs before m007 adds it
     for done, (aid, seq, date, source, added) in enumerate(rows):
         if done and done % 20_000 == 0 and len(rows) >= 2_000:
             log.warning("updated %d of %d articles", done, len(rows))
-        art = Records.get_in(db, aid)
+        art = Records.get_in(db, aid, month_day)
         step(art, date, source, dt.date.fromtimestamp(added))
         db.execute("UPDATE articles SET source=?, date=?, date_inferred=?, calendar=?, sha=? WHERE id=?",
                    (art.source, art.date, int(art.date_inferred), art.calendar, art.sha, aid))
+        if month_day:
+            db.execute("UPDATE articles SET month_day=? WHERE id=?", (art.month_day, aid))
         if regroup:
             stories.join(StoryTables(db), aid, seq, art.content())
 
@@ -287,7 +291,30 @@ def reread_news(db: sqlite3.Connection, step: Step = read_raw_dates, regroup: bo
 def m006_news(db: sqlite3.Connection, dim: int) -> None:
     """Dates and agencies read from stored articles (an index from before they were read holds
     dates as written), story groups made again with MinHash kept (news version 2), and the
-    indexes filters read. Issue 42's re-read of dates goes in a migration after this one:
-    ``reread_news(db, step=...)`` (and, for a new stored field, an ``ALTER TABLE`` before it)."""
+    indexes filters read."""
     _script(db, NEWS_INDEXES)
     reread_news(db)
+
+
+def read_published_again(article: Article, date: str | None, source: str | None, added: dt.date) -> None:
+    """A date an earlier version took from the text (an event, a year made up from the file time
+    or another date) read again as rag.published reads it now; a date from metadata stays (a year
+    it inferred goes: "year unknown"); an agency name that is no outlet read again."""
+    if is_iso_day(date):
+        published.reread_news(article, added)
+    else:
+        read_raw_dates(article, date, source, added)
+
+
+# the migration that adds articles.month_day: an index opened read-only before it reads none
+MONTH_DAY = 7
+
+
+@migration
+def m007_month_day(db: sqlite3.Connection, dim: int) -> None:
+    """Publication dates only from metadata, a dateline, a labelled line or the attribution
+    sentence, a day without a year kept as ``month_day`` (issue 42, news version 3 on its branch):
+    stored articles read again. Story groups stay: they depend on the text alone."""
+    if "month_day" not in _columns(db, "articles"):  # issue 42's branch added it before m007 existed
+        db.execute("ALTER TABLE articles ADD COLUMN month_day TEXT")
+    reread_news(db, step=read_published_again, regroup=False)

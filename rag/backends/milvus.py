@@ -424,7 +424,7 @@ class MilvusIndex(StoryGroups):
         rec = json.loads("".join(r["data"] for r in parts))
         return Article(article_id, rec["title"], rec["text"], rec["source"], rec["date"], rec["url"], rec["path"],
                        content_spans=[tuple(s) for s in rec["spans"]], date_inferred=bool(rec.get("date_inferred")),
-                       calendar=rec.get("calendar"))
+                       calendar=rec.get("calendar"), month_day=rec.get("month_day"))
 
     def article_chunks(self, article_id: str) -> list[ChunkRow]:
         with self._errors("reading an article's passages"):

@@ -233,7 +233,7 @@ def record_rows(article: Article, sha: str, n_chunks: int, dating: bool) -> list
     record = json.dumps({"title": article.title, "text": article.text, "source": article.source,
                          "date": article.date, "url": article.url, "path": article.path,
                          "spans": article.content_spans, "date_inferred": article.date_inferred,
-                         "calendar": article.calendar}, ensure_ascii=False)
+                         "calendar": article.calendar, "month_day": article.month_day}, ensure_ascii=False)
     parts = [record[i:i + PART_CHARS] for i in range(0, len(record), PART_CHARS)]
     now, key = time.time(), article_key(article.id)
     rows = []

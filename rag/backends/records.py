@@ -53,7 +53,7 @@ _ACCESS_CODES = {3, 5, 6, 8, 13, 14}  # PERM, BUSY, LOCKED, READONLY, FULL, CANT
 
 _INFO = ("SELECT a.id, a.title, a.source, a.date, a.url, a.path, "
          "(SELECT count(*) FROM passages p WHERE p.article_id = a.id) AS chunks, length(a.text) AS chars, "
-         'a.date_inferred, a.calendar, coalesce(a.story, a.id) AS "group" FROM articles a')
+         'a.date_inferred, a.calendar, coalesce(a.story, a.id) AS "group", {month_day} AS month_day FROM articles a')
 
 
 def _info(row: sqlite3.Row) -> ArticleInfo:
@@ -87,6 +87,7 @@ class PassageRow:
     date_inferred: bool
     calendar: str | None
     story: str | None
+    month_day: str | None
 
 
 def filter_sql(where: Filter) -> tuple[str, list]:
@@ -148,6 +149,9 @@ class Records:
         self.db_path = db_path
         self.folder = folder
         self.dim = dim
+        # False for an index opened read-only before migration 7 (articles.month_day): read as its
+        # release left it, every month_day NULL (rag.backends.embedded sets it after migrating)
+        self.month_day = True
         try:
             self.db = sqlite3.connect(db_path, timeout=30, check_same_thread=False, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=DELETE")
@@ -280,7 +284,7 @@ class Records:
 
     def story_members(self, story_ids: list[str]) -> dict[str, list[ArticleInfo]]:
         """The articles of each story (first stored first)."""
-        return StoryTables(self.db).members(story_ids)
+        return StoryTables(self.db, self.month_day).members(story_ids)
 
     # ------------------------------------------------------------ writing
 
@@ -301,10 +305,10 @@ class Records:
                 packed = quantize(vectors)
                 old_ids = self._delete(db, article.id, gen, df)
                 cur = db.execute("INSERT INTO articles (id, title, source, date, url, path, sha, added, spans, "
-                                 "text, date_inferred, calendar) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                                 "text, date_inferred, calendar, month_day) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                  (article.id, article.title, article.source, article.date, article.url,
                                   article.path, article.sha, time.time(), json.dumps(article.content_spans),
-                                  article.text, int(article.date_inferred), article.calendar))
+                                  article.text, int(article.date_inferred), article.calendar, article.month_day))
                 stories.join(StoryTables(db), article.id, cur.lastrowid, article.content())
                 new_ids = []
                 for seq, (c, v) in enumerate(zip(chunks, packed)):
@@ -380,7 +384,8 @@ class Records:
                      f'SELECT p.id, p.article_id, a.title, p.start, p."end", '
                      f'substr(a.text, p.start + 1, p."end" - p.start) AS text, p.vector, s.id AS sentences_row, '
                      f"s.spans AS sentence_spans, s.vectors AS sentence_vectors, p.gen, a.source, a.date, "
-                     f"a.date_inferred, a.calendar, a.story FROM passages p JOIN articles a ON a.id = p.article_id "
+                     f"a.date_inferred, a.calendar, a.story, {self._month_day_sql()} AS month_day "
+                     f"FROM passages p JOIN articles a ON a.id = p.article_id "
                      f"LEFT JOIN sentences s ON s.article_id = p.article_id WHERE p.id IN ({marks})", ids)
         texts = self._slices([tuple(r)[:6] for r in rows])
         return [PassageRow(**{**dict(r), "text": t, "date_inferred": bool(r["date_inferred"])})
@@ -398,20 +403,28 @@ class Records:
         return [ChunkRow(*r[:5], text) for r, text in zip(rows, self._slices(rows))]
 
     def get(self, article_id: str) -> Article | None:
-        return self.get_in(self.db, article_id)
+        return self.get_in(self.db, article_id, self.month_day)
+
+    def _info_sql(self) -> str:
+        return _INFO.format(month_day=self._month_day_sql())
+
+    def _month_day_sql(self) -> str:
+        return "a.month_day" if self.month_day else "NULL"
 
     @staticmethod
-    def get_in(db: sqlite3.Connection, article_id: str) -> Article | None:
-        row = db.execute("SELECT id, title, text, source, date, url, path, spans, date_inferred, calendar "
+    def get_in(db: sqlite3.Connection, article_id: str, month_day: bool = True) -> Article | None:
+        """``month_day``: the index has the column (m007; m006 re-reads articles before it)."""
+        row = db.execute("SELECT id, title, text, source, date, url, path, spans, date_inferred, calendar, "
+                         f"{'month_day' if month_day else 'NULL'} "
                          "FROM articles WHERE id=?", (article_id,)).fetchone()
         if not row:
             return None
         return Article(*row[:7], content_spans=[tuple(s) for s in json.loads(row[7])], date_inferred=bool(row[8]),
-                       calendar=row[9])
+                       calendar=row[9], month_day=row[10])
 
     def articles(self, where: Filter | None = None) -> list[ArticleInfo]:
         sql, args = filter_sql(where) if where else ("1", [])
-        return [_info(r) for r in named(self.db, f"{_INFO} WHERE {sql} ORDER BY a.added, a.id", args)]
+        return [_info(r) for r in named(self.db, f"{self._info_sql()} WHERE {sql} ORDER BY a.added, a.id", args)]
 
     def count(self) -> tuple[int, int]:
         n_art = self.db.execute("SELECT count(*) FROM articles").fetchone()[0]
@@ -428,8 +441,9 @@ class StoryTables:
     ``signatures`` (or, for articles stored before that table, past the text of their row), the
     group in ``articles.story``. A ``ref`` is the article's row id."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, month_day: bool = True) -> None:
         self.db = db
+        self.month_day = month_day  # as Records.month_day
 
     def keys(self, keys: list[int], article_id: str, per_key: int) -> list[tuple[str, int]]:
         arm = ("SELECT * FROM (SELECT article_id, seq FROM story_keys WHERE key=? AND article_id != ? "
@@ -466,7 +480,7 @@ class StoryTables:
         uniq = sorted(set(story_ids))
         out: dict[str, list[ArticleInfo]] = {}
         if uniq:
-            for r in named(self.db, f"{_INFO} WHERE a.story IN ({','.join('?' * len(uniq))}) "
+            for r in named(self.db, f"{_INFO.format(month_day='a.month_day' if self.month_day else 'NULL')} WHERE a.story IN ({','.join('?' * len(uniq))}) "
                                     "ORDER BY a.added, a.id", uniq):
                 info = _info(r)
                 out.setdefault(info.group, []).append(info)
