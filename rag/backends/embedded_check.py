@@ -32,10 +32,20 @@ def inventory(ix) -> Inventory:
                 "SELECT a.id, coalesce(a.story, a.id), (s.seq IS NOT NULL OR a.minhash IS NOT NULL) "
                 "FROM articles a LEFT JOIN signatures s ON s.seq = a.rowid")}
             vectors = set(ix.vectors.ids().tolist())
+    # FTS5's tokenizer folds case where rag.persian.terms may not (a Greek capital with breathing
+    # marks, seen at 67k articles): both sides are compared by the lowercased term
+    vocab, df = _folded(vocab), _folded(df)
     wrong = sorted(t for t in set(vocab) | set(df) if vocab.get(t, 0) != df.get(t, 0))
     problems = [f"{len(wrong)} terms' passage counts (term_df) differ from the lexicon's, e.g. "
                 + ", ".join(f"{t!r}: {df.get(t, 0)} vs {vocab.get(t, 0)}" for t in wrong[:3])] if wrong else []
     return Inventory(articles, passages, vectors, lexicon, None, keys, groups, problems)
+
+
+def _folded(counts: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t, n in counts.items():
+        out[t.lower()] = out.get(t.lower(), 0) + n
+    return out
 
 
 def stored(ix, article_id: str) -> list[tuple[int, int, int, np.ndarray]]:
