@@ -164,12 +164,17 @@ def test_embedded_vectors_swapped_on_disk_found_and_repaired_by_the_cli(tmp_path
     assert run.exit_code == 0 and "consistent" in run.output, run.output
 
 
-def test_a_consistent_index_raises_no_alarm_and_a_damaged_record_is_named(tmp_path):
+def test_a_consistent_index_raises_no_alarm_after_removals_replacements_and_other_writers(tmp_path):
     r = build(str(tmp_path / "index"))
     r.remove("a9")  # removals and replacements leave nothing behind
     r.add_articles([Article(id="a1", title="خبر تازه", text=articles()[1].text + "\n\nبند تازه‌ای افزوده شد.")])
     rep = check(r)
     assert rep.ok and rep.articles == 10 and len(rep.sampled) == 10, rep.lines()
+    # another process (here: another connection) wrote since this one opened: checked as it is now
+    other = RAG(str(tmp_path / "index"), embedder=HashedEmbedder(), reader=False)
+    other.add_articles([Article(id="late", title="خبر دیرتر", text=articles()[3].text + "\n\nافزوده‌ای دیگر.")])
+    rep = check(r)
+    assert rep.ok and rep.articles == 11, rep.lines()
 
 
 # ---------------------------------------------------------------- Milvus

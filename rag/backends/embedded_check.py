@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import stories
-from .base import dequantize
+from .base import StoreError, dequantize
 from .inventory import Inventory
 from .migrations import m002_lexicon
 from .vectors import VectorIndex
@@ -19,19 +19,24 @@ def inventory(ix) -> Inventory:
     with ix._lock, ix.records.errors():
         # FTS5's own count of the rows holding each term, to hold term_df against
         db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.lexicon_vocab USING fts5vocab(main, 'lexicon', 'row')")
-        with ix.records.snapshot():
-            if ix.records.generation() != ix._generation:
-                ix._catch_up()
-            articles = {a: (sha, 1) for a, sha in db.execute("SELECT id, sha FROM articles")}
-            passages = [(p, a, s, True) for p, a, s in db.execute("SELECT id, article_id, seq FROM passages")]
-            lexicon = {r for (r,) in db.execute("SELECT rowid FROM lexicon")}
-            vocab = dict(db.execute("SELECT term, doc FROM temp.lexicon_vocab"))
-            df = dict(db.execute("SELECT term, df FROM term_df"))
-            keys = dict(db.execute("SELECT article_id, count(*) FROM story_keys GROUP BY article_id"))
-            groups = {a: (g if head else None) for a, g, head in db.execute(
-                "SELECT a.id, coalesce(a.story, a.id), (s.seq IS NOT NULL OR a.minhash IS NOT NULL) "
-                "FROM articles a LEFT JOIN signatures s ON s.seq = a.rowid")}
-            vectors = set(ix.vectors.ids().tolist())
+        for _ in range(10):  # a write landed between the catch-up and the snapshot: again
+            ix.refresh()
+            with ix.records.snapshot():
+                if ix.records.generation() != ix._generation:
+                    continue
+                articles = {a: (sha, 1) for a, sha in db.execute("SELECT id, sha FROM articles")}
+                passages = [(p, a, s, True) for p, a, s in db.execute("SELECT id, article_id, seq FROM passages")]
+                lexicon = {r for (r,) in db.execute("SELECT rowid FROM lexicon")}
+                vocab = dict(db.execute("SELECT term, doc FROM temp.lexicon_vocab"))
+                df = dict(db.execute("SELECT term, df FROM term_df"))
+                keys = dict(db.execute("SELECT article_id, count(*) FROM story_keys GROUP BY article_id"))
+                groups = {a: (g if head else None) for a, g, head in db.execute(
+                    "SELECT a.id, coalesce(a.story, a.id), (s.seq IS NOT NULL OR a.minhash IS NOT NULL) "
+                    "FROM articles a LEFT JOIN signatures s ON s.seq = a.rowid")}
+                vectors = set(ix.vectors.ids().tolist())
+                break
+        else:
+            raise StoreError(f"the index {ix.path} is being written to without pause; check it when writers are done")
     # FTS5's tokenizer folds case where rag.persian.terms may not (a Greek capital with breathing
     # marks, seen at 67k articles): both sides are compared by the lowercased term
     vocab, df = _folded(vocab), _folded(df)
