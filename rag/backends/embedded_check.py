@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import stories
 from .base import StoreError, dequantize
 from .inventory import Inventory
 from .migrations import m002_lexicon
@@ -69,8 +68,8 @@ def finds_itself(ix, passage_id: int, vector: np.ndarray, k: int = 10) -> bool:
 
 
 def repair(ix, rewrite: list, orphans: set[str], stale_groups: set[str], lexicon: bool) -> None:
-    """Under the writer lock: delete the rows of ``orphans`` (articles not in the records: their
-    passages, sentences, story keys), remake the lexicon from the passages when ``lexicon`` (its rows
+    """Under the writer lock: delete the rows of articles not in the records (their passages,
+    sentences, story keys: ``orphans`` names them; every such row goes), remake the lexicon from the passages when ``lexicon`` (its rows
     can only be deleted by their exact terms, so a damaged one is remade whole), rename the
     ``stale_groups`` (stories named after an article no longer stored) after their first member,
     store ``rewrite`` (put_many items made from the records, every row of each article replaced),
@@ -105,5 +104,3 @@ def repair(ix, rewrite: list, orphans: set[str], stale_groups: set[str], lexicon
         ix._catch_up()
         ix.flush(force=True)
 
-
-BANDS = stories.BANDS
