@@ -263,8 +263,10 @@ def show(article_id: str, index: str) -> None:
                                              "affected articles).")
 @click.option("--sample", default=20, show_default=True, type=click.IntRange(0),
               help="Articles re-derived from their records (cut and embedded again) and compared.")
+@click.option("--reading", type=click.Choice(["passages", "sentences", "both"]), default="both", show_default=True,
+              help="What the model read at ingestion (as rag ingest --reading): how --repair embeds again.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def check(index: str, repair: bool, sample: int, as_json: bool) -> None:
+def check(index: str, repair: bool, sample: int, reading: str, as_json: bool) -> None:
     """Check that the index's records, vectors, lexicon and story keys agree; exit 1 if they do not
     (after --repair: if anything is left)."""
     from . import check as checking
@@ -272,10 +274,10 @@ def check(index: str, repair: bool, sample: int, as_json: bool) -> None:
 
     with user_errors():
         rag = RAG(index, reader=False)
-        report = checking.check(rag.store, rag.embedder, sample=sample)
+        report = checking.check(rag.store, rag.embedder, sample=sample, reading=reading)
         before = report
         if repair and not report.ok:
-            report = checking.repair(rag.store, rag.embedder, report, sample=sample)
+            report = checking.repair(rag.store, rag.embedder, report, reading=reading, sample=sample)
     if as_json:
         out = report.to_json()
         if repair:

@@ -177,6 +177,14 @@ def test_a_consistent_index_raises_no_alarm_after_removals_replacements_and_othe
     assert rep.ok and rep.articles == 11, rep.lines()
 
 
+def test_an_index_ingested_with_another_reading_raises_no_alarm(tmp_path):
+    """Passage vectors averaged from sentences (--reading sentences) differ from a passage read
+    whole (cosine ~0.98 with hashed vectors): the check tries each reading before it reports."""
+    r = RAG(str(tmp_path / "index"), embedder=HashedEmbedder(), create=True, reader=False, reading="sentences")
+    r.add_articles(articles())
+    assert check(r).ok, check(r).lines()
+
+
 # ---------------------------------------------------------------- Milvus
 
 
