@@ -263,6 +263,42 @@ def show(article_id: str, index: str) -> None:
     click.echo(art.text)
 
 
+@main.command()
+@index_option
+@click.option("--repair", is_flag=True, help="Repair what disagrees from the records (re-embedding only the "
+                                             "affected articles).")
+@click.option("--sample", default=20, show_default=True, type=click.IntRange(0),
+              help="Articles re-derived from their records (cut and embedded again) and compared.")
+@click.option("--reading", type=click.Choice(["passages", "sentences", "both"]), default="both", show_default=True,
+              help="What the model read at ingestion (as rag ingest --reading): how --repair embeds again.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def check(index: str, repair: bool, sample: int, reading: str, as_json: bool) -> None:
+    """Check that the index's records, vectors, lexicon and story keys agree; exit 1 if they do not
+    (after --repair: if anything is left)."""
+    from . import check as checking
+    from .api import RAG
+
+    with user_errors():
+        rag = RAG(index, reader=False)
+        report = checking.check(rag.store, rag.embedder, sample=sample, reading=reading)
+        before = report
+        if repair and not report.ok:
+            report = checking.repair(rag.store, rag.embedder, report, reading=reading, sample=sample)
+    if as_json:
+        out = report.to_json()
+        if repair:
+            out["before"] = before.to_json()
+        _print_json(out)
+    else:
+        if repair and not before.ok:
+            for line in before.lines():
+                click.echo(f"found: {line}")
+            click.echo(f"repaired: {len(report.repaired)} articles rewritten from their records")
+        for line in report.lines():
+            click.echo(shown(line))
+    sys.exit(0 if report.ok else 1)
+
+
 @main.command(name="eval")
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1, 100), help="Passages retrieved.")

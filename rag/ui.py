@@ -44,6 +44,7 @@ from .api import RAG, IngestReport, QuestionError, check_question
 from .config import STRICTNESS
 from .articles import SUPPORTED, Article
 from .dates import format_date
+from .backends.base import IndexUnavailable
 from .errors import UserError
 from .persian import detect_language
 
@@ -632,7 +633,10 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
                           strictness=strictness if strictness in STRICTNESS else None)
         except UserError as exc:
             answers = answers + [None]
-            yield (history + [{"role": "assistant", "content": render_error(str(exc))}], "", EMPTY_SOURCES,
+            message = str(exc)
+            if isinstance(exc, IndexUnavailable):  # the client reconnects by itself: no restart needed
+                message = f"The index is unavailable, retrying: ask again in a few seconds. ({exc})"
+            yield (history + [{"role": "assistant", "content": render_error(message)}], "", EMPTY_SOURCES,
                    answers, gr.skip())
             return
         answers = answers + [ans.to_json()]

@@ -23,14 +23,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_milvus_lite(data_dir: str, log_path: str, workers: int = 1, timeout: float = 60.0
+def start_milvus_lite(data_dir: str, log_path: str, workers: int = 1, timeout: float = 60.0, port: int | None = None
                       ) -> tuple[subprocess.Popen, int]:
     """``(process, port)`` of a Milvus Lite gRPC server on 127.0.0.1 once it answers.
 
     ``workers``: its request threads. Milvus Lite serves reads concurrently but documents that
     writes to one collection must be serialized, so the tests' server (two writer processes at
-    once) takes one request at a time."""
-    port = _free_port()
+    once) takes one request at a time. ``port``: a given one (a server restarted where it was)."""
+    port = port or _free_port()
     log = open(log_path, "w+")
     proc = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir", data_dir,
                              "--host", "127.0.0.1", "--port", str(port), "--max-workers", str(workers)],

@@ -345,7 +345,10 @@ def test_milvus_errors_name_the_server_and_what_to_do(milvus_server, tmp_path):
     finally:
         stop(proc)
     r.store.timeout = 1.0
-    with pytest.raises(StoreError, match=rf"Milvus index milvus://127\.0\.0\.1:{port}/.*server is running"):
+    from rag.backends.base import IndexUnavailable
+
+    with pytest.raises(IndexUnavailable, match=rf"the index milvus://127\.0\.0\.1:{port}/\S+ is unavailable: its "
+                                               rf"Milvus server does not answer \(searching: .*\); start it"):
         r.search("واژه1x")
 
 

@@ -26,6 +26,11 @@ class StoreError(UserError):
     """A problem with the index (folder, file or server); the message names it and what to do."""
 
 
+class IndexUnavailable(StoreError):
+    """The index's server cannot be reached (down or restarting): the same call may work in a
+    moment, with nothing to repair (the app says so and retries on the next question)."""
+
+
 @dataclass(frozen=True)
 class Filter:
     """Which articles a question may be answered from: published between ``since`` and

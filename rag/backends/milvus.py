@@ -223,10 +223,16 @@ class MilvusIndex(StoryGroups):
         return max(heads, key=lambda r: r["added"]) if heads else None
 
     def state(self, article_id: str) -> tuple[str, str | None] | None:
-        """``(sha, path)`` of a stored article, or None."""
+        """``(sha, path)`` of a stored article, or None (sha "": stored without its story keys, so
+        ingesting it again writes it whole)."""
         with self._errors("reading an article"):
             head = self._latest(self._article_rows(article_id, ["sha", "path", "added"], part0=True))
-        return (head["sha"], head["path"] or None) if head else None
+            if head is None:
+                return None
+            # its story keys are written last: without them a writer was killed before it finished
+            whole = self._query(self.stories_name, f"article_key == {article_key(article_id)} and band == 0",
+                                ["article_id"])
+        return (head["sha"] if any(r["article_id"] == article_id for r in whole) else "", head["path"] or None)
 
     def put(self, article: Article, chunks: list[Chunk], vectors: np.ndarray, sentences: list[Chunk] | None = None,
             sentence_vectors: np.ndarray | None = None) -> str:
@@ -245,11 +251,15 @@ class MilvusIndex(StoryGroups):
         what = f"writing the article {items[0][0].id!r}" if len(items) == 1 else f"writing {len(items)} articles"
         with self._errors(what):
             old_articles = self._rows_of(self.articles_name, [a.id for a, *_ in checked], ["id", "sha", "part"])
+            # story keys are written last: a writer killed before them left the article otherwise whole
+            keyed = self._rows_of(self.stories_name, list(old_articles), ["id"], "band == 0") if old_articles else {}
+
             def stored(article: Article) -> bool | None:
                 rows = old_articles.get(article.id, [])
                 if not rows:
                     return None
-                return sum(r["part"] == 0 for r in rows) == 1 and {r["sha"] for r in rows} == {article.sha}
+                return (sum(r["part"] == 0 for r in rows) == 1 and {r["sha"] for r in rows} == {article.sha}
+                        and article.id in keyed)
 
             statuses, todo = sort_changes(checked, stored)
             if not todo:

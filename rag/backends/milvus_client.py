@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Iterator
 from urllib.parse import urlsplit
 
-from .base import StoreError
+from .base import IndexUnavailable, StoreError
 
 DEFAULT_PORT = 19530
 CONNECT_TIMEOUT = 5.0
@@ -58,7 +58,19 @@ def reason(exc: BaseException) -> str:
 # pymilvus pings every 10 s even with no call in flight; a server on gRPC's default policy (Milvus
 # Lite's) answers an idle client's pings with GOAWAY "too_many_pings" after ~a minute, and the
 # client's next connection to it could then fail (seen with an app idle while writers ran).
-GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": False}
+# A channel whose server went away reconnects on gRPC's backoff, which grows to 120 s by default:
+# capped at 2 s, a restarted server is reached again within seconds (the app needs no restart).
+GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": False, "grpc.initial_reconnect_backoff_ms": 500,
+                "grpc.min_reconnect_backoff_ms": 500, "grpc.max_reconnect_backoff_ms": 2000}
+
+
+def quiet_pymilvus() -> None:
+    """pymilvus logs every failed call with its traceback at ERROR; the failure reaches the user as
+    one StoreError line instead."""
+    import logging
+
+    for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.decorators", "pymilvus.orm.iterator"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def connect(location: str):
@@ -68,6 +80,7 @@ def connect(location: str):
         from pymilvus import MilvusClient
     except ImportError:
         raise StoreError(INSTALL_HINT) from None
+    quiet_pymilvus()
     netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         client = MilvusClient(uri=f"http://{netloc}", timeout=CONNECT_TIMEOUT, grpc_options=GRPC_OPTIONS)
@@ -79,7 +92,9 @@ def connect(location: str):
 
 
 class _Timed:
-    """A MilvusClient whose calls all carry ``timeout`` (which bounds pymilvus's retries)."""
+    """A MilvusClient whose calls all carry ``timeout`` (which bounds pymilvus's retries), and that
+    loads a collection again when a restarted server has it released (a server comes back with its
+    collections unloaded: without this, every search fails until the app is restarted)."""
 
     def __init__(self, client, timeout: float) -> None:
         self._client = client
@@ -92,9 +107,38 @@ class _Timed:
 
         def call(*args, **kwargs):
             kwargs.setdefault("timeout", self.timeout)
+            try:
+                return attr(*args, **kwargs)
+            except client_errors() as exc:
+                if not (args and isinstance(args[0], str) and name != "load_collection" and released(exc)):
+                    raise
+            self._client.load_collection(args[0], timeout=self.timeout)
             return attr(*args, **kwargs)
 
         return call
+
+
+def released(exc: BaseException) -> bool:
+    """Whether a failed call failed because its collection is not loaded (a restarted server)."""
+    text = reason(exc).lower()
+    return "released" in text or "not loaded" in text
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether a failed call failed because the server could not be reached (down, restarting,
+    unreachable, or not answering in time), as opposed to refusing the request."""
+    import grpc
+
+    code = getattr(exc, "code", None)
+    if callable(code):
+        code = code()
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return True
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    text = reason(exc).lower()
+    return any(w in text for w in ("unavailable", "fail connecting", "connection refused", "deadline", "timeout",
+                                   "timed out", "failed to connect"))
 
 
 
@@ -106,5 +150,8 @@ def wrap(location: str, doing: str) -> Iterator[None]:
     except StoreError:
         raise
     except client_errors() as exc:
+        if unavailable(exc):
+            raise IndexUnavailable(f"the index {location} is unavailable: its Milvus server does not answer "
+                                   f"({doing}: {reason(exc)}); start it or wait for it, then try again") from None
         raise StoreError(f"Milvus index {location}: {doing} failed ({reason(exc)}); check that the Milvus server "
                          f"is running and reachable, then try again") from None

@@ -92,6 +92,20 @@ class VectorIndex:
     def saved(self) -> None:
         self._rebuilt = False
 
+    def ids(self) -> np.ndarray:
+        """Every id the index holds (without decoding vectors)."""
+        import faiss
+
+        if not self.approximate:
+            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        invlists = faiss.extract_index_ivf(self.index).invlists
+        out = [np.zeros(0, dtype=np.int64)]
+        for lst in range(invlists.nlist):
+            size = invlists.list_size(lst)
+            if size:
+                out.append(faiss.rev_swig_ptr(invlists.get_ids(lst), size).copy())
+        return np.concatenate(out)
+
     def all(self) -> tuple[np.ndarray, np.ndarray]:
         """Every id and vector the index holds (SQ8-decoded when approximate)."""
         import faiss

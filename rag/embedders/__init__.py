@@ -11,6 +11,7 @@ protocol, the error and the process-wide model lock. ``register(name, factory)``
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Callable
@@ -65,6 +66,20 @@ def _sentence_transformer(name: str) -> Factory:
     return make
 
 
+def _hashed(name: str) -> Factory | None:
+    """``hashed-DIM``: ``rag.hashed`` (no model; for benches and tests), so that the CLI opens,
+    checks and feeds an index built with it."""
+    m = re.fullmatch(r"hashed-(\d{1,5})", name)
+    if not m:
+        return None
+
+    def make(device: str | None) -> Embedder:
+        from ..hashed import HashedEmbedder
+
+        return HashedEmbedder(int(m.group(1)))
+    return make
+
+
 def load_embedder(name: str | None = None, device: str | None = None) -> Embedder:
     """The embedder called ``name`` (a registered name or a sentence-transformers id/path) on
     ``device`` (``auto``, ``cpu``, ``cuda``; None: auto), one instance per process."""
@@ -72,7 +87,7 @@ def load_embedder(name: str | None = None, device: str | None = None) -> Embedde
     key = (name, device or "auto")
     with _CACHE_LOCK:
         if key not in _CACHE:
-            factory = FACTORIES.get(name) or _sentence_transformer(name)
+            factory = FACTORIES.get(name) or _hashed(name) or _sentence_transformer(name)
             _CACHE[key] = factory(device or "auto")
         return _CACHE[key]
 
