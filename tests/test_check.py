@@ -185,6 +185,27 @@ def test_an_index_ingested_with_another_reading_raises_no_alarm(tmp_path):
     assert check(r).ok, check(r).lines()
 
 
+def test_an_index_migrated_to_year_unknown_days_raises_no_alarm_and_repair_keeps_them(tmp_path):
+    """An index the code before issue 42 wrote (tests/data/news_v2_index), migrated on open (m007:
+    dates read again, a day without a year kept as month_day, the records' fingerprints remade):
+    consistent; an article repaired from its record keeps its year-unknown day."""
+    import shutil
+    from pathlib import Path
+
+    shutil.copytree(Path(__file__).parent / "data" / "news_v2_index", tmp_path / "ix")
+    r = RAG(str(tmp_path / "ix"), embedder=HashedEmbedder(), reader=False)
+    t5 = r.store.get("t5")
+    assert (t5.date, t5.month_day, t5.calendar) == (None, "04-20", "afghan")
+    assert check(r).ok, check(r).lines()
+    _db(r).execute("DELETE FROM story_keys WHERE article_id='t5'")
+    assert kinds(check(r)) == {"missing story keys": {"t5"}}
+    after = checking.repair(r.store, r.embedder, check(r), sample=100)
+    assert after.ok and after.repaired == ["t5"], after.lines()
+    again = RAG(str(tmp_path / "ix"), embedder=HashedEmbedder(), reader=False).store.get("t5")
+    assert (again.date, again.month_day, again.calendar, again.sha) == (None, "04-20", "afghan", t5.sha)
+    assert _db(r).execute("SELECT sha, month_day FROM articles WHERE id='t5'").fetchone() == (t5.sha, "04-20")
+
+
 # ---------------------------------------------------------------- Milvus
 
 
@@ -234,3 +255,20 @@ def test_milvus_disagreements_are_found_and_repaired(milvus_server):
     fresh.add_articles(final)
     assert [[h[:3] for h in q] for q in answers(r)] == [[h[:3] for h in q] for q in answers(fresh)]
     assert before
+
+
+def test_milvus_repair_keeps_a_year_unknown_day(milvus_server):
+    """A Milvus record holds month_day (issue 42) in its JSON: a check raises no alarm for it and a
+    repair from the record keeps it."""
+    name = f"c{uuid.uuid4().hex}"
+    r = build(f"milvus://127.0.0.1:{milvus_server}/{name}")
+    r.add_articles([Article(id="y", title="نشست کابل", date="۲۰ سرطان",
+                            text="نشست اقتصادی در کابل با حضور نمایندگان ولایات برگزار شد.\nدر این نشست گفتگو شد.")])
+    assert (r.store.get("y").date, r.store.get("y").month_day) == (None, "04-20")
+    assert check(r).ok, check(r).lines()
+    _client(milvus_server).delete(f"{name}_stories", filter='article_id == "y"')
+    assert kinds(check(r)) == {"missing story keys": {"y"}}
+    after = checking.repair(r.store, r.embedder, check(r), sample=100)
+    assert after.ok and after.repaired == ["y"], after.lines()
+    y = r.store.get("y")
+    assert (y.date, y.month_day, y.calendar) == (None, "04-20", "afghan")
