@@ -29,6 +29,7 @@ class Route:
     etag: str | None = None            # answer 304 to a matching If-None-Match
     last_modified: float | None = None  # epoch seconds; answer 304 to If-Modified-Since not older
     no_length: bool = False            # send the body without Content-Length (read until close)
+    fail_first: int = 0                # answer 503 to this many requests first
 
 
 class Site:
@@ -53,6 +54,10 @@ class Site:
                     route = site.routes.get(path)
                 if route is None:
                     return self._send(404, b"not found", "text/plain", {})
+                if route.fail_first:
+                    with site.lock:
+                        route.fail_first -= 1
+                    return self._send(503, b"busy", "text/plain", {"Retry-After": "0"})
                 if route.delay:
                     time.sleep(route.delay)
                 headers = dict(route.headers)
@@ -269,14 +274,15 @@ PAGES = (persian_agency_page, dari_page, english_page)
 # ---------------------------------------------------------------- feeds
 
 def rss(site: Site, items: list[dict], title: str = "خبرگزاری تسنیم") -> str:
-    """RSS 2.0; each item: guid, link (relative links allowed), title, date (epoch), optional
-    description and content (full HTML)."""
+    """RSS 2.0; each item: guid, link (relative links allowed), title (or title_xml), date (epoch),
+    optional description and content (full HTML)."""
     out = []
     for it in items:
         extra = ""
         if it.get("content"):
             extra = f"<content:encoded><![CDATA[{it['content']}]]></content:encoded>"
-        out.append(f"""<item><title>{html.escape(it['title'])}</title><link>{html.escape(it['link'])}</link>
+        item_title = it.get("title_xml") or html.escape(it["title"])  # title_xml: as written, entities and all
+        out.append(f"""<item><title>{item_title}</title><link>{html.escape(it['link'])}</link>
 <guid isPermaLink="false">{html.escape(it['guid'])}</guid>
 <pubDate>{email.utils.formatdate(it['date'], usegmt=True)}</pubDate>
 <description>{html.escape(it.get('description', ''))}</description>{extra}</item>""")

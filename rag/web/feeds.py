@@ -73,12 +73,14 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> tuple[str | Non
         link = urljoin(url, e.get("link")) if e.get("link") else None
         contents = [c.get("value", "") for c in e.get("content", []) if c.get("value")]
         content = max(contents, key=len) if contents else None
-        date = e.get("published") or e.get("updated")
+        # dict.get: feedparser's own get maps a missing "updated" to "published", with a warning
+        updated = dict.get(e, "updated")
+        date = dict.get(e, "published") or updated
         key = e.get("id") or link
         if not key:
             continue
         out.append(Entry(key, link, e.get("title"), date, content,
-                         _fingerprint(e.get("title"), link, e.get("updated") or date, content or e.get("summary"))))
+                         _fingerprint(e.get("title"), link, updated or date, content or e.get("summary"))))
     return d.feed.get("title"), out
 
 
