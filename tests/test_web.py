@@ -115,8 +115,9 @@ def test_every_failure_is_named_and_the_rest_ingested(site, tmp_path):
     site.add("/photo.jpg", b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40, content_type="application/octet-stream")
     site.add("/binary-as-html", b"\x00\x01\x02" * 3000, content_type="text/html")
     site.add("/private/page", simple_page("خصوصی", FA_STORY))
+    site.add("/trickle", b"<html><body><p>" + b"slow news " * 100 + b"</p></body></html>", drip=0.2)
     urls = {
-        "/slow": "timed out", "/loop/a": "redirect loop", "/missing": "HTTP 404", "/huge": "too large",
+        "/slow": "timed out", "/trickle": "too slow", "/loop/a": "redirect loop", "/missing": "HTTP 404", "/huge": "too large",
         "/huge-stream": "too large", "/photo.jpg": "content type application/octet-stream",
         "/binary-as-html": "binary", "/fa/tag/water": "no readable main text", "/private/page": "robots.txt",
     }

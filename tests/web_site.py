@@ -30,6 +30,7 @@ class Route:
     last_modified: float | None = None  # epoch seconds; answer 304 to If-Modified-Since not older
     no_length: bool = False            # send the body without Content-Length (read until close)
     fail_first: int = 0                # answer 503 to this many requests first
+    drip: float = 0.0                  # seconds between the body's bytes (a server that trickles)
 
 
 class Site:
@@ -70,9 +71,9 @@ class Site:
                     since = self.headers.get("If-Modified-Since")
                     if since and email.utils.parsedate_to_datetime(since).timestamp() >= int(route.last_modified):
                         return self._send(304, b"", None, headers)
-                self._send(route.status, route.body, route.content_type, headers, route.no_length)
+                self._send(route.status, route.body, route.content_type, headers, route.no_length, route.drip)
 
-            def _send(self, status, body, ctype, headers, no_length=False) -> None:
+            def _send(self, status, body, ctype, headers, no_length=False, drip=0.0) -> None:
                 self.send_response(status)
                 if ctype:
                     self.send_header("Content-Type", ctype)
@@ -85,7 +86,13 @@ class Site:
                     self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 try:
-                    self.wfile.write(body)
+                    if drip:
+                        for i in range(len(body)):
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(drip)
+                    else:
+                        self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

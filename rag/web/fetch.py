@@ -195,13 +195,14 @@ class Fetcher:
                 raise FetchError(f"not a page or feed: content type {resp.content_type}")
             length = hdrs.get("content-length", "")
             if length.isdigit() and int(length) > p.max_bytes:
-                raise FetchError(f"too large: {int(length) / 2**20:.1f} MiB (the limit is {p.max_bytes / 2**20:.0f} MiB)")
+                raise FetchError(f"too large: {_size(int(length))} (the limit is {_size(p.max_bytes)})")
             chunks, size = [], 0
             try:
-                for chunk in r.stream(65536, decode_content=True):
+                # read1: what has arrived, so that a server trickling bytes meets the total timeout
+                while chunk := r.read1(65536, decode_content=True):
                     size += len(chunk)
                     if size > p.max_bytes:
-                        raise FetchError(f"too large: over {p.max_bytes / 2**20:.0f} MiB")
+                        raise FetchError(f"too large: over {_size(p.max_bytes)}")
                     if time.monotonic() - started > p.total_timeout:
                         raise _Retryable(f"too slow: not complete after {p.total_timeout:.0f} s")
                     chunks.append(chunk)
@@ -324,6 +325,10 @@ def _reason(exc: Exception) -> str:
     if "Connection refused" in text:
         return "connection refused"
     return text.split(": ", 1)[-1][:200]
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 def _retry_after(value: str | None) -> float | None:
