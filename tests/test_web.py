@@ -261,7 +261,7 @@ def test_watch_rounds_fetch_only_what_changed(site, tmp_path):
 def test_a_bad_feed_or_entry_is_reported_and_the_rest_ingested_then_retried(site, tmp_path):
     items, _ = _site_feeds(site)
     items.append({"guid": "gone", "link": "/fa/news/404", "title": "x", "date": NOW})
-    site.add("/rss.xml", rss(site, items), content_type="application/rss+xml")
+    site.add("/rss.xml", rss(site, items), content_type="application/rss+xml", etag='"e1"')
     site.add("/not-a-feed", "<html><body>hello</body></html>")
     r = hashed_rag(tmp_path / "ix")
     watch = FeedWatch(r, [site.url("/rss.xml"), site.url("/nope.xml"), site.url("/not-a-feed")],
@@ -273,9 +273,10 @@ def test_a_bad_feed_or_entry_is_reported_and_the_rest_ingested_then_retried(site
     assert rep.feeds[2].status == "failed" and "not a feed" in rep.feeds[2].reason
     # the failed entry was not recorded: the next round asks for it again, and only for it
     site.add("/fa/news/404", simple_page("دیر رسید", FA_STORY))
-    again = watch.round()
+    again = watch.round()  # the feed is read again despite its unchanged ETag: an entry is owed
     assert again.feeds[0].new == [url_id(site.url("/fa/news/404"))]
     assert site.hits["/fa/news/0"] == 1
+    assert watch.round().feeds[0].status == "not modified"  # all read: now the ETag holds
     # the state on disk says what the Articles tab shows
     last = {f.url: f for f in FeedState(tmp_path / "s.json").last_rounds()}
     assert last[site.url("/nope.xml")].status == "failed"

@@ -64,7 +64,7 @@ class FeedWatch:
         from .feeds import FeedState
 
         self.rag = rag
-        self.feeds = list(feeds)
+        self.feeds = list(dict.fromkeys(feeds))  # a feed listed twice is read once
         self.state = FeedState(state_path)
         self.fetcher = fetcher or Fetcher()
         self.on_round = on_round

@@ -218,6 +218,7 @@ def run_round(rag, feeds: list[str], state: FeedState, fetcher: Fetcher) -> Roun
     requests0 = fetcher.stats.requests
     report = RoundReport()
     work: list[tuple[FeedRound, Entry, str | None]] = []
+    validators: dict[str, tuple[str | None, str | None]] = {}
 
     def read_feed(url: str) -> FeedRound:
         st = state.feed(url)
@@ -232,7 +233,7 @@ def run_round(rag, feeds: list[str], state: FeedState, fetcher: Fetcher) -> Roun
             fr.status, fr.reason = "failed", str(exc)
             return fr
         fr.title, fr.entries = title, len(entries)
-        st["etag"], st["last_modified"] = r.headers.get("etag"), r.headers.get("last-modified")
+        validators[url] = (r.headers.get("etag"), r.headers.get("last-modified"))
         known = st["entries"]
         st["entries"] = {e.key: known[e.key] for e in entries if e.key in known}  # entries that left the feed
         for e in entries:
@@ -277,7 +278,12 @@ def run_round(rag, feeds: list[str], state: FeedState, fetcher: Fetcher) -> Roun
                 kind.append(art.id)
                 break
     for fr in report.feeds:
-        state.feed(fr.url)["last"] = asdict(fr)
+        st = state.feed(fr.url)
+        # a feed with an entry that failed keeps its old validators: a 304 next round would
+        # otherwise hide the entry that still has to be read
+        if fr.url in validators and not fr.failed:
+            st["etag"], st["last_modified"] = validators[fr.url]
+        st["last"] = asdict(fr)
     state.save()
     report.ingest = ingest
     report.requests = fetcher.stats.requests - requests0
