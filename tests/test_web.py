@@ -324,3 +324,16 @@ def test_cli_ingest_url_feed_and_watch(site, tmp_path):
                         catch_exceptions=False)
     cites = json.loads(ask.output)["citations"]
     assert cites and cites[0]["article_id"] == url_id(site.url(p.path))
+
+
+def test_feed_rounds_shown_escaped_on_the_articles_tab():
+    from rag.ui import feeds_html
+    from rag.web.feeds import FeedRound
+
+    html = feeds_html([FeedRound("http://a.example/rss", title="<b>Fars</b>", new=["a", "b"], updated=["c"],
+                                 failed=[["http://a.example/x?<i>", "HTTP 404 <script>"]], at=NOW),
+                       FeedRound("http://b.example/atom", status="failed", reason="timed out", at=NOW)])
+    assert "&lt;b&gt;Fars&lt;/b&gt;" in html and "<script>" not in html and "HTTP 404 &lt;script&gt;" in html
+    assert "<td>2</td><td>1</td><td>1<ul>" in html  # new, updated, failed
+    assert "<td>failed &#40;timed out&#41;</td>" in html
+    assert "No feed round yet" in feeds_html([])
