@@ -1,4 +1,5 @@
-"""Start the Gradio app: `python app.py [--host H] [--port P] [--index DIR] [--auth USER:PASSWORD]`.
+"""Start the Gradio app: `python app.py [--host H] [--port P] [--index DIR] [--auth USER:PASSWORD]
+[--feeds FEEDS.txt [--feeds-every 15m]] [--allow-private-urls]`.
 
 On first start with an empty index it indexes `seeds/` (shipped with the project) first.
 """
@@ -24,6 +25,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="files per upload (default 20, or RAG_MAX_UPLOAD_FILES)")
     p.add_argument("--max-upload-mb", type=int, default=None,
                    help="megabytes per uploaded file (default 50, or RAG_MAX_UPLOAD_MB)")
+    p.add_argument("--feeds", default=None,
+                   help="follow the feeds listed in this file (one URL a line), a round every --feeds-every")
+    p.add_argument("--feeds-every", default="15m", help="time between feed rounds (default 15m; 30s, 1h …)")
+    p.add_argument("--allow-private-urls", action="store_true",
+                   help="fetch URLs on private or local addresses even when the app is bound beyond 127.0.0.1")
     args = p.parse_args(argv)
     auth = None
     if args.auth:
@@ -41,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
 
     with user_errors():
         launch(index=args.index, host=args.host, port=args.port, seeds=args.seeds, auth=auth,
-               max_files=args.max_upload_files or MAX_UPLOAD_FILES, max_mb=args.max_upload_mb or MAX_UPLOAD_MB)
+               max_files=args.max_upload_files or MAX_UPLOAD_FILES, max_mb=args.max_upload_mb or MAX_UPLOAD_MB,
+               feeds=args.feeds, every=args.feeds_every, allow_private_urls=args.allow_private_urls)
 
 
 if __name__ == "__main__":

@@ -278,6 +278,9 @@ class RAG:
         self._reader_error: Exception | None = None
         self._reader_thread: threading.Thread | None = None
         self._reader_lock = threading.Lock()
+        # one model call or index write at a time across threads (the app's queue, a feed watch):
+        # two concurrent calls oversubscribe the cores (DESIGN.md, invariant 5)
+        self.lock = threading.RLock()
         if index_exists(self.index):
             store = open_index(self.index)
             if embedder is not None:
@@ -334,7 +337,7 @@ class RAG:
                 progress(state)
 
         batch = _Batch(self, report, state, tick)
-        with self.store.writing():
+        with self.lock, self.store.writing():
             for i, fp in enumerate(files):
                 state.file = str(fp)
                 tick()
@@ -364,7 +367,7 @@ class RAG:
         t0 = time.perf_counter()
         report = IngestReport()
         batch = _Batch(self, report, IngestProgress(), lambda: None)
-        with self.store.writing():
+        with self.lock, self.store.writing():
             for art in articles:
                 if art.source is None:
                     art.source = find_agency(art.content())
@@ -372,6 +375,19 @@ class RAG:
                     art.date_from(None, None)
                 self._queue(art, batch, 0.0)
             batch.flush()
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def ingest_urls(self, urls: Iterable[str], fetcher=None) -> IngestReport:
+        """Fetch web pages and ingest their main text (``rag.web``): a page that cannot be fetched
+        or read is in ``skipped`` with the reason, the others are ingested. ``fetcher``: a
+        ``rag.web.fetch.Fetcher`` (its policy: timeouts, size cap, private addresses allowed or not)."""
+        from .web import load_urls
+
+        t0 = time.perf_counter()
+        loaded = load_urls(list(urls), fetcher)
+        report = self.add_articles(loaded.articles)
+        report.skipped[:0] = loaded.skipped
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -389,7 +405,7 @@ class RAG:
             batch.embed()
 
     def remove(self, article_id: str) -> None:
-        with self.store.writing():
+        with self.lock, self.store.writing():
             if not self.store.remove(article_id):
                 raise KeyError(f"no article with id {article_id!r} in {self.index} (see: rag list)")
 
@@ -398,7 +414,9 @@ class RAG:
     def search(self, question: str, k: int = 5, since: DayLike = None, until: DayLike = None,
                source: SourceLike = None) -> Retrieved:
         """The ``k`` best passages; ``since``/``until``/``source`` as in :func:`news_filter`."""
-        return self.retriever.retrieve(check_question(question), k, news_filter(since, until, source))
+        q, where = check_question(question), news_filter(since, until, source)
+        with self.lock:
+            return self.retriever.retrieve(q, k, where)
 
     def ask(self, question: str, k: int = 5, llm: str | None = None, since: DayLike = None, until: DayLike = None,
             source: SourceLike = None, trace: bool = False, strictness: str | None = None) -> Answer:
@@ -410,12 +428,13 @@ class RAG:
         answer was decided on, and the articles retrieved in order, in ``Answer.trace`` (for benches)."""
         q = check_question(question)
         where = news_filter(since, until, source)
-        retrieved = self.retriever.retrieve(q, max(k, 1), where)
-        if where and not retrieved.hits:
-            lang = detect_language(q)
-            return Answer(q, lang, FRAMING[lang]["filtered"], True)
         cfg = self.config if strictness is None else self.config.replace(strictness=strictness)
-        answer = compose(q, retrieved, embedder=self.embedder, reader=self.reader(), config=cfg, trace=trace)
+        with self.lock:
+            retrieved = self.retriever.retrieve(q, max(k, 1), where)
+            if where and not retrieved.hits:
+                lang = detect_language(q)
+                return Answer(q, lang, FRAMING[lang]["filtered"], True)
+            answer = compose(q, retrieved, embedder=self.embedder, reader=self.reader(), config=cfg, trace=trace)
         if trace:
             answer.trace = {**(answer.trace or {}), "retrieved": [a for a, _ in retrieved.articles()]}
         if llm is None:

@@ -278,14 +278,19 @@ def parse_text(text: str, *, article_id: str, path: str | None = None, markdown:
 _ZWNJ_IN_HTML = re.compile(r"\u200c|&zwnj;|&#0*8204;|&#[xX]0*200[cC];")
 
 
+def protect_zwnj(html: str) -> tuple[str, str]:
+    """``html`` with each ZWNJ (raw or as an entity) replaced by a printable placeholder, and the
+    placeholder: trafilatura drops non-printable characters, ZWNJ among them (`می‌روم` → `میروم`),
+    so it is carried through and put back after."""
+    ph = next((c for c in ("\ufffc", "\ufffd", "\u2e3b") if c not in html), "\u200c")
+    return _ZWNJ_IN_HTML.sub(ph, html), ph
+
+
 def parse_html(html: str, *, article_id: str, path: str | None = None, reference: dt.date | None = None) -> Article:
     """Main text and metadata through trafilatura (boilerplate, menus and comments removed)."""
     import trafilatura  # imported on demand: it is only needed for HTML
 
-    # trafilatura drops non-printable characters, ZWNJ among them (`می‌روم` → `میروم`): carry each
-    # ZWNJ through as a printable placeholder the page does not contain, and put it back after.
-    ph = next((c for c in ("\ufffc", "\ufffd", "\u2e3b") if c not in html), "\u200c")
-    html = _ZWNJ_IN_HTML.sub(ph, html)
+    html, ph = protect_zwnj(html)
     text = trafilatura.extract(html, output_format="txt", include_comments=False, include_tables=True,
                                favor_recall=True)
     meta = trafilatura.extract_metadata(html)

@@ -89,16 +89,27 @@ def main() -> None:
               help="What the model reads: both passages and sentences, or each token once: passages "
                    "(sentence vectors pooled from them) or sentences (passage vectors averaged from "
                    "them), about twice as fast and less exact on English questions.")
+@click.option("--feed", is_flag=True, help="The arguments are RSS/Atom/JSON feeds: ingest their entries (one "
+                                          "round of rag watch: only new or changed entries are fetched).")
+@click.option("--state", type=click.Path(dir_okay=False), default=None,
+              help="Feed state file (default: INDEX.feeds.json beside the index).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def ingest(paths: tuple[str, ...], index: str, model: str | None, device: str, reading: str,
-           as_json: bool) -> None:
-    """Add or update articles from files and folders (.txt .md .html .jsonl)."""
+def ingest(paths: tuple[str, ...], index: str, model: str | None, device: str, reading: str, feed: bool,
+           state: str | None, as_json: bool) -> None:
+    """Add or update articles from files and folders (.txt .md .html .jsonl ...), web pages
+    (http:// or https:// URLs) or, with --feed, feeds."""
     from .api import RAG
 
+    urls = [p for p in paths if p.lower().startswith(("http://", "https://"))]
+    files = [p for p in paths if p not in urls]
+    if feed and files:
+        raise click.UsageError(f"--feed takes feed URLs, not {files[0]!r}")
     with user_errors():
         rag = RAG(index, model=model, create=True, reader=False, device=device, reading=reading)
+        if feed:
+            sys.exit(_feed_round(rag, urls, index, state, as_json))
         bar = None
-        if not as_json and sys.stderr.isatty():
+        if files and not as_json and sys.stderr.isatty():
             bar = click.progressbar(length=1000, label="ingesting", file=sys.stderr, show_eta=True,
                                     item_show_func=lambda msg: msg and msg[-60:])
 
@@ -106,9 +117,19 @@ def ingest(paths: tuple[str, ...], index: str, model: str | None, device: str, r
             if bar is not None:  # per article: its share of the input's bytes, articles, tokens/s
                 bar.update(round(state.fraction * 1000) - bar.pos, state.describe())
 
-        report = rag.ingest(list(paths), progress=progress)
+        report = rag.ingest(files, progress=progress) if files else None
         if bar is not None:
             bar.render_finish()
+        if urls:
+            web = rag.ingest_urls(urls)
+            if report is None:
+                report = web
+            else:
+                for name in ("added", "updated", "unchanged", "skipped"):
+                    getattr(report, name).extend(getattr(web, name))
+                report.chunks += web.chunks
+                report.tokens += web.tokens
+                report.seconds += web.seconds
     if as_json:
         _print_json(report.to_json())
     else:
@@ -122,6 +143,67 @@ def ingest(paths: tuple[str, ...], index: str, model: str | None, device: str, r
                    f"{len(report.skipped)} skipped; {report.chunks} passages embedded in {report.seconds:.1f} s "
                    f"({arts:,.1f} articles/s, {toks:,.0f} tokens of article text/s) into {index}")
     sys.exit(0 if report.ok else 1)
+
+
+def _feed_round(rag, feeds: list[str], index: str, state: str | None, as_json: bool, watch=None) -> int:
+    """One round over ``feeds``, printed (a line per feed with news or trouble, then the summary);
+    1 when a feed or entry failed."""
+    from dataclasses import asdict
+
+    from .web import FeedWatch
+    from .web.feeds import default_state_path
+
+    watch = watch or FeedWatch(rag, feeds, state or default_state_path(index))
+    report = watch.round()
+    if as_json:
+        _print_json({"feeds": [asdict(f) for f in report.feeds], "requests": report.requests,
+                     "fetch_seconds": round(report.fetch_seconds, 2), "ingest_seconds": round(report.ingest_seconds, 2)})
+    else:
+        for f in report.feeds:
+            if f.status == "failed" or f.new or f.updated or f.failed:
+                click.echo(shown(f.line()))
+            for link, reason in f.failed:
+                click.echo(f"  failed: {shown(link)}: {shown(reason)}")
+        click.echo(report.summary())
+    return 1 if any(f.status == "failed" or f.failed for f in report.feeds) else 0
+
+
+@main.command()
+@click.argument("feeds_file", type=click.Path(exists=True, dir_okay=False))
+@index_option
+@click.option("--every", default="15m", show_default=True, help="Time between rounds: 30s, 15m, 1h.")
+@click.option("--once", is_flag=True, help="One round, then exit (1 when a feed or entry failed).")
+@click.option("--state", type=click.Path(dir_okay=False), default=None,
+              help="Feed state file (default: INDEX.feeds.json beside the index).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per round.")
+def watch(feeds_file: str, index: str, every: str, once: bool, state: str | None, as_json: bool) -> None:
+    """Keep INDEX current from the feeds listed in FEEDS_FILE (one URL a line): each round asks
+    every feed whether it changed (ETag / Last-Modified) and fetches only new or changed entries."""
+    import time
+
+    from .api import RAG
+    from .web import FeedWatch
+    from .web.feeds import default_state_path, parse_every, read_feed_list
+
+    try:
+        seconds = parse_every(every)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--every") from None
+    feeds = read_feed_list(feeds_file)
+    if not feeds:
+        raise click.UsageError(f"{feeds_file} lists no feed URLs")
+    with user_errors():
+        rag = RAG(index, create=True, reader=False)
+        w = FeedWatch(rag, feeds, state or default_state_path(index))
+        while True:
+            t0 = time.monotonic()
+            code = _feed_round(rag, feeds, index, state, as_json, watch=w)
+            if once:
+                sys.exit(code)
+            try:
+                time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
+            except KeyboardInterrupt:
+                return
 
 
 def filter_options(f):
@@ -343,12 +425,17 @@ def eval_(data_dir: str, k: int, model: str | None, limit: int | None, as_json: 
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes the app.")
 @click.option("--port", default=7860, show_default=True, type=int)
-def serve(index: str, host: str, port: int) -> None:
+@click.option("--feeds", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Follow the feeds listed in this file (one URL a line), as rag watch does.")
+@click.option("--every", default="15m", show_default=True, help="Time between feed rounds (with --feeds).")
+@click.option("--allow-private-urls", is_flag=True,
+              help="Let the app fetch URLs on private or local addresses when it is bound beyond 127.0.0.1.")
+def serve(index: str, host: str, port: int, feeds: str | None, every: str, allow_private_urls: bool) -> None:
     """Start the Gradio app (same as python app.py)."""
     from .ui import launch
 
     with user_errors():
-        launch(index=index, host=host, port=port)
+        launch(index=index, host=host, port=port, feeds=feeds, every=every, allow_private_urls=allow_private_urls)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -109,6 +109,9 @@ CSS = """
 #rag-sources .rag-src.rag-flash { box-shadow: 0 0 0 3px #93c5fd; }
 .rag-src-head { font-weight: 600; margin-bottom: .2em; cursor: pointer; }
 .rag-src-meta { color: #6b7280; font-size: .85em; margin-bottom: .3em; }
+.rag-src-url { font-size: .8em; margin-bottom: .3em; overflow-wrap: anywhere; }
+.rag-feeds td, .rag-feeds th { padding: .2em .5em; vertical-align: top; }
+.rag-feed-url { font-size: .8em; color: #6b7280; overflow-wrap: anywhere; }
 .rag-passage { cursor: pointer; }
 .rag-full summary { cursor: pointer; color: #1d4ed8; font-size: .9em; margin-top: .3em; }
 .rag-full .rag-article { border-top: 1px dashed #e5e7eb; margin-top: .4em; padding-top: .4em; }
@@ -339,6 +342,15 @@ def _meta(article: Article, language: str) -> str:
     return " · ".join(f"<bdi>{esc(x)}</bdi>" for x in parts if x)
 
 
+def _link(article: Article) -> str:
+    """The article's web address as a link (http and https only: a JSONL row's url may be anything)."""
+    url = article.url or ""
+    if not url.lower().startswith(("http://", "https://")):
+        return ""
+    return (f'<div class="rag-src-url" dir="ltr"><a href="{esc(url)}" target="_blank" '
+            f'rel="noopener noreferrer nofollow">{esc(url)}</a></div>')
+
+
 def _also(rag: RAG, c: Citation, language: str) -> str:
     """The other copies of the cited story: "also reported by N", each copy's agency, date and
     title, its whole text one click away."""
@@ -394,7 +406,7 @@ def render_sources(rag: RAG, citations: list[Citation], a: int = 0, language: st
             f'dir="{_dir(title)}">'
             f'<div class="rag-src-head" dir="{_dir(title)}" title="{esc(c.article_id)}">'
             f'{_cite(c.n)} <bdi>{esc(title)}</bdi></div>' + flag
-            + (f'<div class="rag-src-meta" dir="{_dir(meta)}">{meta}</div>' if meta else "")
+            + (f'<div class="rag-src-meta" dir="{_dir(meta)}">{meta}</div>' if meta else "") + _link(art)
             + f'<div class="rag-passage" dir="{_dir(passage)}">{cut_lo}{highlight(art.text, c.start, c.end, lo, hi)}{cut_hi}</div>'
             f'<details class="rag-full"><summary dir="{lang_dir}">{words["whole"]}</summary>'
             f'<div class="rag-article" dir="{_dir(art.text[:5000])}">{whole}</div></details>'
@@ -532,6 +544,58 @@ def report_html(files: list[FileReport]) -> str:
     return f'<ul class="rag-report">{"".join(items)}</ul>' if items else ""
 
 
+# ---------------------------------------------------------------- web pages and feeds
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def web_fetcher(host: str, allow_private_urls: bool = False):
+    """The app's fetcher: an app bound beyond this machine refuses URLs on private or local
+    addresses (it must not become a way into the operator's network) unless they are allowed."""
+    from .web import Fetcher, FetchPolicy
+
+    return Fetcher(FetchPolicy(allow_private=allow_private_urls or host in LOCAL_HOSTS))
+
+
+def ingest_url_lines(rag: RAG, text: str, fetcher, max_urls: int = MAX_UPLOAD_FILES) -> str:
+    """Fetch and ingest the URLs of ``text`` (one a line); the report as HTML, one line per page."""
+    from .web import is_url
+
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    if not lines:
+        raise UploadError("give one or more web addresses (http:// or https://), one a line")
+    if len(lines) > max_urls:
+        raise UploadError(f"too many addresses: {len(lines)}; the limit is {max_urls}")
+    bad = [ln for ln in lines if not is_url(ln)]
+    report = rag.ingest_urls([ln for ln in lines if is_url(ln)], fetcher)
+    items = [f'<li><bdi class="rag-file">{esc(ln)}</bdi>: <span class="st-skipped">skipped</span> — only http:// '
+             f'and https:// addresses are fetched</li>' for ln in bad]
+    for label in ("added", "updated", "unchanged"):
+        items += [f'<li><bdi class="rag-file">{esc(aid)}</bdi>: <span class="st-{label}">{label}</span></li>'
+                  for aid in getattr(report, label)]
+    items += [f'<li><bdi class="rag-file">{esc(s.path)}</bdi>: <span class="st-skipped">skipped</span> — '
+              f'{esc(s.reason)}</li>' for s in report.skipped]
+    return f'<ul class="rag-report">{"".join(items)}</ul>'
+
+
+def feeds_html(rounds) -> str:
+    """Each followed feed's last round: when, and what was new, updated or failed (with why)."""
+    import time as _time
+
+    if not rounds:
+        return '<div class="rag-feeds rag-empty">No feed round yet.</div>'
+    rows = []
+    for f in rounds:
+        when = _time.strftime("%Y-%m-%d %H:%M", _time.localtime(f.at)) if f.at else ""
+        failed = "".join(f'<li><bdi>{esc(link)}</bdi>: {esc(why)}</li>' for link, why in f.failed)
+        status = f.status + (f" ({f.reason})" if f.reason else "")
+        rows.append(f'<tr><td><bdi>{esc(f.title or f.url)}</bdi><div class="rag-feed-url" dir="ltr">{esc(f.url)}</div></td>'
+                    f'<td>{esc(when)}</td><td>{esc(status)}</td><td>{len(f.new)}</td><td>{len(f.updated)}</td>'
+                    f'<td>{len(f.failed)}{f"<ul>{failed}</ul>" if failed else ""}</td></tr>')
+    return ('<table class="rag-feeds"><thead><tr><th>feed</th><th>last round</th><th>status</th><th>new</th>'
+            f'<th>updated</th><th>failed</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
 # ---------------------------------------------------------------- the app
 
 def _articles_table(rag: RAG) -> list[list]:
@@ -606,9 +670,12 @@ def _error(message: str) -> gr.Error:
 
 
 def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPLOAD_MB,
-              llm_field: bool | None = None) -> gr.Blocks:
+              llm_field: bool | None = None, fetcher=None, feed_watch=None) -> gr.Blocks:
     """The Blocks app over ``rag``. ``llm_field`` (default: whether LangChain is installed) shows
-    the chat-model setting."""
+    the chat-model setting. ``fetcher``: how the URL field fetches (default: private addresses
+    refused, see :func:`web_fetcher`); ``feed_watch``: a ``rag.web.FeedWatch`` whose rounds the
+    Articles tab shows."""
+    fetcher = fetcher or web_fetcher("0.0.0.0")
     llm_field = HAS_LLM if llm_field is None else llm_field
 
     def ask(question: str, history: list, k: float, llm: str = "", answers: list | None = None, since: str = "",
@@ -707,6 +774,17 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
         choices = _article_choices(rag)
         return report_html(reports), None, _articles_table(rag), gr.update(choices=choices, value=None)
 
+    def add_urls(text):
+        try:
+            report = ingest_url_lines(rag, text, fetcher, max_files)
+        except UserError as exc:
+            return (f'<div class="rag-report st-skipped" dir="ltr">{esc(str(exc))}; nothing was added.</div>',
+                    gr.skip(), gr.skip(), gr.skip())
+        return report, "", _articles_table(rag), gr.update(choices=_article_choices(rag), value=None)
+
+    def feeds_status():
+        return feeds_html(feed_watch.state.last_rounds()) if feed_watch else ""
+
     def remove(article_id):
         if not article_id:
             return ('<div class="rag-report st-skipped">choose an article to remove first</div>',
@@ -785,6 +863,11 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
             files = gr.File(label="Files", file_count="multiple", file_types=list(SUPPORTED), elem_id="rag-upload",
                             height=150)
             add_btn = gr.Button("Add to index", variant="primary", elem_id="rag-add")
+            with gr.Row(equal_height=True):
+                urls = gr.Textbox(label="Web pages (one address a line)", lines=2, max_lines=8, scale=4,
+                                  placeholder="https://…", elem_id="rag-urls")
+                url_btn = gr.Button("Fetch and add", scale=1, elem_id="rag-add-urls")
+            feeds_box = gr.HTML(feeds_status(), elem_id="rag-feeds", visible=feed_watch is not None)
             ingest_report = gr.HTML("", elem_id="rag-report")
             table = gr.Dataframe(headers=["id", "title", "source", "date (~ year inferred)", "story", "passages",
                                           "characters"],
@@ -809,6 +892,10 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
         chat.clear(lambda: (EMPTY_SOURCES, None), None, [sources, shown], api_name=False)
         add_btn.click(upload, [files], [ingest_report, files, table, to_remove], api_name="upload",
                       concurrency_id="rag")
+        url_btn.click(add_urls, [urls], [ingest_report, urls, table, to_remove], api_name="add_urls")
+        if feed_watch is not None:  # rounds run in the background; the tab shows the latest
+            gr.Timer(20).tick(lambda: (feeds_status(), *refresh()), None, [feeds_box, table, to_remove],
+                              api_name=False)
         rm_btn.click(remove, [to_remove], [ingest_report, table, to_remove], api_name=False, concurrency_id="rag")
         table.select(pick_row, None, [to_remove], api_name=False)
         app.load(refresh_all, None, [table, to_remove, source], api_name=False)
@@ -834,9 +921,28 @@ def open_index(index: str, seeds: str | None = None) -> RAG:
 
 def launch(index: str = "index", host: str = "127.0.0.1", port: int = 7860, seeds: str | None = None,
            auth: tuple[str, str] | None = None, prevent_thread_lock: bool = False,
-           max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPLOAD_MB):
+           max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPLOAD_MB, feeds: str | None = None,
+           every: str = "15m", allow_private_urls: bool = False):
+    """``feeds``: a file of feed URLs to follow, a round every ``every`` (``15m``);
+    ``allow_private_urls``: fetch private addresses even when ``host`` is beyond this machine."""
+    watch, seconds = None, None
+    fetcher = web_fetcher(host, allow_private_urls)
+    if feeds:
+        from .web.feeds import parse_every, read_feed_list
+
+        try:
+            seconds = parse_every(every)
+            feed_urls = read_feed_list(feeds)
+        except (ValueError, OSError) as exc:
+            raise UploadError(f"--feeds {feeds}: {exc}") from None
     rag = open_index(index, seeds)
-    app = build_app(rag, max_files=max_files, max_mb=max_mb)
+    if feeds:
+        from .web import FeedWatch
+        from .web.feeds import default_state_path
+
+        watch = FeedWatch(rag, feed_urls, default_state_path(index), fetcher=web_fetcher(host, allow_private_urls),
+                          on_round=lambda r: print(r.summary(), flush=True))
+    app = build_app(rag, max_files=max_files, max_mb=max_mb, fetcher=fetcher, feed_watch=watch)
     app.queue(default_concurrency_limit=1)
     out = app.launch(server_name=host, server_port=port, css=CSS, js=JS, auth=auth,
                      max_file_size=f"{max_mb}mb", footer_links=["api"],
@@ -844,6 +950,8 @@ def launch(index: str = "index", host: str = "127.0.0.1", port: int = 7860, seed
     # Only once the port is open: torch and the reader (~7 s) load in the background, not in the
     # way of the page; a question asked before they are ready waits for them.
     rag.preload_reader()
+    if watch is not None:
+        watch.start(seconds)
     if not prevent_thread_lock:
         app.block_thread()
     return out

@@ -270,6 +270,35 @@ def test_upload_ask_remove_and_nothing_in_an_article_runs(browser, app_url, tmp_
         context.close()
 
 
+def test_page_by_url_is_fetched_answered_and_linked(browser, app_url):
+    """A page given by address on the Articles tab (served here on 127.0.0.1: an app bound there
+    may fetch local addresses) is read without its menus, answered from, and linked on its card."""
+    from web_site import Site, english_page
+
+    page_def = english_page()
+    with Site() as site:
+        url = site.add(page_def.path, page_def.html)
+        context, page, watch = _open(browser, app_url)
+        try:
+            page.get_by_role("tab", name="Articles · مقاله‌ها").click()
+            page.fill("#rag-urls textarea", url + "?utm_source=newsletter")
+            page.click("#rag-add-urls")
+            page.wait_for_selector("#rag-report li :text('added')", timeout=60_000)
+            assert page_def.path.strip("/") in page.locator("#rag-report").inner_text()
+            assert page_def.title in page.locator("#rag-articles").inner_text()
+            assert site.hits[page_def.path] == 1
+
+            page.get_by_role("tab", name="Ask · پرسش").click()
+            _ask(page, "How much money did the FAO say it needed for seed and fertiliser?", 0)
+            assert any("$40 million" in q for q in _quotes(page, 0))
+            link = page.locator("#rag-src-1 .rag-src-url a")
+            assert link.get_attribute("href") == url and link.get_attribute("target") == "_blank"
+            assert "Sign up for our newsletter" not in page.locator("#rag-sources").inner_text()
+            assert not watch.dialogs and not watch.errors
+        finally:
+            context.close()
+
+
 def test_copies_of_a_story_and_the_filters(browser, app_url, tmp_path):
     """A copy of the seed story from another agency: the answer cites one and the source card says
     "also reported by" with the other one click away; the filter controls beside the chat answer
