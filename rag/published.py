@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from .agencies import canonical, known_outlet
 from .dates import (_MATCHING, GREGORIAN, ArticleDate, FoundDate, find_dates, find_month_years, month_day_of,
                     parse_metadata_date, year_of)
 
@@ -28,6 +29,9 @@ _LABEL = re.compile(r"^\W*(?:تاریخ\s*(?:انتشار|خبر|درج)?|انت
 _TIME = r"\d{1,2}\s*[:٫]\s*\d{2}(?:\s*[:٫]\s*\d{2})?\s*(?:AM|PM|GMT[+\-\d:]*|[قب]\.?ظ)?"
 _SEPARATOR = re.compile(rf"^\s*(?:[-–—:|/(]|{_TIME}|$)", re.I)
 _ATTRIBUTION = re.compile(r"به\s*گزارش|به\s*نقل\s*از|\([A-Z][A-Za-z .&-]{1,30}\)\s*[-–—]")
+# A Persian dateline naming its agency opens the attribution sentence as "KABUL (Reuters) -" does:
+# «کابل (پژواک): ...»; the name in brackets must be a known outlet (a bracket may hold anyone).
+_PERSIAN_DATELINE = re.compile(r"^\s*[^\n()]{2,40}?\(([^()\n]{2,30})\)\s*[-–—:]")
 # A date that ends or starts a range, pairs with another («۲۷ و ۲۸ بهمن»), or names an anniversary.
 _EVENT_BEFORE = re.compile(r"(?:(?<!\w)(?:از|تا|لغایت|الی|و|سالروز|سالگرد|حماسه|قیام|واقعه|حوادث|حادثه|مناسبت|مصوب|"
                            r"from|until|since|between|and)\s*)$", re.I)
@@ -108,9 +112,16 @@ def _in_attribution(m_text: str, f: FoundDate) -> bool:
     start = max(m_text.rfind(c, 0, f.start) for c in ".!?؟\n") + 1
     end_m = re.search(r"[.!?؟\n]", m_text[f.end:])
     sentence = m_text[start:f.end + (end_m.start() if end_m else len(m_text))]
-    if not _ATTRIBUTION.search(sentence) or f.weekday is None:
+    if not _names_reporter(sentence) or f.weekday is None:
         return False  # the report's own day is named with its weekday («روز شنبه ۲۸ خرداد»); others are events
     return not _EVENT_BEFORE.search(m_text[max(0, f.start - 12):f.start]) and not _EVENT_AFTER.match(m_text[f.end:])
+
+
+def _names_reporter(sentence: str) -> bool:
+    if _ATTRIBUTION.search(sentence):
+        return True
+    m = _PERSIAN_DATELINE.match(sentence)
+    return bool(m) and known_outlet(canonical(m.group(1)))
 
 
 def year_from_article(found: FoundDate, text: str, reference: dt.date) -> dt.date | None:

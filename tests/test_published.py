@@ -47,6 +47,16 @@ def test_dateline_labelled_line_and_attribution_sentence_are_evidence():
     assert (found.iso, found.inferred, found.calendar) == ("2015-10-22", False, "iranian")
 
 
+def test_a_persian_dateline_naming_its_agency_opens_the_attribution_sentence():
+    """«کابل (پژواک): ...» is the Persian "KABUL (Reuters) -": the report's day named with its
+    weekday in that sentence is the publication date; brackets naming no outlet are not a dateline,
+    and a day without its weekday there is still an event."""
+    said = "مسئولان وزارت معادن روز چهارشنبه، ۲۵ سرطان ۱۴۰۴ گفتند که کار استخراج آغاز می‌شود."
+    assert (_pub("کابل (پژواک): " + said).iso, _pub("کابل (پژواک): " + said).calendar) == ("2025-07-16", "afghan")
+    assert _pub("کابل (وزیر معادن): " + said) is None
+    assert _pub("کابل (پژواک): مسئولان گفتند که کار از ۲۵ سرطان ۱۴۰۴ آغاز می‌شود.") is None
+
+
 def test_ranges_and_pairs_are_not_the_publication_date():
     assert _pub("به گزارش مهر، نمایشگاه کتاب روز شنبه از ۲۴ فروردین لغایت ۳ اردیبهشت برپاست.") is None
     assert _pub("به گزارش مهر، جشنواره روزهای سه‌شنبه ۲۷ و ۲۸ بهمن برگزار می‌شود.") is None
