@@ -187,13 +187,14 @@ def main() -> None:
                     help="a Config setting for the run (and the sweeps around it)")
     ap.add_argument("--from-json", type=Path, nargs="+", help="reuse the records of earlier --json runs")
     ap.add_argument("--only", nargs="+", choices=GROUPS, default=GROUPS, help="ask only these groups of questions")
+    ap.add_argument("--no-off-topic", action="store_true", help="skip asking each set's questions of the other's passages")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     cfg = DEFAULT.with_settings(args.settings)
     if args.from_json:
         recs = [r for f in args.from_json for r in json.loads(f.read_text())["records"]]
     else:
-        recs = collect(cfg, args.only)
+        recs = collect(cfg, args.only, off_topic=not args.no_off_topic)
         if args.json:
             args.json.write_text(json.dumps({"records": recs}, ensure_ascii=False))
     report(recs, cfg, args.margin)
@@ -202,7 +203,7 @@ def main() -> None:
 GROUPS = ["persianqa", "xquad", "withheld", "news", "seed"]
 
 
-def collect(cfg: Config, groups: list[str] = GROUPS) -> list[dict]:
+def collect(cfg: Config, groups: list[str] = GROUPS, off_topic: bool = True) -> list[dict]:
     pqa, xq = EVAL / "persianqa_test", EVAL / "xquad_dev"
     held = {d: [q for q in _read_jsonl(d / "questions.jsonl") if part_of(q["passage_id"]) == "heldout"]
             for d in (pqa, xq)}
@@ -211,7 +212,8 @@ def collect(cfg: Config, groups: list[str] = GROUPS) -> list[dict]:
     for d, other, group in ((pqa, xq, "persianqa"), (xq, pqa, "xquad")):
         if group in groups:
             recs += records(rags[d], held[d], lambda q: "answerable" if q.get("answers") else "unanswerable", d.name)
-            recs += records(rags[other], held[d], lambda q: "off-topic", d.name)
+            if off_topic:
+                recs += records(rags[other], held[d], lambda q: "off-topic", d.name)
     if "withheld" in groups:
         d = withheld_set(xq)
         recs += records(open_index(d, config=cfg), _read_jsonl(d / "questions.jsonl"), lambda q: "withheld", d.name)
