@@ -104,7 +104,6 @@ TITLES = [
     ("speaker", ["speaker of parliament", "parliament speaker", "speaker"], ["رئیس مجلس", "رئیس پارلمان"]),
     ("minister", ["minister"], ["وزیر"]),
     ("ministry", ["ministry"], ["وزارت"]),
-    ("deputy", ["deputy", "vice"], ["معاون"]),
 ]
 
 
@@ -115,8 +114,9 @@ def main() -> None:
         if not code.isalpha() or code in ("ZZ", "EU", "EZ", "UN", "QO"):
             continue
         adj_en, adj_fa = NATIONALITIES.get(code, ([], []))
-        forms_fa = sorted({fa.territories.get(code, ""), af.territories.get(code, ""), *adj_fa} - {""})
-        entities.append({"kind": "country", "id": code, "en": sorted({name, *adj_en}), "fa": forms_fa})
+        forms_fa = sorted({fa.territories.get(code, ""), af.territories.get(code, "")} - {""})
+        entities.append({"kind": "country", "id": code, "en": [name], "fa": forms_fa,
+                         "en_adj": sorted(set(adj_en)), "fa_adj": sorted(set(adj_fa))})
     seen = set()
     for zone, names in fa.time_zones.items():
         city_fa = names.get("city")
@@ -138,7 +138,9 @@ def main() -> None:
         entities.append({"kind": "city", "id": names_en[0], "en": names_en, "fa": names_fa})
     for code, name in en.languages.items():
         if len(code) == 2 and fa.languages.get(code):
-            entities.append({"kind": "language", "id": code, "en": [name], "fa": [fa.languages[code]]})
+            # a language's name is its people's adjective too («آلمانی», "German"): a holder only
+            entities.append({"kind": "language", "id": code, "en": [], "fa": [], "en_adj": [name],
+                             "fa_adj": [fa.languages[code]]})
     for names_en, names_fa in ORGANISATIONS:
         entities.append({"kind": "organisation", "id": names_en[0], "en": names_en, "fa": names_fa})
     titles = [{"id": tid, "en": e, "fa": f} for tid, e, f in TITLES]

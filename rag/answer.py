@@ -333,7 +333,7 @@ def compose(question: str, retrieved: Retrieved, embedder: Embedder | None = Non
     if trace:
         traced = {"inputs": dataclasses.asdict(inputs),
                   "candidates": [{"text": c.text, "title": c.title, "article_id": c.article_id, "meaning": c.score,
-                                  "logit": lg, "negative": negative_or_exception(c.text),
+                                  "logit": lg, "negative": negative_or_exception(c.text), "near": neighbourhood(c),
                                   "missing": [[x.text, x.kind, _idf(x)] for x in lacks(c)]} for c, lg in read]}
     if decision.verdict == ANSWER:
         citations = _cite(chosen, cfg.max_quotes, retrieved.stories)

@@ -37,13 +37,30 @@ from .translit import LATIN_WORD, NOT_NAMES, persian_skeletons, spelled_in
 # Gazetteer forms that are also everyday Persian words (مالی "financial", دوشنبه "Monday", وین, چاد, ...):
 # never taken as a name in a Persian question.
 _AMBIGUOUS_FA = frozenset(normalize_text(w) for w in
-                          "مالی دوشنبه وین چاد پرو ترک شاه امیر رهبر گینه عمان اردن کره فارسی عربی ملی مهر".split())
+                          """مالی دوشنبه وین چاد پرو ترک شاه امیر رهبر گینه عمان اردن کره فارسی عربی ملی مهر
+                          انتخاب شرق اعتماد کیهان باختر تاس طلوع اریانا جمهوری""".split())
+# Capitalized English words that names translate rather than spell ("Treaty", "Western Medicine"):
+# a run of capitalized words made only of these is no name to check
+_TRANSLATED = frozenset("""treaty office western eastern northern southern north south east west assembly council
+    hemisphere millennial ministry department university airport international national federal central supreme
+    general royal great new old upper lower island islands river mountain mountains sea ocean lake gulf bay party
+    parliament court bank company church empire kingdom dynasty state states city province street square palace
+    museum bridge station medicine energy war act agreement convention prize award cup league games olympic olympics
+    committee commission agency organization organisation union association institute school college hospital army
+    navy force forces police security peace revolution movement front alliance conference summit festival day
+    scottish english french german spanish italian chinese russian american british european african asian
+    islamic arab arabic persian catholic protestant christian muslim jewish""".split())
 # Question words and verbs of asking: never a rare term.
 _ASKING = frozenset(normalize_text(w) for w in """
     چه چی چیست چیزی کدام کدامیک کدوم کی کیست چند چندم چندمین چقدر چگونه چطور چرا کجا کجاست ایا آیا
     نام اسم گفت گفته گفتند کرد کردند کرده شد شدند شده بود بودند است هستند دارد دارند داشت داشتند
     میشود میشوند میکند میکنند باعث چیست سال سالی روز ماه تاریخ زمان زمانی دلیل علت نوع تعداد مقدار""".split())
 _HOLDER_FILLERS = frozenset(normalize_text(w) for w in "دولت حکومت کشور رژیم جمهوری اسلامی امور government".split())
+# «دیدار کرد»: the word before a light verb is the verb's, not a title's holder
+_LIGHT_VERBS = frozenset(normalize_text(w) for w in """کرد کردند کند کنند کرده شد شدند شود شده داد دادند دهد
+    داشت داشتند دارد گفت گفتند زد آمد رسید""".split())
+# what may follow a title without naming its holder («نخست‌وزیر سابق», «وزیر جدید»)
+_TITLE_ADJECTIVES = frozenset(normalize_text(w) for w in "سابق جدید فعلی پیشین نهایی کنونی اسبق موقت وقت اول دوم".split())
 # In English the holder of "X's foreign minister" / "the Chinese foreign minister" / "foreign minister of X".
 _EN_FILLERS = {"the", "government", "government's", "regime", "regime's", "state", "'s", "of", "new", "current",
                "former", "then", "interim", "acting", "caretaker", "islamic", "republic"}
@@ -117,6 +134,7 @@ def _suffix_ok(rest: str) -> bool:
 @dataclass(frozen=True)
 class _Gazetteer:
     fa: Mapping[str, tuple[str, ...]]      # a normalized Persian form → every form of its entity (fa + en)
+    adjectives: frozenset[str]             # forms that are nationality adjectives: only a title's holder
     en: Mapping[str, tuple[str, ...]]      # a lower-cased English form → the same
     acronyms: frozenset[str]               # English forms matched only in capitals ("WHO", "UN", "US")
     titles_fa: tuple[tuple[str, tuple[str, ...]], ...]   # (form, all forms of its title), longest first
@@ -126,7 +144,9 @@ class _Gazetteer:
 @lru_cache(maxsize=1)
 def gazetteer() -> _Gazetteer:
     data = json.loads(resources.files("rag").joinpath("data/gazetteer.json").read_text(encoding="utf-8"))
-    entries = [(e["en"], e["fa"]) for e in data["entities"]]
+    entries = [(e["en"] + e.get("en_adj", []), e["fa"] + e.get("fa_adj", [])) for e in data["entities"]]
+    adjectives = {normalize_text(f) for e in data["entities"] for f in e.get("fa_adj", [])} | \
+        {f.lower() for e in data["entities"] for f in e.get("en_adj", [])}
     entries += [([en, *(o for o in others if o.isascii())], [fa, *(o for o in others if not o.isascii())])
                 for en, fa, others in OUTLETS]
     fa_map: dict[str, tuple[str, ...]] = {}
@@ -149,7 +169,7 @@ def gazetteer() -> _Gazetteer:
         titles_en += [(f.lower(), forms) for f in t["en"]]
     by_len = lambda x: -len(x[0])  # noqa: E731
     titles_en = [(f, forms, re.compile(rf"\b{re.escape(f)}\b")) for f, forms in sorted(titles_en, key=by_len)]
-    return _Gazetteer(fa_map, en_map, frozenset(acronyms), tuple(sorted(titles_fa, key=by_len)), tuple(titles_en))
+    return _Gazetteer(fa_map, frozenset(adjectives), en_map, frozenset(acronyms), tuple(sorted(titles_fa, key=by_len)), tuple(titles_en))
 
 
 _MONTHS_EN = {m.lower(): i for i, m in enumerate(ENGLISH_MONTHS, 1)}
@@ -157,6 +177,7 @@ _MONTH_FORMS = {i: tuple(normalize_text(f) for f in PERSIAN_GREGORIAN[i - 1]) + 
                 for m, i in _MONTHS_EN.items()}
 _SOLAR_MONTHS = frozenset(normalize_text(m) for m in IRANIAN_MONTHS + AFGHAN_MONTHS)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_EN_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)?(?![\w])")
 _EN_WORD = re.compile(r"[A-Za-z][A-Za-z.\-]*[A-Za-z]|[A-Za-z]")
 
 
@@ -179,12 +200,14 @@ def _persian(question: str, df: Mapping[str, int], passages: int) -> list[Constr
     used = [False] * len(toks)
     out: list[Constraint] = []
 
-    def entity_at(i: int) -> tuple[int, tuple[str, ...]] | None:
+    def entity_at(i: int, adjectives: bool = True) -> tuple[int, tuple[str, ...]] | None:
         for n in (3, 2, 1):
             if i + n <= len(toks):
                 key = " ".join(toks[i:i + n])
                 forms = g.fa.get(key) or g.fa.get(key.replace(" ", ""))
-                if forms is None and n == 1 and len(toks[i]) > 3 and toks[i].endswith("ی"):
+                if forms and not adjectives and key in g.adjectives:
+                    forms = None
+                if forms is None and adjectives and n == 1 and len(toks[i]) > 3 and toks[i].endswith("ی"):
                     forms = g.fa.get(toks[i][:-1])  # a nationality: «چینی»
                 if forms:
                     return n, forms
@@ -199,18 +222,20 @@ def _persian(question: str, df: Mapping[str, int], passages: int) -> list[Constr
                 while j < len(toks) and toks[j] in _HOLDER_FILLERS:
                     j += 1
                 holder = entity_at(j) if j < len(toks) else None
-                if holder:
-                    m, hforms = holder
-                    out.append(Constraint("title", q.raw(i, j + m - i), forms, hforms))
-                    for k in range(i, j + m):
-                        used[k] = True
-                    i = j + m - 1
+                if holder is None and j == i + n and j < len(toks) and _content(toks[j]) \
+                        and toks[j] not in _TITLE_ADJECTIVES and (j + 1 == len(toks) or toks[j + 1] not in _LIGHT_VERBS):
+                    holder = (1, (toks[j], _stem(toks[j])))  # «وزیر علوم»: the portfolio as written
+                m, hforms = holder or (0, ())
+                out.append(Constraint("title", q.raw(i, j + m - i if m else n), forms, hforms))
+                for k in range(i, j + m if m else i + n):
+                    used[k] = True
+                i = (j + m if m else i + n) - 1
                 break
         i += 1
     i = 0
     while i < len(toks):
-        if not used[i]:
-            found = entity_at(i)
+        if not used[i]:  # a nationality adjective alone describes, it is not what is asked about
+            found = entity_at(i, adjectives=False)
             if found:
                 n, forms = found
                 out.append(Constraint("name", q.raw(i, n), forms))
@@ -224,12 +249,16 @@ def _persian(question: str, df: Mapping[str, int], passages: int) -> list[Constr
             continue
         if _NUMBER.fullmatch(t):
             out.append(Constraint("number", q.raw(i, 1), (t,)))
-        elif t in _SOLAR_MONTHS:
-            out.append(Constraint("month", q.raw(i, 1), (t,)))
+        elif t in _SOLAR_MONTHS and any(_NUMBER.fullmatch(x) for x in toks[max(0, i - 1):i + 2]):
+            out.append(Constraint("month", q.raw(i, 1), (t,)))  # «میزان», «سرطان» are words too
         elif passages and t not in STOPWORDS and t not in _ASKING and len(t) >= 3 and not t.isascii():
             out.append(Constraint("term", q.raw(i, 1), (t, _stem(t)), df=df.get(t, df.get(_stem(t), 0)),
                                   passages=passages))
     return out
+
+
+def _content(token: str) -> bool:
+    return token not in STOPWORDS and token not in _ASKING and not token.isascii() and len(token) >= 3
 
 
 def _english(question: str) -> list[Constraint]:
@@ -266,10 +295,16 @@ def _english(question: str) -> list[Constraint]:
         for m in pattern.finditer(low):
             if not free(m.start(), m.end()):
                 continue
+            if re.search(r"\b(?:deputy|vice|assistant)\s*$", low[:m.start()]):
+                taken.append((m.start(), m.end()))
+                continue  # a deputy's office is written too many ways («معاون … وزارت …») to check
             near = entity_near(m.start(), m.end())
             if near:
                 s, e, hforms = near
-                out.append(Constraint("title", question[s:e], forms, hforms))
+                holder_text = (question[s:m.start()] if s < m.start() else question[m.end():e])
+                holder_words = [w for w in re.findall(r"[A-Za-z]+", holder_text) if w.lower() not in _EN_FILLERS
+                                and len(w) > 2]
+                out.append(Constraint("title", question[s:e], forms, hforms, spell=" ".join(holder_words)))
                 taken.append((s, e))
     ws = [(m.group().removesuffix("'s").removesuffix("’s"), m.start(), m.end()) for m in _EN_WORD.finditer(question)]
     i = 0
@@ -282,21 +317,42 @@ def _english(question: str) -> list[Constraint]:
                 continue
             if phrase in g.acronyms and not run[0][0].replace(".", "").isupper():
                 continue  # "Who" is not the WHO
-            out.append(Constraint("name", question[run[0][1]:run[-1][2]], forms))
+            text = question[run[0][1]:run[-1][2]]
+            out.append(Constraint("name", text, forms, spell=" ".join(w for w, _, _ in run if len(w) > 2)))
             taken.append((run[0][1], run[-1][2]))
             i += n - 1
             break
         i += 1
+    run: list[re.Match] = []
+
+    def close_run() -> None:
+        # a run of capitalized words is one name ("Los Angeles International Airport"): a Persian
+        # text translates some of its words and spells others, so one spelled word supports it
+        if run:
+            text = question[run[0].start():run[-1].end()]
+            words_ = tuple(w for m in run for w in re.split(r"[-]", m.group().removesuffix("'s")) if len(w) > 2)
+            if words_ and not all(w.lower() in _TRANSLATED for w in words_):
+                out.append(Constraint("name", text, tuple(w.lower() for w in words_), spell=" ".join(words_)))
+            run.clear()
+
     for m in LATIN_WORD.finditer(question):
         w = m.group().removesuffix("'s")
+        gap = question[run[-1].end():m.start()] if run else ""
+        if run and gap.strip(" ") != "":
+            close_run()
         if not free(m.start(), m.end()) or not w[0].isupper() or m.start() == 0:
+            close_run()
             continue
         if w.lower() in _MONTHS_EN:
+            close_run()
             out.append(Constraint("month", w, _MONTH_FORMS[_MONTHS_EN[w.lower()]]))
-        elif w not in NOT_NAMES and w.lower() not in STOPWORDS and len(w) > 2:
-            out.append(Constraint("name", w, (w.lower(),), spell=w))
+        elif w not in NOT_NAMES and w.lower() not in STOPWORDS:
+            run.append(m)
+        else:
+            close_run()
         taken.append((m.start(), m.end()))
-    for m in _NUMBER.finditer(question):
+    close_run()
+    for m in _EN_NUMBER.finditer(question):  # "4G" is a name, not the number 4
         if free(m.start(), m.end()):
             out.append(Constraint("number", m.group(), (m.group().replace(",", ""),)))
     return out
@@ -310,13 +366,21 @@ def supported(c: Constraint, ev: Evidence) -> bool:
             while (i := ev.find(form, start)) is not None:
                 n = form.count(" ") + 1
                 deputy = i > 0 and ev.tokens[i - 1] in ("معاون", "deputy", "vice")
-                if not deputy and any(ev.find(h, i + n, i + n + 5) is not None for h in c.holder):
+                if not deputy and (not c.holder or any(ev.find(h, i + n, i + n + 5) is not None for h in c.holder)
+                                   or (c.spell and i + n < len(ev.tokens) and _spelled_near(c.spell, ev.raw(i + n, 4)))):
                     return True
                 start = i + 1
         return False
     if any(ev.has(k) for k in c.keys):
         return True
-    return bool(c.spell) and spelled_in(c.spell, ev.skeletons())
+    return bool(c.spell) and any(spelled_in(w, ev.skeletons()) for w in c.spell.split())
+
+
+def _spelled_near(spell: str, text: str) -> bool:
+    """A title's English holder spelled in the words after the title (another spelling than the
+    gazetteer's: «لس آنجلس» for its «لوس‌آنجلس»)."""
+    skeletons = persian_skeletons(text)
+    return any(spelled_in(w, skeletons) for w in spell.split())
 
 
 def unsupported(constraints: list[Constraint], ev: Evidence) -> list[Constraint]:

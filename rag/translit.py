@@ -1,6 +1,6 @@
 """Does an English spelling of a name match a Persian word? By consonant skeleton: each Persian
 letter becomes the Latin consonant an English spelling uses for it (vowel letters, ع and ء drop
-out), each English word loses its vowels the same way (Ishaq Dar: sq dr ~ اسحاق دار: sq dr).
+out), each English word loses its vowels the same way (Ishaq Dar: sq dr ~ اسحاق دار: sq dr); غ and ق both as q, which English spells gh or q.
 
 Used by the constraint check (an English question's names against Persian evidence) and by the
 LLM path (an English rendering may add no name its Persian quote lacks)."""
@@ -11,7 +11,7 @@ import re
 
 _SKELETON = str.maketrans({
     "ب": "b", "پ": "p", "ت": "t", "ط": "t", "ث": "s", "س": "s", "ص": "s", "ج": "j", "چ": "c", "ح": "", "ه": "",
-    "خ": "k", "د": "d", "ذ": "z", "ز": "z", "ض": "z", "ظ": "z", "ر": "r", "ژ": "z", "ش": "s", "غ": "g", "ق": "q",
+    "خ": "k", "د": "d", "ذ": "s", "ز": "s", "ض": "s", "ظ": "s", "ر": "r", "ژ": "s", "ش": "s", "غ": "q", "ق": "q",
     "ف": "f", "ک": "k", "ك": "k", "گ": "g", "ل": "l", "م": "m", "ن": "n", "و": "", "ی": "", "ي": "", "ا": "", "آ": "",
     "ع": "", "ء": "", "ئ": "", "ؤ": "", "أ": "", "إ": "", "ة": "", "\u200c": ""})
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]+")
@@ -30,14 +30,20 @@ _PERSIAN_WORD = re.compile(r"[\u0600-\u06ff\u200c]+")
 def latin_skeleton(word: str) -> str:
     """The consonants of an English spelling, as a Persian word's skeleton writes them."""
     w = re.sub(r"'s$", "", word.lower())
-    for a, b in (("kh", "k"), ("gh", "g"), ("sh", "s"), ("ch", "c"), ("zh", "z"), ("ph", "f"), ("th", "t"),
-                 ("ck", "k"), ("x", "ks"), ("w", ""), ("v", ""), ("y", ""), ("h", ""), ("c", "k")):
+    for a, b in (("kh", "k"), ("gh", "q"), ("sh", "s"), ("ch", "c"), ("zh", "z"), ("ph", "f"), ("th", "t"),
+                 ("ck", "k"), ("x", "ks"), ("w", ""), ("v", ""), ("y", ""), ("h", ""), ("c", "k"), ("z", "s")):
         w = w.replace(a, b)
-    return "".join(ch for ch in w if ch.isalpha() and ch not in "aeiou'-")
+    w = re.sub(r"g(?=[ei])", "j", w)  # Angeles ~ آنجلس
+    return _single("".join(ch for ch in w if ch.isalpha() and ch not in "aeiou'-"))
+
+
+def _single(sk: str) -> str:
+    """Doubled consonants as one: Persian does not write them twice (Mohammad ~ محمد)."""
+    return re.sub(r"(.)\1+", r"\1", sk)
 
 
 def _persian_skeleton(word: str) -> str:
-    return re.sub(r"[^a-z]", "", word.translate(_SKELETON).replace("c", "k"))
+    return _single(re.sub(r"[^a-z]", "", word.translate(_SKELETON).replace("c", "k")))  # s and z one class: Joseph ~ جوزف
 
 
 def persian_skeletons(text: str) -> set[str]:
@@ -55,5 +61,6 @@ def persian_skeletons(text: str) -> set[str]:
 def spelled_in(name: str, skeletons: set[str]) -> bool:
     """Whether an English ``name`` (one word) matches one of the Persian ``skeletons``."""
     sk = latin_skeleton(name)
-    return bool(sk) and any(sk == s or s.startswith(sk) or (len(sk) >= 3 and sk in s) or (len(s) >= 3 and s in sk)
-                            for s in skeletons)
+    # a prefix or the end of a Persian word (names written solid: «محمدنعیم» for Mohammad Naeem)
+    return bool(sk) and any(sk == s or s.startswith(sk) or (len(sk) >= 2 and s.endswith(sk)) or (len(sk) >= 3 and sk in s)
+                            or (len(s) >= 3 and s in sk) for s in skeletons)
