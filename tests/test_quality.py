@@ -10,17 +10,9 @@ from hypothesis import strategies as st
 from rag import RAG
 from rag.answer import compose, focus
 from rag.articles import Article
-from rag.retrieval import Retriever, fuse, lexical_weight
+from rag.retrieval import Retriever, lexical_weight
 
 from conftest import SEED_ID
-
-
-def test_weighted_rrf_puts_an_item_good_on_both_sides_first():
-    dense = [(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
-    lexical = [(5, 9.0), (2, 8.0), (6, 7.0), (7, 6.0)]
-    assert fuse(dense, lexical, 1.0)[0][0] == 2
-    # With no lexical vote, the dense order stands.
-    assert [c for c, _ in fuse(dense, lexical, 0.0)] == [1, 2, 3, 4]
 
 
 def test_lexical_weight_follows_what_the_index_knows():
