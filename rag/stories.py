@@ -99,7 +99,3 @@ def not_ruled_out(a: np.ndarray, others: list[bytes | None]) -> list[bool]:
             out[i] = bool(est >= RULED_OUT)
     return out
 
-
-def is_copy(a: str, b: str) -> bool:
-    """Whether two article texts tell one story (checked on their words, not estimated)."""
-    return jaccard(words(a), words(b)) >= THRESHOLD
