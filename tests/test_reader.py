@@ -16,7 +16,7 @@ from rag.answer import compose
 from rag.articles import Article
 from rag.config import DEFAULT
 from rag.reader import (ADAPTER_FILE, MANIFEST, QUESTION_DIR, QUESTION_MANIFEST, READER_DIR, ReaderError, Reader,
-                        check_files, encode, load_reader, pair_text)
+                        check_files, load_reader)
 from rag.ui import render_answer
 
 from conftest import SEED_ID
@@ -149,22 +149,6 @@ def test_a_reader_without_a_question_adapter_ranks_by_the_plain_question(tmp_pat
     without, _ = candidate_sentences(question, retrieved, rag.embedder, rag.config, reader)
     plain, _ = candidate_sentences(question, retrieved, rag.embedder, rag.config)
     assert [(c.text, c.score) for c in without] == [(c.text, c.score) for c in plain]
-
-
-def test_context_is_read_but_not_pooled():
-    """A reader with context reads the sentence before the candidate (attended to) but pools only
-    the question's and the candidate's tokens, so the score stays the candidate's own; without
-    context the input is what it always was."""
-    reader = load_reader()
-    q, title, sent, before = ("اسحاق دار کجا سخنرانی کرد؟", "سفر دار", "او در کوالالامپور سخنرانی کرد.",
-                              "وزیر خارجه پاکستان به مالزی رفت.")
-    with_ctx, alone = pair_text(q, title, sent, before), pair_text(q, title, sent)
-    assert with_ctx[0] == alone[0] and with_ctx[1].startswith(alone[1]) and with_ctx[2] == alone[2] == len(alone[1])
-    enc = encode(reader.tokenizer, [with_ctx, alone])
-    mask, pool = enc["attention_mask"], enc["pool_mask"]
-    assert mask[0].sum() > mask[1].sum()  # the context is in the input
-    assert pool[0].sum() == pool[1].sum() == mask[1].sum()  # and not in what is pooled
-    assert bool((enc["input_ids"][0][pool[0] == 1] == enc["input_ids"][1][pool[1] == 1]).all())
 
 
 def test_the_answer_step_gives_each_candidate_the_sentence_before_it(tmp_path):
