@@ -136,13 +136,14 @@ def test_english_question_gets_english_prompt_and_renumbered_citations(rag_ix, s
 
 # ---------------------------------------------------------------- (2) fabricated quotes
 
-def test_only_fabricated_quotes_give_the_extractive_answer(rag_ix, server, model):
+def test_only_fabricated_quotes_give_the_extractive_answer(rag_ix, server, model, caplog):
     hits, fallback = _ask(rag_ix, Q_FA)
     server.replies.append(f"«{FABRICATED}» [1]")
-    trace: list[str] = []
-    ans = llm_answer(Q_FA, hits, rag_ix.store, fallback, model, trace=trace)
+    with caplog.at_level("INFO", logger="rag.llm"):
+        ans = llm_answer(Q_FA, hits, rag_ix.store, fallback, model)
     assert ans is fallback and ans == rag_ix.ask(Q_FA)
-    assert trace  # the reason is reported to whoever asked for it
+    # the reason is logged
+    assert any("not used (no quote could be verified)" in r.getMessage() for r in caplog.records), caplog.text
 
 
 def test_mixed_real_and_fabricated_keeps_the_real_one_renumbered_with_a_note(rag_ix, server, model):
@@ -222,12 +223,12 @@ def test_leak_detection():
 
 # ---------------------------------------------------------------- (4) failures of the call
 
-def test_server_error_falls_back_without_raising(rag_ix, server, model):
+def test_server_error_falls_back_without_raising(rag_ix, server, model, caplog):
     hits, fallback = _ask(rag_ix, Q_FA)
     server.fail_status = 500
-    trace: list[str] = []
-    assert llm_answer(Q_FA, hits, rag_ix.store, fallback, model, trace=trace) is fallback
-    assert server.requests and "failed" in trace[0]
+    with caplog.at_level("INFO", logger="rag.llm"):
+        assert llm_answer(Q_FA, hits, rag_ix.store, fallback, model) is fallback
+    assert server.requests and "not used (the chat model failed" in caplog.text
 
 
 def test_server_down_falls_back_without_raising(rag_ix, monkeypatch):
