@@ -1,27 +1,28 @@
-"""Choose the reader's abstention thresholds and blend on the held-out halves of the dev sets, and
-show the numbers behind them.
+"""Choose the answer step's thresholds (per strictness and language), the blend of the meaning score
+into the reader's logit, and the rarity at which a missing question term counts, on one quarter of
+the held-out questions; report the rates on the other quarter.
 
-    python bench/calibrate.py ../shared/eval/persianqa_test ../shared/eval/xquad_dev [--part heldout]
-    python bench/calibrate.py ... --no-reader      # the cosine confidence, as before the reader
-    python bench/calibrate.py ... --from-json R.json --split   # thresholds chosen on one quarter,
-                                                   # rates reported on the other
+    python bench/calibrate.py [--json R.json]        # ask every question (RAG.ask, trace on)
+    python bench/calibrate.py --from-json R.json     # reuse the answers' traces
 
-For each question of the part (``rag.eval.part_of``: the reader never trained on it) it records,
-for every sentence the reader reads, the reader's logit, the meaning score and whether the sentence
-holds an answer, under three labels:
+Every question is asked through ``RAG.ask(..., trace=True)``; the verdict at other settings is
+``rag.decision.decide`` called on the traced inputs with another ``Config`` (never a copy of it).
+Questions, all of the held-out half (``rag.eval.part_of``: the reader never trained on their
+passages), split by passage into the ``choose`` and ``report`` quarters (``quarter_of``):
 
-- answerable: the set's own answerable questions, asked of the set's own passages;
-- unanswerable: the set's questions with ``answers: []`` (the passage does not say);
-- off-topic: each set's questions asked of the *other* set's passages (nothing there answers them).
+- answerable / unanswerable: persianqa_test's own (fa), xquad_dev's answerable ones (en, fa);
+- off-topic: each of those asked of the other set's passages;
+- withheld (SQuAD-2.0-style, en and fa): xquad_dev's questions asked of xquad_dev without the
+  paragraphs that answer them (the other paragraphs of the same article stay: on-topic, not answering;
+  a question whose answer another paragraph also holds is left out). Built by ``withheld_set``;
+- wrong-subject: bench/data/reader/news_wrong's held-out half over the news_qa articles (en, fa);
+- the shipped article's own questions (tests/data/seed_questions.jsonl, 20 answerable, 6 wrong-subject)
+  and the fresh ones (bench/data/fresh_seed_questions.jsonl): reported only, never chosen on.
 
-Then, for each blend of the meaning score into the reader's logit, quote hit@1/hit@3 of the
-answerable questions, and the blend with the most hit@1 + hit@3 on one quarter of the part
-(``quarter_of``: "choose"; the other quarter only reports); and per question language, a sweep of the probability threshold, picking the
-one that wrongly abstains on at most ``--max-wrong`` of the answerable questions (0.05 for
-both by default), ``--margin`` below the lowest answerable question it keeps (at most halfway to
-the next one down).
-An abstention forced otherwise (a negated question with no negative quote) counts as abstained at
-every threshold. The indexes are the ones `rag eval` caches.
+A threshold is the highest that wrongly abstains on at most its share of the choose quarter's
+answerable questions (strict 0.10, balanced 0.05, lenient 0.02), ``--margin`` below the answerable
+question it must keep. A question whose best quote lacks a constraint (rag.constraints) or that has
+nothing to quote is abstained on at every threshold.
 """
 
 from __future__ import annotations
@@ -29,212 +30,248 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from rag.answer import answer_probability, candidate_sentences, compose, reader_rank  # noqa: E402
-from rag.api import RAG  # noqa: E402
+from rag import RAG  # noqa: E402
 from rag.config import DEFAULT, Config  # noqa: E402
-from rag.eval import _read_jsonl, open_index, part_of, quarter_of  # noqa: E402
-from rag.persian import detect_language, negated, negative_or_exception, normalize_text  # noqa: E402
+from rag.decision import DecisionInputs, decide, reader_rank, threshold  # noqa: E402
+from rag.eval import _read_jsonl, cache_root, eval_index, open_index, part_of, quarter_of  # noqa: E402
+from rag.persian import negated, normalize_text  # noqa: E402
 
-MAX_WRONG = 0.05  # answerable questions wrongly abstained on, at most, where --max-wrong names no language
+SHARES = {"strict": 0.10, "balanced": 0.05, "lenient": 0.02}
+EVAL = ROOT.parent / "shared" / "eval"
+NEWS = ROOT / "bench" / "data" / "reader"
+SEED = ROOT / "seeds"
 
 
-def records(rag: RAG, questions: list[dict], label_of, use_reader: bool) -> list[dict]:
-    cfg = rag.config
-    reader = rag.reader() if use_reader else None
+def withheld_set(xquad: Path) -> Path:
+    """xquad_dev without the paragraphs that answer its held-out questions: an eval folder whose
+    questions are those, unanswerable (answers []), keeping their own paragraph's id for the split.
+    The index is the cached xquad_dev one with those paragraphs removed."""
+    passages = _read_jsonl(xquad / "passages.jsonl")
+    questions = [q for q in _read_jsonl(xquad / "questions.jsonl") if part_of(q["passage_id"]) == "heldout"]
+    gone = {str(q["passage_id"]) for q in questions}
+    kept = [p for p in passages if str(p["passage_id"]) not in gone]
+    kept_text = [normalize_text(p["text"]) for p in kept]
+    out = cache_root() / "sets" / "xquad_withheld"
+    out.mkdir(parents=True, exist_ok=True)
+    qs = [dict(q, answers=[]) for q in questions
+          if not any(normalize_text(a) in t for a in q["answers"] if a.strip() for t in kept_text)]
+    (out / "passages.jsonl").write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in kept))
+    (out / "questions.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in qs))
+    target = eval_index(out, None)
+    if not target.exists():  # the full set's index, less the withheld paragraphs
+        open_index(xquad, reader=False).close()
+        shutil.copytree(eval_index(xquad, None), target)
+        rag = RAG(target, reader=False)
+        for pid in sorted(gone):
+            rag.remove(pid)
+        rag.close()
+    return out
+
+
+def news_set() -> Path:
+    """news_qa's articles with the held-out questions of news_wrong (wrong subject) and of
+    news_unanswerable (not in the article), all unanswerable."""
+    out = cache_root() / "sets" / "news_wrong"
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(NEWS / "news_qa" / "passages.jsonl", out / "passages.jsonl")
+    qs = [dict(q, kind=kind) for name, kind in (("news_wrong", "wrong-subject"), ("news_unanswerable", "not-in-article"))
+          for q in _read_jsonl(NEWS / name / "questions.jsonl") if part_of(q["passage_id"]) == "heldout"]
+    (out / "questions.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in qs))
+    return out
+
+
+def records(rag: RAG, questions: list[dict], label, name: str) -> list[dict]:
     out = []
     for q in questions:
-        question = q["question"]
-        retrieved = rag.retriever.retrieve(question, 10)
-        cands, related = candidate_sentences(question, retrieved, rag.embedder, cfg, reader)
+        ans = rag.ask(q["question"], trace=True)
         answers = [normalize_text(a) for a in q.get("answers") or [] if a.strip()]
-        lang = q.get("lang") or detect_language(question)
-        rec = {"lang": lang, "label": label_of(q), "related": related, "negated": negated(question),
-               "question": question, "passage_id": str(q["passage_id"]), "cands": []}
-        read = cands[:cfg.reader_candidates] if reader else cands
-        logits = reader.logits(question, [(c.title, c.text, c.before) for c in read]) if reader else [0.0] * len(read)
-        for c, lg in zip(read, logits):
-            rec["cands"].append({"logit": float(lg), "meaning": c.score, "text": c.text, "title": c.title,
-                                 "hit": any(a in normalize_text(c.text) for a in answers),
-                                 "neg": negative_or_exception(c.text)})
-        if not reader:  # the cosine answer step as it decides
-            ans = compose(question, retrieved, embedder=rag.embedder, config=cfg.replace(
-                related_below={"fa": -9.0, "en": -9.0}))
-            rec["cosine_abstained"] = ans.abstained
+        t = ans.trace
+        rec = {"set": name, "label": label(q), "lang": q.get("lang") or ans.language, "question": q["question"],
+               "id": q.get("id"), "passage_id": str(q.get("passage_id", "")), "negated": negated(q["question"]),
+               "abstained": ans.abstained, "unsupported": ans.unsupported,
+               "attribution": bool(t.get("attribution")), "inputs": t.get("inputs"),
+               "cands": [dict(c, hit=any(a in normalize_text(c["text"]) for a in answers))
+                         for c in t.get("candidates", [])]}
+        if rec["attribution"]:
+            rec["hit"] = any(a in normalize_text(c.quote) for c in ans.citations for a in answers)
         out.append(rec)
     return out
 
 
-def outcome(rec: dict, cfg: Config, use_reader: bool) -> tuple[float, bool, bool, bool]:
-    """(score abstention is decided on, forced abstention, hit@1, hit@3) of one record, as
-    ``compose`` would decide with ``cfg`` (its own formulas: answer_probability, reader_rank)."""
+def outcome(rec: dict, cfg: Config) -> tuple[DecisionInputs | None, bool, bool]:
+    """(the decision's inputs, hit@1, hit@3) of a traced answer under ``cfg``'s blend: the read
+    sentences ranked as the answer step ranks them (reader_rank); inputs None where the attribution
+    line answered (no decision is made there)."""
     cands = rec["cands"]
-    if not cands:
-        return -math.inf, True, False, False
-    if not use_reader:
-        key = [c["meaning"] for c in cands]
-        conf, m = rec["related"], cfg.quote_margin
-    else:
-        key = [reader_rank(c["logit"], c["meaning"], cfg) for c in cands]
-        conf = answer_probability(max(c["logit"] for c in cands), rec["related"], rec["lang"], cfg)
-        m = cfg.reader_margin
+    if rec["attribution"]:
+        return None, rec["hit"], rec["hit"]
+    if not cands or rec["inputs"] is None:
+        return DecisionInputs(rec["lang"], -math.inf, forced=True), False, False
+    key = [reader_rank(c["logit"], c["meaning"], cfg) if c["logit"] is not None else c["meaning"] for c in cands]
+    margin = cfg.reader_margin if cands[0]["logit"] is not None else cfg.quote_margin
     order = sorted(range(len(cands)), key=lambda i: -key[i])
-    best = key[order[0]]
-    shown = [i for i in order if key[i] >= best - m]
+    shown = [i for i in order if key[i] >= key[order[0]] - margin]
     if rec["negated"]:
-        shown = [i for i in shown if cands[i]["neg"]]
-    forced = not shown
+        shown = [i for i in shown if cands[i]["negative"]]
+    top = cands[shown[0] if shown else order[0]]
+    inputs = DecisionInputs(**{**rec["inputs"], "missing": tuple(m[0] for m in top["missing"]),
+                               "missing_kinds": tuple(m[1] for m in top["missing"]),
+                               "missing_idf": tuple(m[2] for m in top["missing"]), "forced": not shown})
     hits = [cands[i]["hit"] for i in shown[:3]]
-    return conf, forced, bool(hits[:1] and hits[0]), any(hits)
+    return inputs, bool(hits and hits[0]), any(hits)
+
+
+def abstained(rec: dict, cfg: Config) -> bool:
+    inputs = outcome(rec, cfg)[0]
+    return inputs is not None and decide(inputs, cfg).abstained
+
+
+def pick(conf: np.ndarray, forced: np.ndarray, share: float, margin: float) -> float:
+    """The highest threshold wrongly abstaining on at most ``share`` of these answerable questions
+    (forced ones are abstained on at any threshold), ``margin`` below the one it must keep."""
+    ans = np.sort(conf[~forced])
+    if not len(ans):
+        return 0.0
+    k = min(max(int(np.floor(share * len(conf))) - int(forced.sum()), 0), len(ans) - 1)
+    below = float(ans[k - 1]) if k > 0 else 0.0
+    return max(float(ans[k]) - margin, (below + float(ans[k])) / 2) if k > 0 else max(float(ans[k]) - margin, 0.0)
+
+
+LABELS = ("answerable", "unanswerable", "withheld", "not-in-article", "off-topic", "wrong-subject")
+
+
+def rates(recs: list[dict], cfg: Config, lang: str, quarter: str | None) -> dict[str, tuple[float, int]]:
+    """Share abstained (and count) of each label, in ``lang``, under ``cfg``."""
+    out = {}
+    for label in LABELS:
+        rows = [r for r in recs if r["lang"] == lang and r["label"] == label and r["set"] not in ("seed", "fresh")
+                and (quarter is None or quarter_of(r["passage_id"]) == quarter)]
+        if rows:
+            out[label] = (float(np.mean([abstained(r, cfg) for r in rows])), len(rows))
+    return out
+
+
+def choose(recs: list[dict], cfg: Config, margin: float) -> Config:
+    """Thresholds for each strictness and language on the choose quarter's answerable questions."""
+    zero = {"fa": 0.0, "en": 0.0}
+    anyway = cfg.replace(answer_below=zero, answer_below_strict=zero, answer_below_lenient=zero)
+    chosen = {"strict": {}, "balanced": {}, "lenient": {}}
+    for lang in sorted({r["lang"] for r in recs}):
+        rows = [outcome(r, cfg)[0] for r in recs if r["lang"] == lang and r["label"] == "answerable"
+                and r["set"] not in ("seed", "fresh") and quarter_of(r["passage_id"]) == "choose"]
+        rows = [i for i in rows if i is not None]
+        conf = np.array([decide(i, cfg).confidence for i in rows])
+        for level, share in SHARES.items():
+            forced = np.array([decide(i, anyway.replace(strictness=level)).abstained for i in rows])
+            chosen[level][lang] = round(pick(conf, forced, share, margin), 4)
+    return cfg.replace(answer_below=chosen["balanced"], answer_below_strict=chosen["strict"],
+                       answer_below_lenient=chosen["lenient"])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("sets", nargs=2, type=Path)
-    ap.add_argument("--part", default="heldout", choices=["heldout", "train", "all"])
-    ap.add_argument("--max-wrong", type=json.loads, default={"fa": MAX_WRONG, "en": MAX_WRONG},
-                    help='per language, e.g. \'{"fa": 0.08, "en": 0.05}\'')
-    ap.add_argument("--margin", type=float, default=0.02,
-                    help="how far below the lowest answerable question kept the threshold goes: the same "
-                         "question's probability moved ~0.004 between two machines (bench/results/reader.md)")
-    ap.add_argument("--no-reader", action="store_true")
-    ap.add_argument("--related", type=json.loads, default=None,
-                    help='weight of the cosine confidence in the decision (rag.config reader_related), '
-                         'a number or per language, e.g. \'{"fa": 4, "en": 32}\'')
-    ap.add_argument("--split", action="store_true",
-                    help="choose each threshold on one quarter (half the part's passages) and report its "
-                         "rates on the other quarter, so the rates are those of unseen questions")
-    ap.add_argument("--from-json", type=Path, help="reuse the records of an earlier --json run")
-    ap.add_argument("--json", type=Path, help="write the records and the choice here")
+    ap.add_argument("--margin", type=float, default=0.02)
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                    help="a Config setting for the run (and the sweeps around it)")
+    ap.add_argument("--from-json", type=Path)
+    ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    use_reader = not args.no_reader
-    a, b = args.sets
+    cfg = DEFAULT.with_settings(args.settings)
     if args.from_json:
         recs = json.loads(args.from_json.read_text())["records"]
-        _add_passage_ids(recs, {d.name: d for d in (a, b)})
-        report(recs, args, use_reader)
-        return
-    rags = {d: open_index(d, reader=use_reader) for d in (a, b)}
+    else:
+        recs = collect(cfg)
+        if args.json:
+            args.json.write_text(json.dumps({"records": recs}, ensure_ascii=False))
+    report(recs, cfg, args.margin)
 
-    def questions(d: Path) -> list[dict]:
-        qs = _read_jsonl(d / "questions.jsonl")
-        return qs if args.part == "all" else [q for q in qs if part_of(q["passage_id"]) == args.part]
 
+def collect(cfg: Config) -> list[dict]:
+    pqa, xq = EVAL / "persianqa_test", EVAL / "xquad_dev"
+    held = {d: [q for q in _read_jsonl(d / "questions.jsonl") if part_of(q["passage_id"]) == "heldout"]
+            for d in (pqa, xq)}
+    rags = {d: open_index(d, config=cfg) for d in (pqa, xq)}
     recs = []
-    for d in (a, b):
-        qs = questions(d)
-        recs += [dict(r, set=d.name) for r in records(rags[d], qs, lambda q: "answerable" if q.get("answers")
-                                                      else "unanswerable", use_reader)]
-        other = b if d == a else a
-        recs += [dict(r, set=d.name) for r in records(rags[other], qs, lambda q: "off-topic", use_reader)]
-    report(recs, args, use_reader)
+    for d, other in ((pqa, xq), (xq, pqa)):
+        recs += records(rags[d], held[d], lambda q: "answerable" if q.get("answers") else "unanswerable", d.name)
+        recs += records(rags[other], held[d], lambda q: "off-topic", d.name)
+    d = withheld_set(xq)
+    recs += records(open_index(d, config=cfg), _read_jsonl(d / "questions.jsonl"), lambda q: "withheld", d.name)
+    d = news_set()
+    recs += records(open_index(d, config=cfg), _read_jsonl(d / "questions.jsonl"), lambda q: q["kind"], d.name)
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        rag = RAG(Path(tmp) / "ix", create=True, config=cfg)
+        rag.ingest([SEED])
+        for name, path in (("seed", ROOT / "tests" / "data" / "seed_questions.jsonl"),
+                           ("fresh", ROOT / "bench" / "data" / "fresh_seed_questions.jsonl")):
+            qs = _read_jsonl(path)
+            recs += records(rag, qs, lambda q: "answerable" if q["answers"] else "wrong-subject", name)
+    return recs
 
 
-def report(recs: list[dict], args, use_reader: bool) -> None:
-
-    blends = [0.0, 2.0, 4.0, 8.0, 16.0, 24.0, 32.0, 48.0, 64.0] if use_reader else [0.0]
-    print(f"## quote hits of the answerable questions ({args.part} part, never abstaining), by blend\n")
-    print("hit@1 and hit@3 of all, then of the quarter the blend is chosen on / the other quarter "
-          "(`quarter_of`)\n")
+def report(recs: list[dict], cfg: Config, margin: float) -> None:
+    langs = sorted({r["lang"] for r in recs})
+    print("## Quote hit@1 / hit@3 of the answerable questions, never abstaining, by blend "
+          "(all / choose / report quarter)\n")
     print("| set | lang | blend | hit@1 | hit@3 | hit@1 choose / report |\n|---|---|---|---|---|---|")
-    chosen_sum = {}
-    for blend in blends:
-        cfg = DEFAULT.replace(reader_blend=blend)
-        chosen_sum[blend] = 0.0
-        for key in sorted({(r["set"], r["lang"]) for r in recs}):
-            rows = [(quarter_of(r["passage_id"]), outcome(r, cfg, use_reader)) for r in recs
+    for blend in (4.0, 16.0, 24.0, 48.0):
+        c = cfg.replace(reader_blend=blend)
+        for key in sorted({(r["set"], r["lang"]) for r in recs if r["label"] == "answerable"}):
+            rows = [(quarter_of(r["passage_id"]), outcome(r, c)) for r in recs
                     if (r["set"], r["lang"]) == key and r["label"] == "answerable"]
-            quarter = {q: np.mean([x[2] for qq, x in rows if qq == q]) for q in ("choose", "report")}
-            chosen_sum[blend] += quarter["choose"] + np.mean([x[3] for qq, x in rows if qq == "choose"])
-            print(f"| {key[0]} | {key[1]} | {blend:g} | {np.mean([x[2] for _, x in rows]):.3f} | "
-                  f"{np.mean([x[3] for _, x in rows]):.3f} | {quarter['choose']:.3f} / {quarter['report']:.3f} |")
-    if use_reader:
-        best = max(blends, key=lambda b: (round(chosen_sum[b], 6), -b))
-        print(f"\nblend with the most hit@1 + hit@3 on the choose quarter (summed over sets and languages): {best:g}")
-        print("\n## answerable vs unanswerable AUC, by weight of the cosine confidence (reader_related)\n")
-        print("| reader_related | " + " | ".join(sorted({r["lang"] for r in recs})) + " |\n|---|---|---|")
-        for v in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0):
-            row = []
-            for lang in sorted({r["lang"] for r in recs}):
-                cfg = DEFAULT.replace(reader_related=v)
-                c = {lab: np.array([-np.inf if forced else x for x, forced, _, _ in
-                                    (outcome(r, cfg, True) for r in recs
-                                     if r["lang"] == lang and r["label"] == lab)])
-                     for lab in ("answerable", "unanswerable", "off-topic")}
-                a1, a2 = _auc(c["answerable"], c["unanswerable"]), _auc(c["answerable"], c["off-topic"])
-                row.append(f"{a1:.3f} / off-topic {a2:.3f}" if a1 is not None else f"– / off-topic {a2:.3f}")
-            print(f"| {v} | " + " | ".join(row) + " |")
-    chosen = {}
-    rel = dict(DEFAULT.reader_related) if args.related is None else args.related
-    decide = DEFAULT.replace(reader_related=rel)
-    split = " (thresholds chosen on the choose quarter, rates of the report quarter)" if args.split else ""
-    print(f"\n## abstention ({args.part} part, reader_related {rel}){split}\n")
-    print("| lang | threshold | answerable wrongly abstained | unanswerable abstained | off-topic abstained |")
-    print("|---|---|---|---|---|")
-    for lang in sorted({r["lang"] for r in recs}):
-        def scores(quarter: str | None) -> dict[str, np.ndarray]:
-            out = {}
-            for lab in ("answerable", "unanswerable", "off-topic"):
-                outs = [outcome(r, decide, use_reader) for r in recs if r["lang"] == lang and r["label"] == lab
-                        and (quarter is None or quarter_of(r["passage_id"]) == quarter)]
-                out[lab] = np.array([-np.inf if forced else c for c, forced, _, _ in outs])
-            return out
+            q = {x: np.mean([o[1] for qq, o in rows if qq == x]) if any(qq == x for qq, _ in rows) else float("nan")
+                 for x in ("choose", "report")}
+            print(f"| {key[0]} | {key[1]} | {blend:g} | {np.mean([o[1] for _, o in rows]):.3f} | "
+                  f"{np.mean([o[2] for _, o in rows]):.3f} | {q['choose']:.3f} / {q['report']:.3f} |")
 
-        conf = scores("report" if args.split else None)
-        basis = scores("choose")["answerable"] if args.split else conf["answerable"]
-        limit = args.max_wrong.get(lang, MAX_WRONG) if isinstance(args.max_wrong, dict) else float(args.max_wrong)
-        ans = np.sort(basis[np.isfinite(basis)])
-        forced = int((~np.isfinite(basis)).sum())
+    print("\n## A missing question term counts from this IDF on (rare_idf), choose quarter, balanced\n")
+    print("| rare_idf | lang | answerable wrongly | " + " | ".join(LABELS[1:]) + " |")
+    print("|---" * (len(LABELS) + 2) + "|")
+    best, best_score = cfg.rare_idf, -1.0
+    for rare in (math.inf, 6.0, 5.0, 4.5, 4.0, 3.5, 3.0, 2.5, 2.0):
+        c = choose(recs, cfg.replace(rare_idf=rare), margin)
+        score = 0.0
+        for lang in langs:
+            r = rates(recs, c, lang, "choose")
+            cells = [f"{r[k][0]:.3f} ({r[k][1]})" if k in r else "–" for k in LABELS]
+            print(f"| {rare} | {lang} | " + " | ".join(cells) + " |")
+            score += sum(r[k][0] for k in LABELS[1:] if k in r and k != "off-topic")
+        if score > best_score + 1e-9:
+            best, best_score = rare, score
+    print(f"\nrare_idf with the most unanswerable + withheld + wrong-subject abstained on the choose quarter: {best}")
 
-        def at(share: float) -> float:
-            """The threshold wrongly abstaining on <= share (of basis): ``--margin`` below the
-            answerable question it must keep (a threshold on a question's own probability flips it
-            on another machine's rounding), never below the answerable question under that one."""
-            if not len(ans):
-                return 0.0
-            k = min(max(int(np.floor(share * len(basis))) - forced, 0), len(ans) - 1)
-            below = float(ans[k - 1]) if k > 0 else 0.0
-            return max(float(ans[k]) - args.margin, (below + float(ans[k])) / 2)
-
-        t = at(limit)
-        chosen[lang] = round(t, 4)
-        for tt in sorted({at(x) for x in (0.02, 0.05, limit, 0.10, 0.15)}):
-            row = [f"{(conf[lab] < tt).mean():.3f}" if len(conf[lab]) else "–"
-                   for lab in ("answerable", "unanswerable", "off-topic")]
-            mark = " **chosen**" if tt == t else ""
-            print(f"| {lang} | {tt:.4f}{mark} | " + " | ".join(row) + " |")
-        auc = _auc(conf["answerable"], conf["unanswerable"])
-        if auc is not None:
-            print(f"| {lang} | (AUC answerable vs unanswerable: {auc:.3f}) | | | |")
-    print("\nchosen:", json.dumps(chosen))
-    if args.json:
-        args.json.write_text(json.dumps({"chosen": chosen, "records": recs}))
-
-
-def _add_passage_ids(recs: list[dict], sets: dict[str, Path]) -> None:
-    """Records written before they carried ``passage_id``: look it up by the question's text."""
-    if all("passage_id" in r for r in recs):
-        return
-    ids = {}
-    for name, d in sets.items():
-        for q in _read_jsonl(d / "questions.jsonl"):
-            ids[(name, q["question"])] = str(q["passage_id"])
-    for r in recs:
-        r.setdefault("passage_id", ids[(r["set"], r["question"])])
-
-
-def _auc(pos: np.ndarray, neg: np.ndarray) -> float | None:
-    if not len(pos) or not len(neg):
-        return None
-    p = np.nan_to_num(pos, neginf=-1e9)[:, None]
-    n = np.nan_to_num(neg, neginf=-1e9)[None, :]
-    return float(((p > n).sum() + 0.5 * (p == n).sum()) / (len(pos) * len(neg)))
+    for check in (False, True):
+        c = choose(recs, cfg.replace(rare_idf=best, check_constraints=check), margin)
+        print(f"\n## Held out: the report quarter, constraint check {'on' if check else 'off'} "
+              f"(rare_idf {best}; thresholds from the choose quarter)\n")
+        print("| strictness | lang | threshold | answerable wrongly | " + " | ".join(LABELS[1:]) + " |")
+        print("|---" * (len(LABELS) + 3) + "|")
+        for level in SHARES:
+            lc = c.replace(strictness=level)
+            for lang in langs:
+                r = rates(recs, lc, lang, "report")
+                cells = [f"{r[k][0]:.3f} ({r[k][1]})" if k in r else "–" for k in LABELS]
+                print(f"| {level} | {lang} | {threshold(lang, lc):.4f} | " + " | ".join(cells) + " |")
+        for name in ("seed", "fresh"):
+            rows = [r for r in recs if r["set"] == name]
+            ans = [r for r in rows if r["label"] == "answerable"]
+            quoted = sum(1 for r in ans if outcome(r, c)[2] and not abstained(r, c))
+            refused = sum(1 for r in rows if r["label"] != "answerable" and abstained(r, c))
+            print(f"\n{name} article questions (balanced): answerable quoted in the first 3: {quoted}/{len(ans)}; "
+                  f"unanswerable refused: {refused}/{len(rows) - len(ans)}")
+        print("\nchosen:", json.dumps({"answer_below": dict(c.answer_below),
+                                      "answer_below_strict": dict(c.answer_below_strict),
+                                      "answer_below_lenient": dict(c.answer_below_lenient), "rare_idf": best}))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def main() -> None:
         rag = RAG(Path(tmp) / "ix", create=True, reader=not args.no_reader,
                   config=DEFAULT.with_settings(args.settings))
         rag.ingest([ROOT / "seeds"])
-        print("| id | lang | question | expected | outcome | confidence |\n|---|---|---|---|---|---|")
+        print("| id | lang | question | expected | outcome | confidence | missing |\n|---|---|---|---|---|---|---|")
         good = {"answerable": 0, "unanswerable": 0}
         for q in questions:
             ans = rag.ask(q["question"])
@@ -47,7 +47,7 @@ def main() -> None:
                 outcome = "abstained" if ans.abstained else "answered"
                 good["unanswerable"] += ans.abstained
             print(f"| {q['id']} | {q['lang']} | {q['question']} | {'answer' if q['answers'] else 'none'} | "
-                  f"{outcome} | {ans.confidence:.3f} |")
+                  f"{outcome} | {ans.confidence:.3f} | {', '.join(ans.unsupported)} |")
         n_ans = sum(1 for q in questions if q["answers"])
         print(f"\nanswerable quoted (hit@3): {good['answerable']}/{n_ans}; "
               f"unanswerable abstained: {good['unanswerable']}/{len(questions) - n_ans}")

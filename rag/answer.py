@@ -4,33 +4,21 @@ abstention when the passages do not answer the question."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
 from .agencies import find_agency, shown
 from .config import DEFAULT, Config
+from .constraints import Evidence, idf, instead, question_constraints, unsupported
+from .decision import ANSWER, REFUSE, DecisionInputs, decide, reader_rank
+from .candidates import Candidate, candidate_sentences, focus, near_duplicate, neighbourhood  # noqa: F401
 from .dates import find_dates, format_date
 from .embedders import Embedder
-from .persian import _stem, detect_language, negated, negative_or_exception, terms, words
-from .backends import Passage
+from .persian import detect_language, negated, negative_or_exception, terms
 from .retrieval import Retrieved
 
-# How the weights in rag.config are used:
-# - Meaning score of a candidate sentence: its cosine with the question (blended, with weight
-#   w_focus, with its cosine with the question's *focus*: the question without the words of its
-#   passage's title, since the sentence that answers often names the topic only by a pronoun) plus
-#   w_passage × its passage's meaning score plus w_lexical × the share of the question's non-title
-#   terms it holds. Without the reader it ranks the quotes; with it, it picks what the reader reads
-#   and the cosines are the question's through the reader's question adapter (question_adapter).
-# - Cosine confidence: the best sentence's cosine + conf_passage × its passage's score +
-#   conf_lexical × term share + conf_distinct × how far the best focus match stands out from the
-#   next. Without the reader, abstention is decided on it (related_below); with the reader, it only
-#   says whether the retrieved passages are about the question at all (evidence or plain refusal).
-# - The reader's probability decides abstention (answer_below, per question language) and its
-#   logit ranks the quotes (plus reader_blend × the meaning score).
+# The reader's probability decides abstention (rag.decision, answer_below per question language and
+# strictness) and its logit ranks the quotes (plus reader_blend × the meaning score, rag.candidates).
 MACHINE_TRANSLATION = "machine translation"  # the mark on an English rendering of a Persian quote
 FRAMING = {
     "fa": {"lead": "بر پایهٔ مقاله‌ها:", "none": "مقاله‌ها به این پرسش پاسخی نمی‌دهند.",
@@ -38,14 +26,20 @@ FRAMING = {
            "also": "همین خبر را {n} منبع دیگر هم منتشر کرده‌اند: {names}", "persian": "",
            "filtered": "هیچ مقاله‌ای با این پالایه (تاریخ یا منبع) در نمایه نیست.",
            "differ": "گزارش‌ها در این باره یکسان نیستند:",
-           "unknown_source": "منبع نامعلوم", "undated": "بی‌تاریخ"},
+           "unknown_source": "منبع نامعلوم", "undated": "بی‌تاریخ",
+           "missing": "نزدیک‌ترین بخش‌های مقاله‌ها از {what} نامی نمی‌برند.",
+           "elsewhere": "نزدیک‌ترین جمله‌ها دربارهٔ {what} نیستند.",
+           "instead": "مقاله‌ها از {instead} سخن می‌گویند؛ هیچ‌کدام از {what} نامی نمی‌برد."},
     "en": {"lead": "According to the articles:", "none": "The articles do not answer this question.",
            "unsure": "The articles may not answer this directly. The closest sentences (uncertain):",
            "also": "also reported by {n}: {names}",
            "persian": "The quotes are in Persian, as the articles wrote them; each source's agency and date follow.",
            "filtered": "No article in the index matches this filter (dates or agency).",
            "differ": "The reports differ on this:",
-           "unknown_source": "unknown agency", "undated": "undated"},
+           "unknown_source": "unknown agency", "undated": "undated",
+           "missing": "None of the closest passages mentions {what}.",
+           "elsewhere": "The closest sentences do not speak of {what}.",
+           "instead": "The articles speak of {instead}; none mentions {what}."},
 }
 
 
@@ -66,6 +60,7 @@ class Citation:
     also_sources: list[str | None] = field(default_factory=list)  # and their agencies, in the same order
     differs_from: int | None = None  # the citation whose report this one contradicts (other numbers or dates)
     rendering: str | None = None     # an English machine translation of a Persian quote (the LLM option)
+    unsupported: list[str] = field(default_factory=list)  # what the question asks that this quote's neighbourhood lacks
 
     def where(self, lang: str) -> str:
         """``agency, date`` in the reader's language and calendar convention."""
@@ -97,130 +92,23 @@ class Answer:
     confidence: float = 0.0
     # a graded refusal: the closest sentences, cited and verified, shown as uncertain
     evidence: list[Citation] = field(default_factory=list)
+    # the question's constraints (names, titles, numbers, ...) the closest evidence lacks, as the
+    # question writes them: named in the answer whenever they are why it abstained
+    unsupported: list[str] = field(default_factory=list)
+    # what the decision was made on (rag.decision.DecisionInputs and the candidates read), for the
+    # benches: RAG.ask(..., trace=True)
+    trace: dict | None = None
 
     def to_json(self, id: str | None = None) -> dict:
         out: dict = {} if id is None else {"id": id}
         out.update(question=self.question, language=self.language, answer=self.answer, abstained=self.abstained,
                    confidence=round(self.confidence, 4),
                    citations=[{**asdict(c), "score": round(c.score, 4)} for c in self.citations],
-                   evidence=[{**asdict(c), "score": round(c.score, 4)} for c in self.evidence])
+                   evidence=[{**asdict(c), "score": round(c.score, 4)} for c in self.evidence],
+                   unsupported=list(self.unsupported))
+        if self.trace is not None:
+            out["trace"] = self.trace
         return out
-
-
-@dataclass
-class Candidate:
-    article_id: str
-    title: str
-    start: int
-    end: int
-    text: str
-    score: float
-    terms: frozenset[str]
-    passage: Passage  # the one it comes from (its article's agency, date and story group)
-    before: str = ""  # the sentence before it in that passage, which a reader with context reads
-
-
-def focus(question: str, title: str) -> str | None:
-    """The question without the words its passage's title holds (plural suffixes aside), or None
-    when it holds none of them, or nothing else."""
-    title_terms = set(terms(title))
-    if not title_terms:
-        return None
-    ws = words(question)
-    kept = [question[s:e] for w, s, e in ws if w not in title_terms and _stem(w) not in title_terms]
-    if len(kept) == len(ws) or not kept:
-        return None
-    return " ".join(kept)
-
-
-def _cosines(vec, cids, passages: dict) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for cid in cids:
-        p = passages[cid]
-        if len(p.sentences):
-            out.update(zip((sid for sid, _, _ in p.sentences),
-                           (p.sentence_vectors @ np.asarray(vec, dtype=np.float32)).tolist()))
-    return out
-
-
-def _focus_groups(question: str, hits) -> dict[str, list[int]]:
-    """The question's focus for each hit's title (``focus``), with the passages it is for."""
-    by_focus: dict[str, list[int]] = {}
-    for h in hits:
-        f = focus(question, h.title)
-        if f is not None:
-            by_focus.setdefault(f, []).append(h.chunk_id)
-    return by_focus
-
-
-def _focus_cosines(by_focus: dict[str, list[int]], vectors, passages: dict) -> dict[int, float]:
-    """Cosine of each candidate sentence with the focus of the question for its passage's title
-    (``vectors``: the focus texts' vectors, in ``by_focus``'s order)."""
-    out: dict[int, float] = {}
-    for text, vec in zip(by_focus, vectors):
-        out.update(_cosines(vec, by_focus[text], passages))
-    return out
-
-
-def _near_duplicate(a: frozenset[str], b: frozenset[str]) -> bool:
-    if not a or not b:
-        return False
-    return len(a & b) / min(len(a), len(b)) >= 0.8
-
-
-def candidate_sentences(question: str, retrieved: Retrieved, embedder: Embedder | None,
-                        cfg: Config, reader=None) -> tuple[list[Candidate], float]:
-    """The sentences of the top passages with their meaning scores, best first, and the cosine
-    confidence (how related the best of them is to the question). With a ``reader`` that has a
-    question adapter (and ``cfg.question_adapter``), the meaning scores use the question read
-    through it; the confidence keeps the plain cosines its thresholds were chosen on."""
-    lang = detect_language(question)
-    hits = retrieved.hits[:cfg.candidate_passages]
-    passages = retrieved.passages
-    cos = retrieved.sentence_cos
-    q_terms = set(terms(question))
-    by_focus = _focus_groups(question, hits)
-    focus_cos = _focus_cosines(by_focus, embedder.embed_queries(list(by_focus)), passages) \
-        if embedder is not None and by_focus else {}
-    mean_cos, mean_focus = cos, focus_cos
-    if cfg.question_adapter and reader is not None and reader.question_model is not None:
-        # the question and its focus through the question adapter, in one forward
-        vecs = reader.question_vectors([question, *by_focus])
-        mean_cos = _cosines(vecs[0], [h.chunk_id for h in hits], passages)
-        mean_focus = _focus_cosines(by_focus, vecs[1:], passages)
-    seen: set[int] = set()
-    to_focus: list[tuple[float, frozenset[str]]] = []
-    cands: list[Candidate] = []
-    confidence = float("-inf")
-    for h in hits:
-        topic_terms = q_terms - set(terms(h.title))
-        prev = None
-        for sid, s, e in passages[h.chunk_id].sentences:
-            before, prev = prev, (s, e)
-            if sid in seen or not h.start <= s < e <= h.end:
-                continue
-            seen.add(sid)
-            text = h.text[s - h.start:e - h.start]
-            before = h.text[before[0] - h.start:before[1] - h.start] if before and before[0] >= h.start else ""
-            c_terms = frozenset(terms(text))
-            lex = len(q_terms & c_terms) / len(q_terms) if q_terms else 0.0
-            lex_topic = len(topic_terms & c_terms) / len(topic_terms) if topic_terms else 0.0
-            meaning = mean_cos[sid] if sid not in mean_focus else \
-                (1 - cfg.w_focus) * mean_cos[sid] + cfg.w_focus * mean_focus[sid]
-            score = meaning + cfg.w_passage * h.dense + cfg.w_lexical * lex_topic
-            cands.append(Candidate(h.article_id, h.title, s, e, text, score, c_terms, passages[h.chunk_id], before))
-            to_focus.append((focus_cos.get(sid, cos[sid]), c_terms))
-            confidence = max(confidence, cos[sid] + cfg.conf_passage * h.dense + cfg.conf_lexical * lex)
-    if not cands:
-        return [], confidence
-    # the next best that is not the same sentence again (a story syndicated in two articles)
-    to_focus.sort(key=lambda x: -x[0])
-    top, top_terms = to_focus[0]
-    runner_up = next((c for c, t in to_focus[1:] if not _near_duplicate(top_terms, t)), None)
-    if runner_up is not None:
-        confidence += cfg.conf_distinct[lang] * (top - runner_up)
-    cands.sort(key=lambda c: -c.score)
-    return cands, confidence
 
 
 # "Which news agency published this report?", «کدام خبرگزاری این گزارش را منتشر کرد؟»: a question
@@ -267,7 +155,7 @@ def _cite(chosen: list[Candidate], limit: int, stories: dict | None = None) -> l
         group = c.passage.group or c.article_id
         if cited_article.get(group, c.article_id) != c.article_id:
             continue  # another copy of a story already cited
-        if any(_near_duplicate(c.terms, o.terms) for o in kept):
+        if any(near_duplicate(c.terms, o.terms) for o in kept):
             continue
         if len(c.text) != c.end - c.start or not c.text:
             continue
@@ -371,28 +259,38 @@ def _answered(question: str, lang: str, citations: list[Citation], confidence: f
     return Answer(question, lang, "\n".join(lines), False, citations, confidence=confidence)
 
 
-def reader_rank(logit: float, meaning: float, cfg: Config) -> float:
-    """What quotes are ranked by once the reader has read them."""
-    return logit + cfg.reader_blend * meaning
+def _idf(c) -> float:
+    return idf(c.df, c.passages) if c.kind == "term" else float("inf")
 
 
-def answer_probability(best_logit: float, related: float, lang: str, cfg: Config) -> float:
-    """P(answer), what abstention is decided on: the reader's best logit plus the cosine
-    confidence's margin over ``related_below`` (which keeps off-topic questions out)."""
-    z = best_logit + cfg.reader_related[lang] * (related - cfg.related_below[lang])
-    return 1.0 / (1.0 + math.exp(-z))
+def _missing_line(lang: str, missing: list, ev: Evidence | None, passages: Evidence) -> str:
+    """The sentence that names what the articles do not mention, in the question's language: what
+    none of the closest passages mentions (beside what the best quote speaks of instead, for a
+    title), or, when each is in a passage but not near the best quote, that the closest sentences
+    do not speak of it."""
+    frame = FRAMING[lang]
+    sep, quote = ("، ", lambda t: f"«{t.strip()}»") if lang == "fa" else (", ", lambda t: f"\u201c{t.strip()}\u201d")
+    absent = unsupported(missing, passages)
+    if not absent:
+        return frame["elsewhere"].format(what=sep.join(quote(c.text) for c in missing))
+    what = sep.join(quote(c.text) for c in absent)
+    other = next((x for c in absent for e in (ev, passages) if e is not None and (x := instead(c, e))), None)
+    if other:
+        return frame["instead"].format(instead=quote(other), what=what)
+    return frame["missing"].format(what=what)
 
 
-def compose(question: str, retrieved: Retrieved, max_quotes: int | None = None,
-            embedder: Embedder | None = None, reader=None, config: Config = DEFAULT) -> Answer:
+def compose(question: str, retrieved: Retrieved, embedder: Embedder | None = None, reader=None,
+            config: Config = DEFAULT, trace: bool = False) -> Answer:
     """Choose the sentences of the top passages that best answer ``question``, or abstain.
 
     ``embedder`` (the index's) adds the question's focus to the meaning score. ``reader``
     (``rag.reader.Reader``) reads the best ``reader_candidates`` sentences by meaning with the
-    question, decides whether any answers it, and ranks the quotes; without it the cosine
-    confidence decides (the behaviour before the reader)."""
+    question and ranks the quotes; without it the meaning score ranks them. Whether to answer is
+    ``rag.decision.decide``'s, on the reader's probability (or the cosine confidence) and on the
+    question's constraints found or not in the best quote's neighbourhood. ``trace`` keeps what the
+    decision was made on in ``Answer.trace``."""
     cfg = config
-    max_quotes = cfg.max_quotes if max_quotes is None else max_quotes
     lang = detect_language(question)
     frame = FRAMING[lang]
     cands, related = candidate_sentences(question, retrieved, embedder, cfg, reader)
@@ -401,40 +299,60 @@ def compose(question: str, retrieved: Retrieved, max_quotes: int | None = None,
     named = _attribution(question, cands, retrieved)
     if named is not None:
         citations = _cite([named], 1, retrieved.stories)
-        if citations:
-            return _answered(question, lang, citations, 1.0)  # decided by the attribution line, not a score
+        if citations:  # decided by the attribution line, not a score
+            return dataclasses.replace(_answered(question, lang, citations, 1.0),
+                                       trace={"attribution": True} if trace else None)
     if reader is None:
-        if related < cfg.related_below[lang]:
-            return Answer(question, lang, frame["none"], True, confidence=related)
-        cands = _negation_filter(question, cands, cfg.quote_margin)
-        best = cands[0].score if cands else 0.0
-        citations = _cite([c for c in cands if c.score >= best - cfg.quote_margin], max_quotes, retrieved.stories)
-        citations = _disagreements(citations, cands[:cfg.reader_candidates], cfg)
-        if not citations:
-            return Answer(question, lang, frame["none"], True, confidence=related)
-        return _answered(question, lang, citations, related)
+        ranked, margin, best_logit = cands, cfg.quote_margin, None
+        pool = _negation_filter(question, cands, margin)[:cfg.reader_candidates]
+        read = [(c, None) for c in cands[:cfg.reader_candidates]]
+    else:
+        logits = reader.logits(question, [(c.title, c.text, c.before) for c in cands[:cfg.reader_candidates]])
+        read = [(c, float(lg)) for c, lg in zip(cands, logits)]
+        ranked = sorted((dataclasses.replace(c, score=reader_rank(lg, c.score, cfg)) for c, lg in read),
+                        key=lambda c: -c.score)
+        margin, best_logit, pool = cfg.reader_margin, max(lg for _, lg in read), ranked
+    chosen = _negation_filter(question, [c for c in ranked if c.score >= ranked[0].score - margin], margin)
+    asked = question_constraints(question, lang, retrieved.document_frequencies, retrieved.total_passages) \
+        if cfg.check_constraints else []
+    evidence_of: dict[tuple[str, int], Evidence] = {}
 
-    read = cands[:cfg.reader_candidates]
-    logits = reader.logits(question, [(c.title, c.text, c.before) for c in read])
-    ranked = sorted((dataclasses.replace(c, score=reader_rank(float(lg), c.score, cfg))
-                     for c, lg in zip(read, logits)), key=lambda c: -c.score)
-    probability = answer_probability(float(max(logits)), related, lang, cfg)
-    answerable = probability >= cfg.answer_below[lang]
-    if answerable:
-        best = ranked[0].score
-        chosen = _negation_filter(question, [c for c in ranked if c.score >= best - cfg.reader_margin],
-                                  cfg.reader_margin)
-        citations = _cite(chosen, max_quotes, retrieved.stories)
-        citations = _disagreements(citations, ranked, cfg)
+    def lacks(c: Candidate) -> list:
+        key = (c.article_id, c.start)
+        if key not in evidence_of:
+            evidence_of[key] = Evidence(neighbourhood(c))
+        return unsupported(asked, evidence_of[key]) if asked else []
+
+    top = chosen[0] if chosen else ranked[0]
+    missing = lacks(top)
+    inputs = DecisionInputs(lang, related, best_logit, tuple(c.text for c in missing), tuple(c.kind for c in missing),
+                            tuple(_idf(c) for c in missing), forced=not chosen)
+    decision = decide(inputs, cfg)
+    traced = None
+    if trace:
+        traced = {"inputs": dataclasses.asdict(inputs),
+                  "candidates": [{"text": c.text, "title": c.title, "article_id": c.article_id, "meaning": c.score,
+                                  "logit": lg, "negative": negative_or_exception(c.text),
+                                  "missing": [[x.text, x.kind, _idf(x)] for x in lacks(c)]} for c, lg in read]}
+    if decision.verdict == ANSWER:
+        citations = _cite(chosen, cfg.max_quotes, retrieved.stories)
+        citations = _disagreements(citations, pool, cfg)
         if citations:
-            return _answered(question, lang, citations, probability)
-    # Unsure: when the passages are about the question, the closest sentences are shown as
-    # evidence, set apart from an answer; when nothing retrieved is related, a plain refusal.
-    if related < cfg.related_below[lang]:
-        return Answer(question, lang, frame["none"], True, confidence=probability)
-    evidence = _cite(ranked, cfg.evidence_quotes, retrieved.stories)
+            ans = _answered(question, lang, citations, decision.confidence)
+            ans.trace = traced
+            return ans
+    missing = [c for c in missing if c.text in decision.missing]
+    lines = [_missing_line(lang, missing, evidence_of.get((top.article_id, top.start)),
+                           Evidence("\n".join(h.title + "\n" + h.text for h in retrieved.hits[:cfg.candidate_passages])))
+             ] if missing else []
+    evidence = _cite(ranked, cfg.evidence_quotes, retrieved.stories) if decision.verdict != REFUSE else []
     if not evidence:
-        return Answer(question, lang, frame["none"], True, confidence=probability)
-    lines = [frame["unsure"], ""] + [f"{c.quote} [{c.n}]" for c in evidence]
+        return Answer(question, lang, " ".join([frame["none"], *lines]), True, confidence=decision.confidence,
+                      unsupported=[c.text for c in missing], trace=traced)
+    by_span = {(c.article_id, c.start): c for c in ranked}
+    for e in evidence:
+        e.unsupported = [x.text for x in lacks(by_span[(e.article_id, e.start)])]
+    lines += [frame["unsure"], ""] + [f"{c.quote} [{c.n}]" for c in evidence]
     lines += _sources(lang, _persian_quotes(evidence), evidence)
-    return Answer(question, lang, "\n".join(lines), True, [], confidence=probability, evidence=evidence)
+    return Answer(question, lang, "\n".join(lines), True, [], confidence=decision.confidence, evidence=evidence,
+                  unsupported=[c.text for c in missing], trace=traced)

@@ -402,19 +402,23 @@ class RAG:
         return self.retriever.retrieve(check_question(question), k, news_filter(since, until, source))
 
     def ask(self, question: str, k: int = 5, llm: str | None = None, since: DayLike = None, until: DayLike = None,
-            source: SourceLike = None) -> Answer:
+            source: SourceLike = None, trace: bool = False, strictness: str | None = None) -> Answer:
         """Answer with verified quotes. ``llm`` (``PROVIDER:MODEL``, opt-in) lets a chat model write
         the answer around quotes that are then verified; the extractive answer decides abstention
         and is the fallback whenever the model's quotes do not verify. ``since``/``until``/``source``
-        answer from the matching articles only (:func:`news_filter`)."""
+        answer from the matching articles only (:func:`news_filter`). ``strictness`` (``strict``,
+        ``balanced``, ``lenient``) overrides the config's for this question. ``trace`` keeps what the
+        answer was decided on, and the articles retrieved in order, in ``Answer.trace`` (for benches)."""
         q = check_question(question)
         where = news_filter(since, until, source)
         retrieved = self.retriever.retrieve(q, max(k, 1), where)
         if where and not retrieved.hits:
             lang = detect_language(q)
             return Answer(q, lang, FRAMING[lang]["filtered"], True)
-        answer = compose(q, retrieved, embedder=self.embedder, reader=self.reader(),
-                         config=self.config)
+        cfg = self.config if strictness is None else self.config.replace(strictness=strictness)
+        answer = compose(q, retrieved, embedder=self.embedder, reader=self.reader(), config=cfg, trace=trace)
+        if trace:
+            answer.trace = {**(answer.trace or {}), "retrieved": [a for a, _ in retrieved.articles()]}
         if llm is None:
             return answer
         from .llm import add_renderings, llm_answer

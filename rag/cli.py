@@ -154,9 +154,11 @@ def _questions(question: str | None, questions: str | None) -> list[tuple[str | 
 @click.option("--llm", default=None, metavar="PROVIDER:MODEL",
               help="Let a chat model write the answer around verified quotes (needs the [llm] extra; "
                    "e.g. openai:qwen2.5-7b with OPENAI_BASE_URL pointing at a local server).")
+@click.option("--strictness", type=click.Choice(["strict", "balanced", "lenient"]), default=None,
+              help="When unsure: strict refuses more, lenient answers more [default: balanced].")
 @filter_options
 def ask(question: str | None, index: str, k: int, as_json: bool, questions: str | None, llm: str | None,
-        since: str | None, until: str | None, source: str | None) -> None:
+        strictness: str | None, since: str | None, until: str | None, source: str | None) -> None:
     """Answer QUESTION with cited verbatim quotes from the articles."""
     from .api import RAG, news_filter
 
@@ -165,7 +167,7 @@ def ask(question: str | None, index: str, k: int, as_json: bool, questions: str 
         news_filter(since, until, source)  # a bad date is reported before the index is opened
         rag = RAG(index)
         for qid, q in items:
-            ans = rag.ask(q, k=k, llm=llm, since=since, until=until, source=source)
+            ans = rag.ask(q, k=k, llm=llm, since=since, until=until, source=source, strictness=strictness)
             if as_json:
                 _print_json(ans.to_json(qid))
             else:

@@ -18,6 +18,9 @@ def _by_lang(fa: float, en: float) -> Mapping[str, float]:
     return MappingProxyType({"fa": fa, "en": en})
 
 
+STRICTNESS = ("strict", "balanced", "lenient")
+
+
 @dataclass(frozen=True)
 class Config:
     # --- retrieval (rag.retrieval)
@@ -57,6 +60,18 @@ class Config:
     # P(answer) under which the answer step abstains, by question language: wrongly abstaining on at
     # most 5% of the held-out answerable questions, a margin below the lowest one kept (bench/calibrate.py)
     answer_below: Mapping[str, float] = field(default_factory=lambda: _by_lang(0.1757, 0.2119))
+    # strictness (the app's "answer only when sure … show closest evidence"): "balanced" decides on
+    # answer_below; "strict" and "lenient" on their own thresholds, chosen on the same held-out
+    # questions at other shares of answerable questions wrongly abstained (bench/calibrate.py)
+    strictness: str = "balanced"
+    answer_below_strict: Mapping[str, float] = field(default_factory=lambda: _by_lang(0.35, 0.35))
+    answer_below_lenient: Mapping[str, float] = field(default_factory=lambda: _by_lang(0.08, 0.08))
+    # --- the constraint check (rag.constraints): the question's titles, names, numbers, months and
+    # rare terms must be in the best quote's neighbourhood, or the answer becomes the closest evidence
+    check_constraints: bool = True
+    # a Persian question's word is a rare term when log(1 + passages / (df + 0.5)) reaches this
+    rare_idf: float = float("inf")
+    lenient_ignores: tuple[str, ...] = ("term",)  # kinds of constraint that "lenient" lets pass
     reader_margin: float = 4.0       # further quotes within this much of the best (logit + blend scale)
     evidence_quotes: int = 2         # quotes shown under a graded refusal
 
@@ -64,6 +79,10 @@ class Config:
     # share of a quote's words (numbers aside) but states other numbers or dates is cited beside it
     disagree_overlap: float = 0.6
     max_disagreeing: int = 2
+
+    def __post_init__(self) -> None:
+        if self.strictness not in STRICTNESS:
+            raise ValueError(f"unknown strictness {self.strictness!r}: use one of {', '.join(STRICTNESS)}")
 
     def replace(self, **changes) -> "Config":
         """A copy with ``changes``; a per-language value is given as ``{"fa": x, "en": y}``, or one

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .answer import compose
 from .api import DEFAULT_READING, RAG
 from .articles import Article
 from .config import DEFAULT, Config
@@ -114,15 +113,18 @@ def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None,
     index_seconds = time.perf_counter() - t0
     the_reader = rag.reader() if with_answers else None  # loaded before the clock runs
 
-    retriever = Retriever(rag.store, rag.embedder, mode=retrieval, config=config)
+    if retrieval != "hybrid":
+        rag.retriever = Retriever(rag.store, rag.embedder, mode=retrieval, config=config)
     rows = []
     for i, q in enumerate(questions):
         t = time.perf_counter()
-        retrieved = retriever.retrieve(q["question"], max(k, 10))
-        ans = compose(q["question"], retrieved, embedder=rag.embedder, reader=the_reader,
-                      config=config) if with_answers else None
+        if with_answers:  # as the app asks: the decision is RAG.ask's
+            ans = rag.ask(q["question"], k=max(k, 10), trace=True)
+            ranked = ans.trace["retrieved"]
+        else:
+            ans = None
+            ranked = [a for a, _ in rag.search(q["question"], max(k, 10)).articles()]
         latency = time.perf_counter() - t
-        ranked = [a for a, _ in retrieved.articles()]
         gold = str(q["passage_id"])
         rank = ranked.index(gold) + 1 if gold in ranked else None
         answers = [normalize_text(a) for a in q.get("answers") or [] if a.strip()]
@@ -133,6 +135,7 @@ def evaluate(data_dir: str | os.PathLike, k: int = 10, model: str | None = None,
 
         rows.append({"id": q.get("id"), "lang": q.get("lang", "fa"), "rank": rank, "answerable": bool(answers),
                      "abstained": ans.abstained if ans else None, "evidence": len(ans.evidence) if ans else None,
+                     "unsupported": ans.unsupported if ans else None,
                      "confidence": ans.confidence if ans else None, "hit1": hit(1), "hit3": hit(3), "latency": latency})
         if progress:
             progress(i + 1, len(questions))

@@ -38,6 +38,7 @@ from typing import Any, Sequence
 from .errors import UserError
 from .answer import MACHINE_TRANSLATION, Answer, Citation
 from .persian import detect_language, normalize
+from .translit import LATIN_WORD, NOT_NAMES, persian_skeletons, spelled_in
 
 log = logging.getLogger(__name__)
 
@@ -449,53 +450,11 @@ How to answer:
 
 
 _RENDER_LINE = re.compile(r"^\s*\[(\d+)\]\s*[:.\-–]?\s*(.+?)\s*$", re.M)
-_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]+")
-# Persian letters → the Latin consonants an English spelling of a name uses for them (vowel
-# letters and ع, ء drop out); a name in a rendering must have a word of the quote with the same
-# consonant skeleton (h left out: English spellings drop it; Ishaq Dar: sq dr ~ اسحاق دار: sq dr).
-_SKELETON = str.maketrans({
-    "ب": "b", "پ": "p", "ت": "t", "ط": "t", "ث": "s", "س": "s", "ص": "s", "ج": "j", "چ": "c", "ح": "", "ه": "",
-    "خ": "k", "د": "d", "ذ": "z", "ز": "z", "ض": "z", "ظ": "z", "ر": "r", "ژ": "z", "ش": "s", "غ": "g", "ق": "q",
-    "ف": "f", "ک": "k", "ك": "k", "گ": "g", "ل": "l", "م": "m", "ن": "n", "و": "", "ی": "", "ي": "", "ا": "", "آ": "",
-    "ع": "", "ء": "", "ئ": "", "ؤ": "", "أ": "", "إ": "", "ة": "", "\u200c": ""})
-# Capitalized English words that are not names (sentence starters, titles, days and months).
-_NOT_NAMES = {"The", "A", "An", "He", "She", "It", "They", "We", "I", "In", "On", "At", "Of", "And", "But", "This",
-              "That", "These", "Those", "His", "Her", "Their", "Its", "According", "After", "Before", "Since", "There",
-              "When", "While", "If", "As", "For", "From", "With", "To", "By", "Also", "However", "Meanwhile", "No",
-              "Officials", "Sources", "Some", "Many", "Our", "Your", "You", "Who", "What", "Why", "How", "Where",
-              "Mr", "Ms", "Mrs", "Dr", "Minister", "Foreign",
-              "Prime", "Deputy", "President", "Government", "Ministry", "Friday", "Saturday", "Sunday", "Monday",
-              "Tuesday", "Wednesday", "Thursday", "January", "February", "March", "April", "May", "June", "July",
-              "August", "September", "October", "November", "December", "Islamic", "Emirate", "Republic"}
-
-
 _ASCII_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 
 
-def _latin_skeleton(word: str) -> str:
-    w = re.sub(r"'s$", "", word.lower())
-    for a, b in (("kh", "k"), ("gh", "g"), ("sh", "s"), ("ch", "c"), ("zh", "z"), ("ph", "f"), ("th", "t"),
-                 ("ck", "k"), ("x", "ks"), ("w", ""), ("y", ""), ("h", ""), ("c", "k")):
-        w = w.replace(a, b)
-    return "".join(ch for ch in w if ch.isalpha() and ch not in "aeiou'-")
-
-
-def _persian_skeletons(text: str) -> set[str]:
-    words = re.findall(r"[\u0600-\u06ff\u200c]+", text)
-    out = set()
-
-    def sk(w: str) -> str:
-        return re.sub(r"[^a-z]", "", w.translate(_SKELETON).replace("c", "k"))
-
-    for i, w in enumerate(words):
-        out.add(sk(w))
-        if i + 1 < len(words):  # a name written as two Persian words, one in English («اسلام آباد»)
-            out.add(sk(w + words[i + 1]))
-    return {s for s in out if s}
-
-
 def _names_in(rendering: str) -> list[str]:
-    return [w for w in _LATIN_WORD.findall(rendering) if w[0].isupper() and w not in _NOT_NAMES]
+    return [w for w in LATIN_WORD.findall(rendering) if w[0].isupper() and w not in NOT_NAMES]
 
 
 def faithful(rendering: str, quote: str) -> bool:
@@ -508,14 +467,10 @@ def faithful(rendering: str, quote: str) -> bool:
     for n in re.findall(r"\d+(?:[.,]\d+)*", rendering):
         if re.sub(r",", "", n) not in quote_numbers:
             return False
-    latin_in_quote = {w.lower() for w in _LATIN_WORD.findall(quote)}
-    skeletons = _persian_skeletons(quote)
+    latin_in_quote = {w.lower() for w in LATIN_WORD.findall(quote)}
+    skeletons = persian_skeletons(quote)
     for name in _names_in(rendering):
-        if name.lower() in latin_in_quote:
-            continue
-        sk = _latin_skeleton(name)
-        if not sk or not any(sk == s or s.startswith(sk) or (len(sk) >= 3 and sk in s) or (len(s) >= 3 and s in sk)
-                             for s in skeletons):
+        if name.lower() not in latin_in_quote and not spelled_in(name, skeletons):
             return False
     return True
 

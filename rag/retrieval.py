@@ -57,6 +57,10 @@ class Retrieved:
     sentence_cos: dict[int, float] = field(default_factory=dict)
     # the articles of each candidate's story group (first stored first), keyed by group
     stories: dict[str, list[ArticleInfo]] = field(default_factory=dict)
+    # how many passages of the index hold each of the question's terms, of total_passages (what the
+    # answer step's constraint check calls a rare term)
+    document_frequencies: dict[str, int] = field(default_factory=dict)
+    total_passages: int = 0
 
     def articles(self) -> list[tuple[str, float]]:
         """Articles in order of their best passage (a JSONL line is one article)."""
@@ -134,7 +138,8 @@ class Retriever:
             p = passages[cid]
             hits.append(Hit(rank, cid, p.article_id, p.title, p.text, p.start, p.end, s, score.get(cid, 0.0),
                             p.source, p.date, p.group))
-        return Retrieved(question, qv, hits, passages, sentence_cos, found.stories)
+        return Retrieved(question, qv, hits, passages, sentence_cos, found.stories,
+                         dict(found.document_frequencies or {}), found.total_passages or 0)
 
 
 def _meaning(qv: np.ndarray, passages: dict, w: float) -> tuple[dict[int, float], dict[int, float]]:

@@ -41,6 +41,7 @@ import gradio as gr
 from .agencies import shown as shown_agency
 from .answer import FRAMING, MACHINE_TRANSLATION, Answer, Citation
 from .api import RAG, IngestReport, QuestionError, check_question
+from .config import STRICTNESS
 from .articles import SUPPORTED, Article
 from .dates import format_date
 from .errors import UserError
@@ -59,6 +60,9 @@ MAX_UPLOAD_MB = _env_int("RAG_MAX_UPLOAD_MB", 50)
 # The whole article is shown up to this many characters; a longer one is shown around the quote.
 ARTICLE_VIEW_CHARS = 200_000
 MAX_K = 20  # passages to consider: the settings slider's range, also enforced for API callers
+# the answer step's strictness (rag.config.Config.strictness), as the settings offer it
+STRICTNESS_CHOICES = [("Answer only when sure · فقط پاسخ مطمئن", "strict"), ("Balanced · متعادل", "balanced"),
+                      ("Show closest evidence · نزدیک‌ترین شواهد", "lenient")]
 PASSAGE_CONTEXT = 600  # characters of the quote's paragraph shown on each side in a source card
 HAS_LLM = importlib.util.find_spec("langchain") is not None  # finds, does not import
 
@@ -91,6 +95,7 @@ CSS = """
 .rag-msg + .rag-quote { margin-top: .5em; }
 .rag-quote { margin: .3em 0; padding-inline-start: .7em; border-inline-start: 3px solid #fbbf24; }
 .rag-pending { color: #6b7280; font-style: italic; }
+.rag-missing { font-weight: 600; }
 .rag-evidence { margin-top: .6em; padding: .4em .6em; border: 1px dashed #9ca3af; border-radius: 6px; color: #4b5563; }
 .rag-evidence .rag-quote { border-inline-start-color: #9ca3af; }
 .rag-src-uncertain { border-style: dashed; opacity: .9; }
@@ -221,6 +226,12 @@ def _prose(text: str, numbers: set[int]) -> str:
     return "".join(out)
 
 
+def _isolate_quoted(escaped: str) -> str:
+    """Each “…” or «…» of a line (escaped already) in its own direction: a Persian name named in an
+    English sentence, or the reverse, reads in its own order."""
+    return re.sub(r"(“[^”]*”|«[^»]*»)", r'<bdi dir="auto">\1</bdi>', escaped)
+
+
 def render_answer(ans: Answer, a: int = 0) -> str:
     """The answer bubble. The framing is in the question's language; a quote on its own line
     (the extractive answer) is a block in its own direction, a «quote» inside a sentence (an LLM's
@@ -228,9 +239,11 @@ def render_answer(ans: Answer, a: int = 0) -> str:
     answer within the conversation, so a marker can find its sources."""
     lead_dir = "rtl" if ans.language == "fa" else "ltr"
     if ans.abstained:
-        # a graded refusal: the refusal itself, then its closest sentences set apart as uncertain
-        lead = ans.answer.split("\n", 1)[0]
-        body = f'<div class="rag-msg rag-abstained" dir="{lead_dir}">{esc(lead)}</div>'
+        # a graded refusal: what the articles do not mention (when that is why), the refusal itself,
+        # then its closest sentences set apart as uncertain
+        lines = ans.answer.split("\n\n", 1)[0].split("\n")
+        body = "".join(f'<div class="rag-msg rag-abstained{" rag-missing" if ans.unsupported and i == 0 and len(lines) > 1 else ""}" '
+                       f'dir="{lead_dir}">{_isolate_quoted(esc(line))}</div>' for i, line in enumerate(lines))
         if ans.evidence:
             body += (f'<div class="rag-evidence" dir="{lead_dir}">'
                      + "".join(f'<div class="rag-quote" dir="{_dir(c.quote)}"><bdi class="rag-quote-text" '
@@ -586,7 +599,7 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
     llm_field = HAS_LLM if llm_field is None else llm_field
 
     def ask(question: str, history: list, k: float, llm: str = "", answers: list | None = None, since: str = "",
-            until: str = "", source=None):
+            until: str = "", source=None, strictness: str = "balanced"):
         """Progressive: first the question and a "searching" line, then the answer and its sources.
         ``since``/``until``/``source``: the filter controls (dates in either calendar, agencies)."""
         try:
@@ -603,7 +616,8 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
         try:
             # blank controls filter nothing (rag.api.news_filter)
             ans = rag.ask(q, k=min(max(int(k or 5), 1), MAX_K), llm=(llm or "").strip() or None,
-                          since=since, until=until, source=source)
+                          since=since, until=until, source=source,
+                          strictness=strictness if strictness in STRICTNESS else None)
         except UserError as exc:
             answers = answers + [None]
             yield (history + [{"role": "assistant", "content": render_error(str(exc))}], "", EMPTY_SOURCES,
@@ -726,6 +740,8 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
                                            for e in EXAMPLES]
                     with gr.Accordion("Settings · تنظیمات", open=False, elem_id="rag-settings"):
                         k = gr.Slider(1, MAX_K, value=5, step=1, label="Passages to consider", elem_id="rag-k")
+                        strictness = gr.Radio(STRICTNESS_CHOICES, value="balanced", elem_id="rag-strictness",
+                                              label="When the articles may not say · وقتی مقاله‌ها شاید نگویند")
                         if llm_field:
                             llm = gr.Textbox(label="Chat model (optional)", value="", elem_id="rag-llm",
                                              placeholder="openai:qwen2.5-7b",
@@ -764,7 +780,7 @@ def build_app(rag: RAG, max_files: int = MAX_UPLOAD_FILES, max_mb: int = MAX_UPL
                 rm_btn = gr.Button("Remove", variant="stop", scale=1, elem_id="rag-remove")
 
         outs = [chat, q, sources, answers, shown]
-        ins = [chat, k, llm, answers, since, until, source]
+        ins = [chat, k, llm, answers, since, until, source, strictness]
         send.click(ask, [q, *ins], outs, api_name="ask", concurrency_id="rag")
         q.submit(ask, [q, *ins], outs, api_name=False, concurrency_id="rag")
         for b in example_buttons:

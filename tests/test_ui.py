@@ -70,6 +70,19 @@ def test_abstention_and_hostile_question_render_as_text():
     assert "<img" not in render_user(ans.question)
 
 
+def test_what_the_articles_do_not_mention_is_shown_above_the_evidence_in_its_own_direction():
+    quote = "وزیر امور خارجه پاکستان به کابل سفر کرد."
+    missing = "The articles speak of “وزیر امور خارجه پاکستان”; none mentions “China's <b>foreign</b> minister”."
+    ans = Answer("What did China's foreign minister say?", "en",
+                 f"{missing}\nThe articles may not answer this directly. The closest sentences (uncertain):\n\n{quote} [1]",
+                 True, [], evidence=[Citation(1, quote, "a1", "t", 0, len(quote), 1.0)],
+                 unsupported=["China's <b>foreign</b> minister"])
+    out = render_answer(ans)
+    first, second = out.index("rag-missing"), out.index("The articles may not answer")
+    assert first < second < out.index("rag-evidence")
+    assert '<bdi dir="auto">“وزیر امور خارجه پاکستان”</bdi>' in out and "<b>" not in out
+
+
 def test_sources_highlight_the_exact_quote_and_escape_article_text(tmp_path):
     text = "عنوان\n\n" + MALICIOUS + "\nجمله اول. جمله دوم که نقل شده است. جمله سوم."
     start = text.index("جمله دوم")
