@@ -34,7 +34,7 @@ def main() -> None:
     rows: dict[str, list[tuple[list[bool], np.ndarray, np.ndarray]]] = {}
     for d in args.sets:
         qs = [q for q in _read_jsonl(d / "questions.jsonl") if part_of(q["passage_id"]) == "heldout" and q.get("answers")]
-        for rec in records(open_index(d, reader=True, config=config), qs, lambda q: "answerable", True):
+        for rec in records(open_index(d, reader=True, config=config), qs, lambda q: "answerable", d.name):
             cands = rec["cands"]
             rows.setdefault(f"{d.name} {rec['lang']}", []).append(
                 ([c["hit"] for c in cands], np.asarray([c["logit"] for c in cands]),
