@@ -31,7 +31,7 @@ OFF_TOPIC = ["What is the capital of France?", "قیمت طلا در بازار 
 # a question the fake parts answer from the seed (its words are the article's), and a word its quote holds
 FAKE_Q, FAKE_WORD = "پاکستان از طالبان چه انتظاری دارد؟", "طالبان"
 CITATION_KEYS = {"n", "quote", "article_id", "title", "start", "end", "score", "source", "date", "date_inferred",
-                 "calendar", "also", "also_sources", "differs_from", "rendering"}
+                 "calendar", "also", "also_sources", "differs_from", "rendering", "unsupported"}
 HIT_KEYS = {"rank", "article_id", "chunk_id", "title", "text", "start", "end", "score", "source", "date", "group"}
 
 
