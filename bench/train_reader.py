@@ -46,7 +46,7 @@ from rag.eval import part_of  # noqa: E402
 from rag.embedders import cpu_count  # noqa: E402
 from rag.embedders.convert import materialize, model_text, sha256_file  # noqa: E402
 from rag.persian import STOPWORDS, normalize_text, split_sentences, words  # noqa: E402
-from rag.reader import ADAPTER_FILE, MANIFEST, READER_DIR, TARGET_MODULES, build_model, encode, pair_text  # noqa: E402
+from rag.reader import MANIFEST, READER_DIR, TARGET_MODULES, build_model, encode, pair_text  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 TRAIN_SETS = [SHARED / "train" / "parsquad_train"]
@@ -90,12 +90,12 @@ def examples(data_dir: Path, part: str | None, passages_dir: Path | None = None)
 
 
 def pairs_of(exs: list[dict], rng: random.Random, max_negatives: int, retrieved_negatives: int = 0,
-             hard_negatives: int = 0, context: bool = False) -> list[tuple[str, str, int, int, int]]:
-    """(question text, sentence text, label, question number, where the context starts: see
-    ``rag.reader.pair_text``; with ``context`` the sentence before it) for each question's positives, up
-    to ``max_negatives`` other sentences of its paragraph (the ``hard_negatives`` nearest it by
-    cosine first, ``ex["near"]``, then at random) and up to ``retrieved_negatives`` of the
-    sentences nearest it from other paragraphs (``ex["retrieved"]``, see retrieved_negatives)."""
+             hard_negatives: int = 0) -> list[tuple[str, str, int, int]]:
+    """(question text, sentence text, label, question number; the texts as ``rag.reader.pair_text``
+    makes them) for each question's positives, up to ``max_negatives`` other sentences of its
+    paragraph (the ``hard_negatives`` nearest it by cosine first, ``ex["near"]``, then at random)
+    and up to ``retrieved_negatives`` of the sentences nearest it from other paragraphs
+    (``ex["retrieved"]``, see retrieved_negatives)."""
     pairs = []
     for qi, ex in enumerate(exs):
         pos = [i for i, y in enumerate(ex["labels"]) if y]
@@ -104,18 +104,12 @@ def pairs_of(exs: list[dict], rng: random.Random, max_negatives: int, retrieved_
         rng.shuffle(neg)
         neg = hard + neg
         for i in pos + neg[:max_negatives]:
-            a, b, cut = pair_text(ex["question"], ex["title"], ex["sentences"][i], _before(ex, i) if context else "")
-            pairs.append((a, b, ex["labels"][i], qi, cut))
+            a, b = pair_text(ex["question"], ex["title"], ex["sentences"][i])
+            pairs.append((a, b, ex["labels"][i], qi))
         for title, text in ex.get("retrieved", [])[:retrieved_negatives]:
-            a, b, cut = pair_text(ex["question"], title, text)
-            pairs.append((a, b, 0, qi, cut))
+            a, b = pair_text(ex["question"], title, text)
+            pairs.append((a, b, 0, qi))
     return pairs
-
-
-def _before(ex: dict, i: int) -> str:
-    """The sentence before sentence ``i`` of the example's paragraph ("" for the first), as the
-    answer step gives it from a passage."""
-    return ex["sentences"][i - 1] if i > 0 else ""
 
 
 def span_targets(enc, chunk, exs: list[dict]) -> tuple[list[int], list[int], list[bool]]:
@@ -124,7 +118,7 @@ def span_targets(enc, chunk, exs: list[dict]) -> tuple[list[int], list[int], lis
     sentence holds no answer. A positive whose answer is not found verbatim in the text is left
     out of that objective (mask False)."""
     starts, ends, keep = [], [], []
-    for i, (_, b, label, qi, _cut) in enumerate(chunk):
+    for i, (_, b, label, qi) in enumerate(chunk):
         if not label:
             starts.append(0)
             ends.append(0)
@@ -368,19 +362,18 @@ def cosine_scores(exs: list[dict]) -> list[np.ndarray]:
     return [sv[[where[s] for s in e["sentences"]]] @ v for e, v in zip(exs, qv)]
 
 
-def reader_scores(model, tokenizer, exs: list[dict], batch: int = 32, context: bool = False) -> list[np.ndarray]:
+def reader_scores(model, tokenizer, exs: list[dict], batch: int = 32) -> list[np.ndarray]:
     import torch
 
     model.eval()
     out = []
     with torch.inference_mode():
         for e in exs:
-            pairs = [pair_text(e["question"], e["title"], s, _before(e, i) if context else "")
-                     for i, s in enumerate(e["sentences"])]
+            pairs = [pair_text(e["question"], e["title"], s) for s in e["sentences"]]
             vals = []
             for a in range(0, len(pairs), batch):
                 enc = encode(tokenizer, pairs[a:a + batch])
-                vals.append(model(enc["input_ids"], enc["attention_mask"], pool_mask=enc["pool_mask"]).float().numpy())
+                vals.append(model(enc["input_ids"], enc["attention_mask"]).float().numpy())
             out.append(np.concatenate(vals))
     return out
 
@@ -464,9 +457,6 @@ def main() -> None:
     ap.add_argument("--wrong-subject", type=int, default=0, metavar="N",
                     help="add the train half of bench/data/reader/news_wrong (hand-written questions about the "
                          "wrong subject of a news_qa article), each N times (each time with other negatives)")
-    ap.add_argument("--context", action="store_true",
-                    help="read the sentence before each candidate too, as context that is attended to but not "
-                         "pooled (rag.reader.pair_text); the shipped reader then reads it in the answer step")
     ap.add_argument("--init", default=None, help="go on training this adapter (a second stage) instead of a new one")
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                     help="forward and backward under bfloat16 autocast (default: where the CPU has it natively, "
@@ -537,8 +527,7 @@ def main() -> None:
     opt = torch.optim.AdamW([{"params": lora_params, "lr": args.lr}, {"params": head_params, "lr": args.head_lr}],
                             weight_decay=0.01)
 
-    epoch_pairs = pairs_of(train_ex, rng, args.max_negatives, args.retrieved_negatives, args.hard_negatives,
-                           args.context)
+    epoch_pairs = pairs_of(train_ex, rng, args.max_negatives, args.retrieved_negatives, args.hard_negatives)
     n_pos = sum(p[2] for p in epoch_pairs)
     steps_per_epoch = math.ceil(len(epoch_pairs) / args.batch)
     total = int(steps_per_epoch * args.epochs)
@@ -573,8 +562,7 @@ def main() -> None:
         if resume:
             rng.setstate(resume["epoch_rng"])
         epoch_rng = rng.getstate()
-        pairs = epoch_pairs if epoch == 0 else pairs_of(train_ex, rng, args.max_negatives, args.retrieved_negatives,
-                                                        context=args.context)
+        pairs = epoch_pairs if epoch == 0 else pairs_of(train_ex, rng, args.max_negatives, args.retrieved_negatives)
         grouped = question_batches(pairs, args.batch, rng) if args.loss == "listwise" else batches(pairs, args.batch, rng)
         skip = 0
         if resume:  # the place in this epoch, and dropout going on as it would have
@@ -587,11 +575,10 @@ def main() -> None:
             if step >= total:
                 break
             chunk = [pairs[i] for i in b]
-            enc = encode(tokenizer, [(p[0], p[1], p[4]) for p in chunk], offsets=bool(args.span_loss))
+            enc = encode(tokenizer, [(p[0], p[1]) for p in chunk], offsets=bool(args.span_loss))
             y = torch.tensor([float(p[2]) for p in chunk])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-                logits, states = model(enc["input_ids"], enc["attention_mask"], with_states=True,
-                                       pool_mask=enc["pool_mask"])
+                logits, states = model(enc["input_ids"], enc["attention_mask"], with_states=True)
             logits = logits.float()
             if args.loss == "listwise":
                 loss = listwise_loss(logits, y, torch.tensor([p[3] for p in chunk]), null)
@@ -643,7 +630,7 @@ def main() -> None:
     shutil.rmtree(ckpt, ignore_errors=True)
 
     merged = model.merge_and_unload()
-    reader = report(held_ex, reader_scores(merged, tokenizer, held_ex, context=args.context))
+    reader = report(held_ex, reader_scores(merged, tokenizer, held_ex))
     cosine = report(held_ex, cosine_scores(held_ex))
     result = {"args": vars(args), "train_seconds": round(train_seconds), "steps": step,
               "final_loss": round(float(np.mean(log_loss[-50:])), 4),

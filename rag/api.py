@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Union
+from typing import Any, Callable, Iterable, Union
 
 import numpy as np
 
@@ -260,21 +260,22 @@ class RAG:
     ``count_tokens``; ``rag.embedders.Embedder``); its ``name`` is recorded in a new index and must
     match an existing one's. ``reader``: answer with the trained reader (``rag.reader``; loaded on
     the first question, or in the background by ``preload_reader``); False keeps the cosine-only
-    answer step. ``config``: the scoring weights (``rag.config``). ``device``: where the embedder
+    answer step; or an object with the reader's interface (``logits``, ``question_model``,
+    ``question_vectors``; ``rag.hashed.TermReader``) to answer with. ``config``: the scoring weights (``rag.config``). ``device``: where the embedder
     runs (``auto``: CUDA when torch sees one; ``cpu``; ``cuda``). ``reading``: what ingestion has
     the model read (``embed_segmented``: ``passages``, ``sentences`` or ``both``). ``index_options``: for a new embedded index, ``ann_from``
     (passages from which search is approximate)."""
 
     def __init__(self, index: str | os.PathLike = "index", model: str | None = None, create: bool = False,
-                 reader: bool = True, config: Config = DEFAULT, embedder: Embedder | None = None,
+                 reader: Any = True, config: Config = DEFAULT, embedder: Embedder | None = None,
                  device: str | None = None, reading: str = DEFAULT_READING, **index_options) -> None:
         if embedder is not None and model is not None:
             raise ValueError("give model (a name) or embedder (an object), not both")
         self.index = index if str(index).startswith("milvus://") else Path(index)
         self.config = config
-        self.use_reader = reader
+        self.use_reader = reader is not None and reader is not False
         self.reading = check_reading(reading)
-        self._reader = None
+        self._reader = None if reader is True or not self.use_reader else reader
         self._reader_error: Exception | None = None
         self._reader_thread: threading.Thread | None = None
         self._reader_lock = threading.Lock()

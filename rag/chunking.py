@@ -101,8 +101,3 @@ def segment_article(article: Article, count_tokens: Callable[[str], int], max_to
             # stated across a sentence boundary is whole in at least one chunk.
             i = j - 1 if j - 1 > i and units[j - 1][2] <= overlap_tokens else j
     return Segmented(sentences, chunks, tuple(counts))
-
-
-def chunk_article(article: Article, count_tokens: Callable[[str], int], max_tokens: int = MAX_TOKENS,
-                  overlap_tokens: int = OVERLAP_TOKENS) -> list[Chunk]:
-    return segment_article(article, count_tokens, max_tokens, overlap_tokens).chunks

@@ -1,14 +1,16 @@
-"""A hashed bag-of-terms embedder: no model, deterministic, ~100x faster than e5.
+"""Model-free stand-ins for the two models: a hashed bag-of-terms embedder (~100x faster than e5)
+and a term-overlap reader. Both deterministic, no torch.
 
-For measuring the index alone (``bench/scale.py``) and for testing backends against the embedder
-protocol (``rag.embedders.Embedder``); its vectors find passages that share terms with the
-question, nothing more. Not offered to users as a model.
+For measuring the index alone (``bench/scale.py``) and for the tests' core tier (README, "Tests"),
+which runs the whole pipeline without loading a model: the embedder's vectors find passages that
+share terms with the question, the reader's logit says how much of the question a sentence holds,
+nothing more. Not offered to users as models.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -51,3 +53,37 @@ class HashedEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return max(1, len(text) // 4)
+
+
+class TermReader:
+    """The reader's interface (``rag.reader.Reader``: ``logits``, ``question_model``,
+    ``question_vectors``) by term overlap: a candidate's logit grows with the share of the
+    question's terms that its title and sentence hold (``rag.persian.terms``, so spelling variants
+    meet). ``scale`` is steep on purpose: the abstention thresholds in ``rag.config`` were chosen
+    for e5's cosines, which the hashed vectors stay far below, so a sentence holding most of the
+    question must outweigh that gap, and one holding none of it is refused. ``embedder`` (the
+    index's) stands in for the question adapter: questions are read through it, so the answer
+    step's adapter path runs; without it there is no adapter (``question_model`` None)."""
+
+    def __init__(self, embedder: Any = None, scale: float = 40.0, threshold: float = 0.4) -> None:
+        self.question_model = embedder
+        self.scale = scale
+        self.threshold = threshold
+
+    def logits(self, question: str, items: Sequence[tuple[str, ...]]) -> np.ndarray:
+        """One logit per ``(title, sentence, ...)``: ``scale × (share of the question's terms held
+        − threshold)``; the sentence before (a third value) is not read, as the shipped reader
+        does not read it."""
+        asked = set(terms(question))
+        out = np.zeros(len(items), dtype=np.float32)
+        if not asked:
+            return out - self.scale * self.threshold
+        for i, item in enumerate(items):
+            held = asked & set(terms(f"{item[0]} {item[1]}"))
+            out[i] = self.scale * (len(held) / len(asked) - self.threshold)
+        return out
+
+    def question_vectors(self, questions: Sequence[str]) -> np.ndarray | None:
+        if self.question_model is None:
+            return None
+        return np.asarray(self.question_model.embed_queries(list(questions)), dtype=np.float32)

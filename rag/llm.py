@@ -277,7 +277,6 @@ class _Quoted:
     open_candidates: list[int]  # opening-mark positions, longest quote first
     fallback_open: int  # what to remove when no candidate verifies
     close: int  # position of the closing mark
-    marker_start: int
     marker_end: int
     numbers: list[int]
 
@@ -303,7 +302,7 @@ def _parse(text: str) -> tuple[list[_Quoted], list[tuple[int, int]]]:
             cands = [i for i in range(floor, c) if text[i] == opener]
             if cands:
                 if opener == closer:  # straight quotes do not nest: the nearest one opens
-                    found = _Quoted([cands[-1]], cands[-1], c, m.start(), m.end(), _numbers(m.group()))
+                    found = _Quoted([cands[-1]], cands[-1], c, m.end(), _numbers(m.group()))
                 else:
                     depth, balanced = 0, cands[-1]
                     for i in range(c, floor - 1, -1):
@@ -314,7 +313,7 @@ def _parse(text: str) -> tuple[list[_Quoted], list[tuple[int, int]]]:
                             if depth == 0:
                                 balanced = i
                                 break
-                    found = _Quoted(cands, balanced, c, m.start(), m.end(), _numbers(m.group()))
+                    found = _Quoted(cands, balanced, c, m.end(), _numbers(m.group()))
         if found:
             quoted.append(found)
         else:
@@ -344,18 +343,14 @@ def _tidy(text: str) -> str:
 
 
 def llm_answer(question: str, hits: list, store: Any, fallback: Answer, chat_model: Any,
-               max_passages: int = 5, trace: list[str] | None = None) -> Answer:
+               max_passages: int = 5) -> Answer:
     """The chat model's answer over ``hits[:max_passages]`` (passage n is ``hits[n-1]``), keeping
     only the quotes found in the passage they cite; ``fallback`` (the extractive answer) when the
-    call fails, the model declines, leaks its instructions, or no quote survives.
-
-    ``trace``, when given, collects one short line per reason for falling back or removing quotes
-    (for a warning in the CLI or the UI)."""
+    call fails, the model declines, leaks its instructions, or no quote survives (the reason is
+    logged)."""
 
     def give_up(reason: str) -> Answer:
         log.info("LLM answer not used (%s); returning the extractive answer", reason)
-        if trace is not None:
-            trace.append(reason)
         return fallback
 
     passages = list(hits[:max(0, max_passages)])
@@ -428,8 +423,6 @@ def llm_answer(question: str, hits: list, store: Any, fallback: Answer, chat_mod
 
     if removed:
         log.info("removed %d unverifiable quote(s) from the LLM answer", removed)
-        if trace is not None:
-            trace.append(f"{removed} quote(s) not found in the cited passage were removed")
     if not kept:
         return give_up("no quote could be verified")
 
@@ -482,11 +475,11 @@ def faithful(rendering: str, quote: str) -> bool:
     return True
 
 
-def add_renderings(answer: Answer, chat_model: Any, trace: list[str] | None = None) -> Answer:
+def add_renderings(answer: Answer, chat_model: Any) -> Answer:
     """For an English reader: each Persian quote of ``answer`` gets an English rendering beside it
     (``Citation.rendering``), marked as machine translation; the verified original stays what is
     quoted and cited. A rendering that adds a number or a name the quote does not hold is dropped,
-    and so is everything when the call fails."""
+    and so is everything when the call fails (both logged)."""
     cites = [c for c in answer.citations + answer.evidence if detect_language(c.quote) == "fa"]
     if answer.language != "en" or not cites:
         return answer
@@ -497,8 +490,7 @@ def add_renderings(answer: Answer, chat_model: Any, trace: list[str] | None = No
     try:
         output = _THINK.sub("", _content_text(chat_model.invoke(messages)) or "")
     except Exception as exc:  # never lose the answer to a failed translation
-        if trace is not None:
-            trace.append(f"no English renderings: the chat model failed ({type(exc).__name__})")
+        log.info("no English renderings: the chat model failed (%s)", type(exc).__name__)
         return answer
     if leaks_prompt(output, RENDER_PROMPT):
         return answer
@@ -509,8 +501,8 @@ def add_renderings(answer: Answer, chat_model: Any, trace: list[str] | None = No
             continue
         if faithful(text, c.quote):
             c.rendering = text
-        elif trace is not None:
-            trace.append(f"the English rendering of quote [{c.n}] added a number or a name and was dropped")
+        else:
+            log.info("the English rendering of quote [%d] added a number or a name and was dropped", c.n)
     if any(c.rendering for c in cites):
         lines = []
         by_line = {f"{c.quote} [{c.n}]": c for c in answer.citations + answer.evidence}

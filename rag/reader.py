@@ -45,7 +45,6 @@ SENTENCE_PROMPT = "passage: "
 MAX_TOKENS = 160      # question + title + sentence; longer sentences are cut at the end
 MAX_QUESTION_TOKENS = 128
 MAX_TITLE_CHARS = 120
-CONTEXT_MARK = " … "  # between the candidate sentence and the one before it (a reader with context)
 # LoRA on every projection of every layer: what the adapter holds (bench/train_reader.py).
 TARGET_MODULES = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
 # The question adapter (bench/train_question_adapter.py): LoRA on the question side only, so the
@@ -61,36 +60,22 @@ class ReaderError(UserError):
     pass
 
 
-def pair_text(question: str, title: str, sentence: str, before: str = "") -> tuple[str, str, int]:
+def pair_text(question: str, title: str, sentence: str) -> tuple[str, str]:
     """The two texts the reader reads as one input, as the model reads them (``model_text``): the
     question, and the sentence after its article's title (a sentence often names its topic only by
-    a pronoun), then, when given, the sentence before it as context. The third value is where the
-    context starts in the second text: its tokens are read (attended to) but not pooled, so the
-    score stays the candidate sentence's own. Truncation cuts the context first."""
+    a pronoun)."""
     title = (title or "").strip()
     if len(title) > MAX_TITLE_CHARS:
         title = title[:MAX_TITLE_CHARS]
-    head = model_text(SENTENCE_PROMPT + (f"{title}: {sentence}" if title else sentence))
-    second = head + model_text(CONTEXT_MARK + before) if before else head
-    return model_text(QUESTION_PROMPT + question), second, len(head)
+    return (model_text(QUESTION_PROMPT + question),
+            model_text(SENTENCE_PROMPT + (f"{title}: {sentence}" if title else sentence)))
 
 
-def encode(tokenizer, pairs: Sequence[tuple[str, str, int]], offsets: bool = False):
-    """A batch of ``pair_text`` pairs as the model takes them, with ``pool_mask``: the attention
-    mask without the context's tokens."""
-    with_context = any(len(b) > cut for _, b, cut in pairs)
-    enc = tokenizer([a for a, _, _ in pairs], [b for _, b, _ in pairs], padding=True, truncation="only_second",
-                    max_length=MAX_TOKENS, return_tensors="pt", return_token_type_ids=False,
-                    return_offsets_mapping=offsets or with_context)
-    pool = enc["attention_mask"].clone()
-    if with_context:
-        for i, (_, b, cut) in enumerate(pairs):
-            if len(b) > cut:
-                for j, (seq, (start, _)) in enumerate(zip(enc.sequence_ids(i), enc["offset_mapping"][i].tolist())):
-                    if seq == 1 and start >= cut:
-                        pool[i, j] = 0
-    enc["pool_mask"] = pool
-    return enc
+def encode(tokenizer, pairs: Sequence[tuple[str, str]], offsets: bool = False):
+    """A batch of ``pair_text`` pairs as the model takes them (the sentence is cut, not the question)."""
+    return tokenizer([a for a, _ in pairs], [b for _, b in pairs], padding=True, truncation="only_second",
+                     max_length=MAX_TOKENS, return_tensors="pt", return_token_type_ids=False,
+                     return_offsets_mapping=offsets)
 
 
 def question_inputs(tokenizer, questions: Sequence[str]):
@@ -107,8 +92,7 @@ def mean_pool(states, mask):
 
 def build_model(encoder):
     """The reader's shape around an e5 encoder (a transformers ``BertModel``): mean pooling of the
-    last hidden states over the input's tokens (``pool_mask``: over those of question and
-    candidate, not its context), then one logit."""
+    last hidden states over the input's tokens, then one logit."""
     import torch
     from torch import nn
 
@@ -118,10 +102,9 @@ def build_model(encoder):
             self.encoder = encoder
             self.head = nn.Linear(encoder.config.hidden_size, 1)
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_states: bool = False,
-                    pool_mask: torch.Tensor | None = None):
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_states: bool = False):
             states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            logits = self.head(mean_pool(states, attention_mask if pool_mask is None else pool_mask)).squeeze(-1)
+            logits = self.head(mean_pool(states, attention_mask)).squeeze(-1)
             # the token states too, for training's answer-span objective (bench/train_reader.py)
             return (logits, states) if with_states else logits
 
@@ -191,26 +174,24 @@ class Reader:
             if bar:
                 hf_logging.enable_progress_bar()
         self._lock = MODEL_LOCK
-        # trained with the sentence before each candidate as context (bench/train_reader.py --context)
-        self.context = bool(self.manifest.get("args", {}).get("context"))
         self.load_seconds = time.perf_counter() - t0
 
     def logits(self, question: str, items: Sequence[tuple[str, ...]], batch: int = 4) -> np.ndarray:
-        """One logit per ``(title, sentence, sentence before it)`` (the last may be left out): above
-        0, more likely than not to answer ``question`` (before calibration; thresholds are in
-        ``rag.config``). The sentence before is read only by a reader trained with it."""
+        """One logit per ``(title, sentence, ...)`` (further values, such as the answer step's
+        sentence before, are not read): above 0, more likely than not to answer ``question``
+        (before calibration; thresholds are in ``rag.config``)."""
         import torch
 
         if not items:
             return np.zeros(0, dtype=np.float32)
-        pairs = [pair_text(question, it[0], it[1], it[2] if self.context and len(it) > 2 else "") for it in items]
+        pairs = [pair_text(question, it[0], it[1]) for it in items]
         order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][1]))
         out = np.zeros(len(pairs), dtype=np.float32)
         with self._lock, torch.inference_mode():
             for a in range(0, len(order), batch):
                 idx = order[a:a + batch]
                 enc = encode(self.tokenizer, [pairs[i] for i in idx])
-                out[idx] = self.model(enc["input_ids"], enc["attention_mask"], pool_mask=enc["pool_mask"]).float().numpy()
+                out[idx] = self.model(enc["input_ids"], enc["attention_mask"]).float().numpy()
         return out
 
     def question_vectors(self, questions: Sequence[str]) -> np.ndarray | None:

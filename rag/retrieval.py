@@ -1,9 +1,9 @@
 """Question → ranked passages (chunks) and articles: dense ⊕ lexical.
 
 Fusion is a convex combination of the min-max normalized cosine and the BM25 score relative to the
-best lexical match (``combine``); reciprocal rank fusion (``fuse``) is kept as an option. On the
-dev sets the combination did better (README, "Answer quality"): ranks throw away how much better
-the one passage holding a rare number or name is than the rest.
+best lexical match (``combine``). On the dev sets it did better than reciprocal rank fusion
+(bench/results/eval.md): ranks throw away how much better the one passage holding a rare number
+or name is than the rest.
 
 The lexical side cannot match across scripts: an English question over Persian articles only
 shares digits and Latin names with them. Its weight in the fusion is therefore scaled by how much
@@ -37,7 +37,6 @@ class Hit:
     end: int
     score: float          # fused score (what the ranking is by)
     dense: float = 0.0    # meaning score: cosine of question and passage, blended with its best sentence's
-    lexical: float = 0.0  # BM25 of the passage for the question's terms (0 when not matched)
     source: str | None = None
     date: str | None = None
     group: str | None = None
@@ -53,7 +52,6 @@ class Retrieved:
     question: str
     query_vector: np.ndarray
     hits: list[Hit]
-    lexical_weight: float = 0.0
     # Every candidate passage (with its sentences and their vectors), and the sentences' cosines.
     passages: dict[int, Passage] = field(default_factory=dict)
     sentence_cos: dict[int, float] = field(default_factory=dict)
@@ -85,21 +83,9 @@ def lexical_weight(df: dict[str, int], n_passages: int) -> float:
     return known / total if total > 0 else 0.0
 
 
-def fuse(dense: list[tuple[int, float]], lexical: list[tuple[int, float]], w_lexical: float,
-         w_dense: float = 1.0, k: int = DEFAULT.rrf_k) -> list[tuple[int, float]]:
-    """Weighted reciprocal rank fusion of two ranked lists of ``(id, score)``."""
-    fused: dict[int, float] = {}
-    for weight, ranked in ((w_dense, dense), (w_lexical, lexical)):
-        if weight <= 0:
-            continue
-        for r, (cid, _) in enumerate(ranked):
-            fused[cid] = fused.get(cid, 0.0) + weight / (k + r + 1)
-    return sorted(fused.items(), key=lambda x: (-x[1], x[0]))
-
-
 def combine(cos: dict[int, float], lexical: list[tuple[int, float]], w_lexical: float) -> list[tuple[int, float]]:
-    """Convex combination of min-max normalized cosine and BM25 (an alternative to RRF that keeps
-    how much better the best lexical match is than the rest)."""
+    """Convex combination of min-max normalized cosine and BM25 (unlike rank fusion, it keeps how
+    much better the best lexical match is than the rest)."""
     if not cos:
         return []
     lo, hi = min(cos.values()), max(cos.values())
@@ -114,16 +100,12 @@ class Retriever:
     """Hybrid retrieval over an index backend: its one ``candidates`` read gives the passages found
     by meaning and by their words; here they are scored and fused."""
 
-    def __init__(self, store: Backend, embedder: Embedder, mode: str = "hybrid", fusion: str = "combine",
-                 config: Config = DEFAULT) -> None:
+    def __init__(self, store: Backend, embedder: Embedder, mode: str = "hybrid", config: Config = DEFAULT) -> None:
         if mode not in ("hybrid", "dense", "lexical"):
             raise ValueError(f"unknown retrieval mode {mode!r}")
-        if fusion not in ("combine", "rrf"):
-            raise ValueError(f"unknown fusion {fusion!r}: use combine or rrf")
         self.store = store
         self.embedder = embedder
         self.mode = mode
-        self.fusion = fusion
         self.config = config
         # starts no thread until a question is asked
         self.embedding = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embed-question")
@@ -145,10 +127,7 @@ class Retriever:
         lexical = found.lexical if w_lex > 0 else []
         passages = {p.chunk_id: p for p in found.passages}
         score, sentence_cos = _meaning(qv, passages, cfg.sentence_weight)
-        if self.mode == "hybrid" and self.fusion == "rrf":
-            dense_ranked = sorted(score.items(), key=lambda x: (-x[1], x[0]))
-            ranked = fuse(dense_ranked, lexical, w_lex * cfg.lexical_weight, k=cfg.rrf_k)
-        elif self.mode == "hybrid":
+        if self.mode == "hybrid":
             ranked = combine(score, lexical, w_lex * cfg.lexical_weight)
         elif self.mode == "dense":
             ranked = sorted(score.items(), key=lambda x: (-x[1], x[0]))
@@ -158,8 +137,8 @@ class Retriever:
         for rank, (cid, s) in enumerate(ranked[:k], 1):
             p = passages[cid]
             hits.append(Hit(rank, cid, p.article_id, p.title, p.text, p.start, p.end, s, score.get(cid, 0.0),
-                            p.lexical, p.source, p.date, p.group))
-        return Retrieved(question, qv, hits, w_lex, passages, sentence_cos, found.stories,
+                            p.source, p.date, p.group))
+        return Retrieved(question, qv, hits, passages, sentence_cos, found.stories,
                          dict(found.document_frequencies or {}), found.total_passages or 0)
 
 

@@ -105,11 +105,6 @@ def not_ruled_out(a: np.ndarray, others: list[bytes | None]) -> list[bool]:
     return out
 
 
-def is_copy(a: str, b: str) -> bool:
-    """Whether two article texts tell one story (checked on their words, not estimated)."""
-    return jaccard(words(a), words(b)) >= THRESHOLD
-
-
 class StoryStore(Protocol):
     """What a backend stores for story groups. A stored article is named by the backend's own
     ``ref`` (the embedded backend: its row id; Milvus: its id), with its ``article_id``."""

@@ -1,7 +1,12 @@
-"""Shared fixtures: offline model loading and one seed index per test session.
+"""Shared fixtures: offline model loading, one seed index per test session, and the fake parts.
 
 The default model is loaded once per process (``rag.embedders.load_embedder`` caches it), so every
-test that builds a ``RAG`` with the default embedder shares it.
+test that builds a ``RAG`` with the default embedder shares it. Such tests are marked ``model``
+(pyproject.toml lists the markers); a test without the mark that loads a real model fails and
+says so, so the core tier (``-m "not model and not browser and not milvus"``) stays model-free.
+It builds with the fake parts instead (``rag.hashed``): ``fake_seed_index`` (the seed article
+embedded by ``HashedEmbedder``, which reopens by name) and ``fake_reader`` (``TermReader``, given
+to every RAG that loads the reader in the test).
 """
 
 from __future__ import annotations
@@ -29,11 +34,19 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 import rag  # noqa: E402
+import rag.embedders  # noqa: E402
+import rag.reader  # noqa: E402
+from rag.hashed import HashedEmbedder, TermReader  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = Path(__file__).parent.parent / "seeds"
 SEED_FILE = next(iter(sorted(SEEDS.glob("*.txt"))))
 SEED_ID = SEED_FILE.stem
+
+
+# An index built with the hashed embedder reopens by its name (RAG(index), the CLI in this process).
+FAKE_EMBEDDER = HashedEmbedder().name
+rag.embedders.register(FAKE_EMBEDDER, lambda device: HashedEmbedder())
 
 
 def write_file(folder: Path, name: str, text: str) -> Path:
@@ -60,10 +73,55 @@ def seeds_dir() -> Path:
     return SEEDS
 
 
+@pytest.fixture(autouse=True)
+def _real_models_only_when_marked(request, monkeypatch):
+    """Loading a real model in a test not marked ``model`` fails, naming the test and the way out."""
+    if request.node.get_closest_marker("model") is not None:
+        return
+
+    def refuse(what: str):
+        def load(*args, **kwargs):
+            raise RuntimeError(f"{request.node.nodeid} loads {what}: mark it @pytest.mark.model, or build with "
+                               f"the fake parts (fake_seed_index, fake_reader, rag.hashed)")
+        return load
+
+    monkeypatch.setattr(rag.embedders, "_CACHE", {})  # what earlier model tests loaded is not at hand
+    for name in rag.embedders.BUNDLED:
+        monkeypatch.setitem(rag.embedders.FACTORIES, name, refuse(f"the real model {name!r}"))
+    monkeypatch.setattr(rag.embedders, "_sentence_transformer", lambda name: refuse(f"the model {name!r}"))
+    # the reader's files are still checked (without torch); loading its model is refused
+    monkeypatch.setattr(rag.reader, "materialize", refuse("the trained reader"))
+
+
+@pytest.fixture(scope="session")
+def fake_seed_index(tmp_path_factory) -> Path:
+    """An index of ``seeds/`` built once with the hashed embedder (no model); read-only, as
+    ``seed_index``. Its answers need ``fake_reader``."""
+    index = tmp_path_factory.mktemp("fake-seed") / "index"
+    report = rag.RAG(index, embedder=HashedEmbedder(), create=True, reader=False).ingest([SEEDS])
+    assert report.ok and report.added == [SEED_ID], report.skipped
+    return index
+
+
+@pytest.fixture
+def fake_reader(monkeypatch) -> TermReader:
+    """The term-overlap reader, given to every RAG that loads the reader during the test (the CLI's
+    too); it reads questions through the hashed embedder as its question adapter."""
+    reader = TermReader(HashedEmbedder())
+    monkeypatch.setattr(rag.reader, "load_reader", lambda: reader)
+    return reader
+
+
+@pytest.fixture(scope="session")
+def fake_seed_rag(fake_seed_index) -> rag.RAG:
+    """A read-only RAG over ``fake_seed_index`` answering with the term-overlap reader."""
+    return rag.RAG(fake_seed_index, reader=TermReader(HashedEmbedder()))
+
+
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory) -> Path:
-    """An index of ``seeds/`` built once with the default (e5-small) embedder. Tests must not write
-    to it; build your own index for ingestion/removal tests."""
+    """An index of ``seeds/`` built once with the default (e5-small) embedder: for tests marked
+    ``model``. Tests must not write to it; build your own index for ingestion/removal tests."""
     index = tmp_path_factory.mktemp("seed") / "index"
     report = rag.RAG(index, create=True).ingest([SEEDS])
     assert report.ok, report.skipped

@@ -11,6 +11,9 @@ import pytest
 
 from rag.persian import normalize_text
 
+# the real model and reader over the shipped article
+pytestmark = pytest.mark.model
+
 # Wrong-subject questions written for this test (not the shipped article's own u01-u06): each with
 # the constraint the answer must name as missing.
 WRONG_SUBJECT = [

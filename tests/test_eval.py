@@ -2,9 +2,13 @@
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from rag.cli import main
+
+# retrieval and answer metrics of the real model (English questions over Persian passages)
+pytestmark = pytest.mark.model
 
 PASSAGES = [
     {"passage_id": "p-kabul", "title": "کابل", "text": "کابل پایتخت افغانستان است. این شهر در کنار رود کابل قرار دارد."},

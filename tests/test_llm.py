@@ -103,6 +103,7 @@ def _ask(r: RAG, q: str, k: int = 5):
 
 # ---------------------------------------------------------------- (1) a faithful answer
 
+@pytest.mark.model
 def test_faithful_quote_is_verified_and_slices_exactly(rag_ix, server, model):
     hits, fallback = _ask(rag_ix, Q_FA)
     n = _passage(hits, SENTENCE)
@@ -124,6 +125,7 @@ def test_faithful_quote_is_verified_and_slices_exactly(rag_ix, server, model):
     assert "Persian" in body["messages"][0]["content"]
 
 
+@pytest.mark.model
 def test_english_question_gets_english_prompt_and_renumbered_citations(rag_ix, server, model):
     hits, fallback = _ask(rag_ix, Q_EN)
     n1, n2 = _passage(hits, SENTENCE), _passage(hits, OTHER)
@@ -136,15 +138,18 @@ def test_english_question_gets_english_prompt_and_renumbered_citations(rag_ix, s
 
 # ---------------------------------------------------------------- (2) fabricated quotes
 
-def test_only_fabricated_quotes_give_the_extractive_answer(rag_ix, server, model):
+@pytest.mark.model
+def test_only_fabricated_quotes_give_the_extractive_answer(rag_ix, server, model, caplog):
     hits, fallback = _ask(rag_ix, Q_FA)
     server.replies.append(f"«{FABRICATED}» [1]")
-    trace: list[str] = []
-    ans = llm_answer(Q_FA, hits, rag_ix.store, fallback, model, trace=trace)
+    with caplog.at_level("INFO", logger="rag.llm"):
+        ans = llm_answer(Q_FA, hits, rag_ix.store, fallback, model)
     assert ans is fallback and ans == rag_ix.ask(Q_FA)
-    assert trace  # the reason is reported to whoever asked for it
+    # the reason is logged
+    assert any("not used (no quote could be verified)" in r.getMessage() for r in caplog.records), caplog.text
 
 
+@pytest.mark.model
 def test_mixed_real_and_fabricated_keeps_the_real_one_renumbered_with_a_note(rag_ix, server, model):
     hits, fallback = _ask(rag_ix, Q_FA)
     n = _passage(hits, SENTENCE)
@@ -156,6 +161,7 @@ def test_mixed_real_and_fabricated_keeps_the_real_one_renumbered_with_a_note(rag
     _check(ans, rag_ix)
 
 
+@pytest.mark.model
 def test_note_is_in_the_language_of_the_question(rag_ix, server, model):
     hits, fallback = _ask(rag_ix, Q_EN)
     n = _passage(hits, SENTENCE)
@@ -175,6 +181,7 @@ def _injection_hits(r: RAG):
     return inj[:1] + [h for h in hits if "IGNORE ALL PREVIOUS" not in h.text][:2]
 
 
+@pytest.mark.model
 def test_obeyed_injection_and_leaked_prompt_fall_back(rag_ix, server, model):
     hits = _injection_hits(rag_ix)
     fallback = _ask(rag_ix, Q_EN)[1]
@@ -201,6 +208,7 @@ def test_obeyed_injection_and_leaked_prompt_fall_back(rag_ix, server, model):
     assert llm_answer(Q_EN, hits, rag_ix.store, fallback, model) is fallback
 
 
+@pytest.mark.model
 def test_quote_of_the_planted_passage_is_still_verified_as_data(rag_ix, server, model):
     """Quoting the planted article is allowed (it is what the article says); the delimiter it
     contains was defused in the prompt but the quote still maps to the raw text."""
@@ -222,14 +230,16 @@ def test_leak_detection():
 
 # ---------------------------------------------------------------- (4) failures of the call
 
-def test_server_error_falls_back_without_raising(rag_ix, server, model):
+@pytest.mark.model
+def test_server_error_falls_back_without_raising(rag_ix, server, model, caplog):
     hits, fallback = _ask(rag_ix, Q_FA)
     server.fail_status = 500
-    trace: list[str] = []
-    assert llm_answer(Q_FA, hits, rag_ix.store, fallback, model, trace=trace) is fallback
-    assert server.requests and "failed" in trace[0]
+    with caplog.at_level("INFO", logger="rag.llm"):
+        assert llm_answer(Q_FA, hits, rag_ix.store, fallback, model) is fallback
+    assert server.requests and "not used (the chat model failed" in caplog.text
 
 
+@pytest.mark.model
 def test_server_down_falls_back_without_raising(rag_ix, monkeypatch):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -241,6 +251,7 @@ def test_server_down_falls_back_without_raising(rag_ix, monkeypatch):
     assert llm_answer(Q_FA, hits, rag_ix.store, fallback, model) is fallback
 
 
+@pytest.mark.model
 def test_no_answer_and_no_quotes_give_the_fallback(rag_ix, server, model):
     hits, fallback = _ask(rag_ix, Q_FA)
     server.replies += ["NO_ANSWER", "اسحاق دار در کوالالامپور سخنرانی کرد [1].", ""]
@@ -251,6 +262,7 @@ def test_no_answer_and_no_quotes_give_the_fallback(rag_ix, server, model):
 
 # ---------------------------------------------------------------- (5) a true quote, wrong [n]
 
+@pytest.mark.model
 def test_true_quote_citing_the_wrong_passage_is_dropped(rag_ix, server, model):
     """Policy: dropped, not re-attributed (the words around it may credit the wrong source)."""
     hits, fallback = _ask(rag_ix, Q_FA)
@@ -269,6 +281,7 @@ def test_true_quote_citing_the_wrong_passage_is_dropped(rag_ix, server, model):
 
 # ---------------------------------------------------------------- parsing details
 
+@pytest.mark.model
 def test_marker_forms_and_prose_cleanup(rag_ix, server, model):
     hits, fallback = _ask(rag_ix, Q_FA)
     n, m = _passage(hits, SENTENCE), _passage(hits, OTHER)
@@ -285,6 +298,7 @@ def test_marker_forms_and_prose_cleanup(rag_ix, server, model):
     _check(ans, rag_ix)
 
 
+@pytest.mark.model
 def test_nested_guillemets_and_trailing_marks(rag_ix, server, model):
     hits, fallback = _ask(rag_ix, Q_FA)
     text = rag_ix.article(hits[0].article_id).text
@@ -320,6 +334,7 @@ def test_load_chat_model_errors(monkeypatch):
         load_chat_model("openai:test-model")
 
 
+@pytest.mark.model
 def test_local_server_needs_no_api_key(rag_ix, server, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     model = load_chat_model("openai:llama3.1:8b", timeout=10)  # the model name keeps its colon
@@ -351,6 +366,7 @@ class _Canned:
         return type("Reply", (), {"content": self.text})()
 
 
+@pytest.mark.model
 def test_any_output_keeps_the_invariants(rag_ix):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
@@ -383,6 +399,7 @@ def test_any_output_keeps_the_invariants(rag_ix):
 
 # ---------------------------------------------------------------- English renderings of Persian quotes
 
+@pytest.mark.model
 def test_english_reader_gets_renderings_marked_and_unfaithful_ones_dropped(rag_ix, server, model):
     """With the LLM option, each Persian quote of an English answer gets an English rendering beside
     it, marked as machine translation; the original stays the citation. A rendering that adds a
@@ -414,6 +431,7 @@ def test_english_reader_gets_renderings_marked_and_unfaithful_ones_dropped(rag_i
     assert not faithful("Ishaq Dar spoke in Kuala Lumpur.", SENTENCE)  # the quote does not name him
 
 
+@pytest.mark.model
 def test_ask_with_llm_renders_persian_quotes_for_english_questions(rag_ix, server):
     """Through RAG.ask: the model's answer falls back to the extractive one (NO_ANSWER), and its
     Persian quotes still get renderings; a failed rendering call loses nothing."""

@@ -315,6 +315,7 @@ def test_story_keys_of_an_older_layout_moved_over_on_open(tmp_path):
     assert set(per_article.values()) == {stories.BANDS} and set(seqs.values()) == {1} and seqs.keys() == per_article.keys()
 
 
+@pytest.mark.model
 def test_copies_of_one_story_grouped_and_cited_once(tmp_path):
     seed, vocab = _seed_and_vocab()
     rng = random.Random(3)
@@ -375,6 +376,7 @@ def test_old_index_dates_read_again_on_open(tmp_path):
     r.close()
 
 
+@pytest.mark.model
 def test_disagreeing_reports_shown_side_by_side(tmp_path):
     """Two agencies give the same story with different death tolls: both are quoted, each with its
     agency and date, instead of one being picked."""
@@ -403,6 +405,7 @@ def test_disagreeing_reports_shown_side_by_side(tmp_path):
     r.close()
 
 
+@pytest.mark.model
 def test_agency_questions_are_answered_from_the_attribution_line(tmp_path):
     """«کدام خبرگزاری این گزارش را منتشر کرد؟» / "Which agency reported the blast?": the quote is the
     sentence naming the agency the article is attributed to, of the best-matching article."""

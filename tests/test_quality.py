@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag import RAG
 from rag.answer import compose, focus
 from rag.articles import Article
-from rag.retrieval import Retriever, fuse, lexical_weight
+from rag.retrieval import Retriever, lexical_weight
 
 from conftest import SEED_ID
-
-
-def test_weighted_rrf_puts_an_item_good_on_both_sides_first():
-    dense = [(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
-    lexical = [(5, 9.0), (2, 8.0), (6, 7.0), (7, 6.0)]
-    assert fuse(dense, lexical, 1.0)[0][0] == 2
-    # With no lexical vote, the dense order stands.
-    assert [c for c, _ in fuse(dense, lexical, 0.0)] == [1, 2, 3, 4]
 
 
 def test_lexical_weight_follows_what_the_index_knows():
@@ -53,6 +47,7 @@ CITY_ARTICLES = [
 ]
 
 
+@pytest.mark.model
 def test_hybrid_finds_the_exact_number_and_the_paraphrased_fact(tmp_path):
     """Each side has its blind spot: templated articles differ only in a number (the words decide;
     `402,748` must meet `۴۰۲٬۷۴۸`), and an English paraphrase shares no words with its Persian
@@ -71,6 +66,7 @@ def test_hybrid_finds_the_exact_number_and_the_paraphrased_fact(tmp_path):
     assert not all(found["dense"]) and not all(found["lexical"]), found
 
 
+@pytest.mark.model
 def test_spelling_variants_find_the_same_article(seed_rag):
     variants = ["رابطه اسلام‌آباد و کابل", "رابطه اسلام آباد و کابل", "رابطه اسلامآباد و کابل",
                 "رابطه اسلام‌آباد و كابل", "رابطه اسلام‌آباد و کابل در سال ۲۰۲۱", "رابطه اسلام‌آباد و کابل در سال 2021",
@@ -84,6 +80,7 @@ def test_spelling_variants_find_the_same_article(seed_rag):
     assert tops
 
 
+@pytest.mark.model
 def test_off_topic_abstains_and_on_topic_answers(seed_rag):
     off = seed_rag.ask("Who won the 2018 football world cup?")
     assert off.abstained and not off.citations and "[1]" not in off.answer
@@ -98,6 +95,7 @@ _text = st.lists(st.one_of(_persian, _persian, _persian, _latin, _punct, st.char
                  max_size=300).map("".join)
 
 
+@pytest.mark.model
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=_text, question=st.one_of(_text, st.sampled_from(["کابل کجاست؟", "Where is Kabul?"])))
 def test_quotes_always_slice_to_themselves(tmp_path_factory, body, question):
@@ -135,6 +133,7 @@ TEA = Article(id="tea", title="کارخانه چای لاهیجان", text=(
     "کاشف‌السلطنه آن را در سال ۱۲۷۹ ساخت و نخستین بوته‌ها را از هند آورد."))
 
 
+@pytest.mark.model
 def test_the_sentence_that_answers_by_pronoun_is_not_outscored_by_the_title(tmp_path):
     """The answering sentence names the factory only as "آن"; the others repeat the title, which the
     question also holds. Scored against the question's focus, the answer leads by more."""
@@ -152,6 +151,7 @@ def test_the_sentence_that_answers_by_pronoun_is_not_outscored_by_the_title(tmp_
     assert rag.ask(q).citations[0].quote == focused.citations[0].quote
 
 
+@pytest.mark.model
 def test_confidence_counts_how_far_the_best_focus_match_stands_out(tmp_path):
     """A Persian question's cosine confidence gains the lead of its best-matching sentence (cosine
     with the focus) over the next; an English question's does not (flat cross-language cosines)."""
@@ -192,6 +192,7 @@ SUMMIT = ("نشست آستانه درباره آینده سوریه روز دو�
           "{negative}نشست بعدی قرار است سه ماه دیگر برگزار شود.")
 
 
+@pytest.mark.model
 def test_a_negated_question_is_answered_only_by_a_negative_sentence(tmp_path):
     """"Which country did not take part?" must not be answered by the sentence saying who did (the
     embeddings barely tell them apart): with a sentence in the negative it is quoted; without one,

@@ -16,7 +16,7 @@ from rag.answer import compose
 from rag.articles import Article
 from rag.config import DEFAULT
 from rag.reader import (ADAPTER_FILE, MANIFEST, QUESTION_DIR, QUESTION_MANIFEST, READER_DIR, ReaderError, Reader,
-                        check_files, encode, load_reader, pair_text)
+                        check_files, load_reader)
 from rag.ui import render_answer
 
 from conftest import SEED_ID
@@ -34,6 +34,7 @@ def test_the_shipped_reader_is_small_and_matches_its_checksums():
     assert manifest["trained_by"].startswith("python bench/train_reader.py")
 
 
+@pytest.mark.model
 def test_the_question_adapter_ships_small_and_verified():
     manifest = check_files(QUESTION_DIR, QUESTION_MANIFEST)
     assert ADAPTER_FILE in manifest["sha256"]
@@ -78,6 +79,7 @@ COSINE_WRONG = {
 }
 
 
+@pytest.mark.model
 def test_the_reader_ranks_the_answer_first_where_the_cosine_does_not():
     from rag.embedders import load_embedder
 
@@ -104,6 +106,7 @@ PLAIN_QUESTION_WRONG = {
 }
 
 
+@pytest.mark.model
 def test_the_question_adapter_puts_the_answer_nearest_where_the_plain_question_does_not():
     from rag.embedders import load_embedder
 
@@ -124,6 +127,7 @@ def _steam_index(tmp_path):
     return rag, question, rag.retriever.retrieve(question, 5)
 
 
+@pytest.mark.model
 def test_the_answer_step_ranks_by_the_question_adapter_unless_turned_off(tmp_path):
     from rag.answer import candidate_sentences
 
@@ -138,6 +142,7 @@ def test_the_answer_step_ranks_by_the_question_adapter_unless_turned_off(tmp_pat
     assert related_on == related_off  # abstention's confidence keeps the plain cosines
 
 
+@pytest.mark.model
 def test_a_reader_without_a_question_adapter_ranks_by_the_plain_question(tmp_path):
     from rag.answer import candidate_sentences
 
@@ -151,22 +156,7 @@ def test_a_reader_without_a_question_adapter_ranks_by_the_plain_question(tmp_pat
     assert [(c.text, c.score) for c in without] == [(c.text, c.score) for c in plain]
 
 
-def test_context_is_read_but_not_pooled():
-    """A reader with context reads the sentence before the candidate (attended to) but pools only
-    the question's and the candidate's tokens, so the score stays the candidate's own; without
-    context the input is what it always was."""
-    reader = load_reader()
-    q, title, sent, before = ("اسحاق دار کجا سخنرانی کرد؟", "سفر دار", "او در کوالالامپور سخنرانی کرد.",
-                              "وزیر خارجه پاکستان به مالزی رفت.")
-    with_ctx, alone = pair_text(q, title, sent, before), pair_text(q, title, sent)
-    assert with_ctx[0] == alone[0] and with_ctx[1].startswith(alone[1]) and with_ctx[2] == alone[2] == len(alone[1])
-    enc = encode(reader.tokenizer, [with_ctx, alone])
-    mask, pool = enc["attention_mask"], enc["pool_mask"]
-    assert mask[0].sum() > mask[1].sum()  # the context is in the input
-    assert pool[0].sum() == pool[1].sum() == mask[1].sum()  # and not in what is pooled
-    assert bool((enc["input_ids"][0][pool[0] == 1] == enc["input_ids"][1][pool[1] == 1]).all())
-
-
+@pytest.mark.model
 def test_the_answer_step_gives_each_candidate_the_sentence_before_it(tmp_path):
     from rag.answer import candidate_sentences
 
@@ -188,6 +178,7 @@ PLANTED = Article(id="budget", title="بودجه شهرداری تبریز", tex
     "شهردار تبریز از تصویب بودجه استقبال کرد و خواستار همکاری دولت شد."))
 
 
+@pytest.mark.model
 def test_a_planted_unanswerable_question_is_refused_with_evidence_and_an_answerable_one_quoted(tmp_path):
     rag = RAG(tmp_path / "ix", create=True)
     rag.add_articles([PLANTED])
@@ -209,6 +200,7 @@ def test_a_planted_unanswerable_question_is_refused_with_evidence_and_an_answera
     assert off.abstained and not off.evidence
 
 
+@pytest.mark.model
 def test_a_graded_refusal_renders_its_evidence_set_apart(tmp_path):
     rag = RAG(tmp_path / "ix", create=True)
     rag.add_articles([PLANTED])
@@ -229,6 +221,7 @@ def _hit(answer, answers: list[str], n: int = 3) -> bool:
     return any(k in normalize_text(c.quote) for c in answer.citations[:n] for k in keys)
 
 
+@pytest.mark.model
 def test_the_shipped_articles_own_questions(seed_rag):
     """Twenty questions a reader of the shipped article would ask (both languages, rephrasings
     included) and six it does not answer. The issue's target is all twenty quoted (hit@3) and five
@@ -245,6 +238,7 @@ def test_the_shipped_articles_own_questions(seed_rag):
     assert all(c.article_id == SEED_ID for q in QUESTIONS[:2] for c in seed_rag.ask(q["question"]).citations)
 
 
+@pytest.mark.model
 def test_without_the_reader_the_cosine_answer_step_still_works(seed_rag):
     retrieved = seed_rag.retriever.retrieve("اسحاق دار در کدام شهر سخنرانی کرد؟", 5)
     ans = compose("اسحاق دار در کدام شهر سخنرانی کرد؟", retrieved, embedder=seed_rag.embedder)

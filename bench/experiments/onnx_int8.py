@@ -1,7 +1,7 @@
 """Would ONNX Runtime's int8 beat torch's as the opt-in int8 mode? (It did not; see embed.md.)
 
     pip install onnxruntime onnx      # not project dependencies: only this experiment needs them
-    python bench/onnx_int8.py [--n 300] [--threads 1] [--work DIR] [--eval ../shared/eval/xquad_dev]
+    python bench/experiments/onnx_int8.py [--n 300] [--threads 1] [--work DIR] [--eval ../shared/eval/xquad_dev]
 
 Builds, from the materialized e5-small directory (``rag.embedders.convert.materialize``), an ONNX graph
 (torch.onnx, eager attention so that ORT's BERT optimizer fuses Attention, LayerNorm and GELU)
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 

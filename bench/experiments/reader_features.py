@@ -2,7 +2,7 @@
 experiment; bench/results/reader.md, "A calibrated classifier".)
 
     python bench/calibrate.py ../shared/eval/persianqa_test ../shared/eval/xquad_dev --json /tmp/recs.json
-    python bench/reader_features.py /tmp/recs.json
+    python bench/experiments/reader_features.py /tmp/recs.json
 
 Per question language, a logistic regression on feature sets, cross-fitted over two halves of the
 questions (by a hash of their text); abstention rates at 5/8/10% of the answerable wrongly abstained.
@@ -10,6 +10,7 @@ questions (by a hash of their text); abstention rates at 5/8/10% of the answerab
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import re
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from rag.answer import reader_rank  # noqa: E402
 from rag.config import DEFAULT  # noqa: E402
@@ -99,7 +100,9 @@ def evaluate(rows: list, use: list[str], lang: str):
 
 
 def main() -> None:
-    recs = json.loads(Path(sys.argv[1]).read_text())["records"]
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("records", type=Path, help="the JSON bench/calibrate.py --json wrote")
+    recs = json.loads(ap.parse_args().records.read_text())["records"]
     rows = [(r, f) for r in recs if (f := feats(r)) is not None]
     print(len(rows), "records")
     for lang in ("fa", "en"):

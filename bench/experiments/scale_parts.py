@@ -1,9 +1,9 @@
 """Parts of bench/scale.py's figures, measured before and after a change in one session (ratios).
 
-    python bench/scale_parts.py keys INDEX          # reading story-group candidates: all key rows vs 16 a key
-    python bench/scale_parts.py add INDEX [--code DIR]   # add 1,000 articles (DIR: another checkout, e.g.
+    python bench/experiments/scale_parts.py keys INDEX          # reading story-group candidates: all key rows vs 16 a key
+    python bench/experiments/scale_parts.py add INDEX [--code DIR]   # add 1,000 articles (DIR: another checkout, e.g.
                                                     #   git worktree add ../before HEAD~1)
-    python bench/scale_parts.py overlap INDEX       # questions with the embedding alongside the lexical read, or not
+    python bench/experiments/scale_parts.py overlap INDEX       # questions with the embedding alongside the lexical read, or not
 
 INDEX is an index bench/scale.py built (/tmp/rag-scale). ``keys`` only reads; ``add`` adds the next
 1,000 articles bench/scale.py would (alternate ``--code`` between two checkouts to compare them on
@@ -22,7 +22,8 @@ from collections import Counter
 from concurrent.futures import Future
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))  # bench/scale.py
 
 
 def keys(index: str) -> None:
