@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag import RAG  # noqa: E402
 from rag.config import DEFAULT, Config  # noqa: E402
-from rag.decision import DecisionInputs, decide, reader_rank, threshold  # noqa: E402
+from rag.decision import DecisionInputs, decide, reader_rank, supported_first, threshold  # noqa: E402
 from rag.eval import _read_jsonl, cache_root, eval_index, open_index, part_of, quarter_of  # noqa: E402
 from rag.persian import negated, normalize_text  # noqa: E402
 
@@ -122,7 +122,14 @@ def outcome(rec: dict, cfg: Config) -> tuple[DecisionInputs | None, bool, bool]:
     key = [reader_rank(c["logit"], c["meaning"], cfg) if c["logit"] is not None else c["meaning"] for c in cands]
     margin = cfg.reader_margin if cands[0]["logit"] is not None else cfg.quote_margin
     order = sorted(range(len(cands)), key=lambda i: -key[i])
-    shown = [i for i in order if key[i] >= key[order[0]] - margin]
+    group = order
+    if cfg.check_constraints:  # as compose: the read sentences that hold the question's constraints first
+        head = supported_first(order, lambda i: [m[0] for m in cands[i]["missing"]],
+                               lambda i: [m[1] for m in cands[i]["missing"]],
+                               lambda i: [m[2] for m in cands[i]["missing"]], rec["lang"], cfg)
+        if head[0] != order[0]:
+            group, order = head[:head.index(order[0])], head
+    shown = [i for i in group if key[i] >= key[group[0]] - margin]
     if rec["negated"]:
         shown = [i for i in shown if cands[i]["negative"]]
     top = cands[shown[0] if shown else order[0]]

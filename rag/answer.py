@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from .agencies import find_agency, shown
 from .config import DEFAULT, Config
 from .constraints import Evidence, idf, instead, question_constraints, unsupported
-from .decision import ANSWER, REFUSE, DecisionInputs, decide, reader_rank
+from .decision import ANSWER, REFUSE, DecisionInputs, decide, reader_rank, supported_first
 from .candidates import Candidate, candidate_sentences, focus, near_duplicate, neighbourhood  # noqa: F401
 from .dates import find_dates, format_date
 from .embedders import Embedder
@@ -313,7 +313,6 @@ def compose(question: str, retrieved: Retrieved, embedder: Embedder | None = Non
         ranked = sorted((dataclasses.replace(c, score=reader_rank(lg, c.score, cfg)) for c, lg in read),
                         key=lambda c: -c.score)
         margin, best_logit, pool = cfg.reader_margin, max(lg for _, lg in read), ranked
-    chosen = _negation_filter(question, [c for c in ranked if c.score >= ranked[0].score - margin], margin)
     asked = question_constraints(question, lang, retrieved.document_frequencies, retrieved.total_passages) \
         if cfg.check_constraints else []
     evidence_of: dict[tuple[str, int], Evidence] = {}
@@ -323,6 +322,15 @@ def compose(question: str, retrieved: Retrieved, embedder: Embedder | None = Non
         if key not in evidence_of:
             evidence_of[key] = Evidence(neighbourhood(c))
         return unsupported(asked, evidence_of[key]) if asked else []
+
+    group = ranked
+    if asked:  # of the sentences read, those that hold what the question asks about come first
+        head = supported_first(ranked[:cfg.reader_candidates], lambda c: [x.text for x in lacks(c)],
+                               lambda c: [x.kind for x in lacks(c)], lambda c: [_idf(x) for x in lacks(c)], lang, cfg)
+        if head and head[0] is not ranked[0]:  # quoted from among those, within the margin of the best of them
+            group = head[:next(i for i, c in enumerate(head) if c is ranked[0])]
+            ranked = head + ranked[cfg.reader_candidates:]
+    chosen = _negation_filter(question, [c for c in group if c.score >= group[0].score - margin], margin)
 
     top = chosen[0] if chosen else ranked[0]
     missing = lacks(top)

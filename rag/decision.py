@@ -67,6 +67,18 @@ def counted(inputs: DecisionInputs, cfg: Config) -> tuple[str, ...]:
                  if k not in ignore and (k != "term" or w >= cfg.rare_idf))
 
 
+def supported_first(ranked: list, missing_of, kinds_of, idfs_of, lang: str, cfg: Config) -> list:
+    """``ranked`` (best first) with the quotes whose neighbourhood holds every constraint that counts
+    moved ahead of those that lack one, each group in its order: a quote about someone else is a
+    worse quote than the next one about the right person. ``missing_of(x)`` and the others give an
+    item's missing constraints, their kinds and IDFs."""
+    def lacks(x) -> bool:
+        return bool(counted(DecisionInputs(lang, 0.0, None, tuple(missing_of(x)), tuple(kinds_of(x)),
+                                           tuple(idfs_of(x))), cfg))
+    flags = [lacks(x) for x in ranked]
+    return [x for x, f in zip(ranked, flags) if not f] + [x for x, f in zip(ranked, flags) if f]
+
+
 def decide(inputs: DecisionInputs, cfg: Config) -> Decision:
     related_enough = inputs.related >= cfg.related_below[inputs.lang]
     if inputs.best_logit is None:  # no reader: the cosine confidence decides
