@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag import RAG  # noqa: E402
 from rag.config import DEFAULT, Config  # noqa: E402
+from rag.constraints import Evidence, question_constraints, unsupported  # noqa: E402
 from rag.decision import DecisionInputs, decide, reader_rank, supported_first, threshold  # noqa: E402
 from rag.eval import _read_jsonl, cache_root, eval_index, open_index, part_of, quarter_of  # noqa: E402
 from rag.persian import negated, normalize_text  # noqa: E402
@@ -110,6 +111,19 @@ def records(rag: RAG, questions: list[dict], label, name: str) -> list[dict]:
     return out
 
 
+def refresh(recs: list[dict]) -> None:
+    """Each read sentence's missing constraints checked again by the current rag.constraints on the
+    neighbourhood the trace kept, so records outlive a change to the check (rare terms' IDF, which
+    needs the index, kept as traced)."""
+    for r in recs:
+        if not r["cands"] or "near" not in r["cands"][0]:
+            continue
+        asked = [c for c in question_constraints(r["question"], r["lang"]) if c.kind != "term"]
+        for c in r["cands"]:
+            terms = [m for m in c["missing"] if m[1] == "term"]
+            c["missing"] = [[x.text, x.kind, math.inf] for x in unsupported(asked, Evidence(c["near"]))] + terms
+
+
 def outcome(rec: dict, cfg: Config) -> tuple[DecisionInputs | None, bool, bool]:
     """(the decision's inputs, hit@1, hit@3) of a traced answer under ``cfg``'s blend: the read
     sentences ranked as the answer step ranks them (reader_rank); inputs None where the attribution
@@ -124,11 +138,12 @@ def outcome(rec: dict, cfg: Config) -> tuple[DecisionInputs | None, bool, bool]:
     order = sorted(range(len(cands)), key=lambda i: -key[i])
     group = order
     if cfg.check_constraints:  # as compose: the read sentences that hold the question's constraints first
-        head = supported_first(order, lambda i: [m[0] for m in cands[i]["missing"]],
+        near = [i for i in order if key[i] >= key[order[0]] - margin]
+        head = supported_first(near, lambda i: [m[0] for m in cands[i]["missing"]],
                                lambda i: [m[1] for m in cands[i]["missing"]],
                                lambda i: [m[2] for m in cands[i]["missing"]], rec["lang"], cfg)
         if head[0] != order[0]:
-            group, order = head[:head.index(order[0])], head
+            group, order = head[:head.index(order[0])], head + order[len(near):]
     shown = [i for i in group if key[i] >= key[group[0]] - margin]
     if rec["negated"]:
         shown = [i for i in shown if cands[i]["negative"]]
@@ -200,6 +215,7 @@ def main() -> None:
     cfg = DEFAULT.with_settings(args.settings)
     if args.from_json:
         recs = [r for f in args.from_json for r in json.loads(f.read_text())["records"]]
+        refresh(recs)
     else:
         recs = collect(cfg, args.only, off_topic=not args.no_off_topic)
         if args.json:

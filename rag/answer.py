@@ -324,12 +324,13 @@ def compose(question: str, retrieved: Retrieved, embedder: Embedder | None = Non
         return unsupported(asked, evidence_of[key]) if asked else []
 
     group = ranked
-    if asked:  # of the sentences read, those that hold what the question asks about come first
-        head = supported_first(ranked[:cfg.reader_candidates], lambda c: [x.text for x in lacks(c)],
+    if asked:  # of the sentences read within the margin, those that hold what the question asks about first
+        near = [c for c in ranked[:cfg.reader_candidates] if c.score >= ranked[0].score - margin]
+        head = supported_first(near, lambda c: [x.text for x in lacks(c)],
                                lambda c: [x.kind for x in lacks(c)], lambda c: [_idf(x) for x in lacks(c)], lang, cfg)
         if head and head[0] is not ranked[0]:  # quoted from among those, within the margin of the best of them
             group = head[:next(i for i, c in enumerate(head) if c is ranked[0])]
-            ranked = head + ranked[cfg.reader_candidates:]
+            ranked = head + ranked[len(near):]
     chosen = _negation_filter(question, [c for c in group if c.score >= group[0].score - margin], margin)
 
     top = chosen[0] if chosen else ranked[0]

@@ -470,7 +470,7 @@ def faithful(rendering: str, quote: str) -> bool:
     latin_in_quote = {w.lower() for w in LATIN_WORD.findall(quote)}
     skeletons = persian_skeletons(quote)
     for name in _names_in(rendering):
-        if name.lower() not in latin_in_quote and not spelled_in(name, skeletons):
+        if name.lower() not in latin_in_quote and not spelled_in(name, skeletons, loose=True):
             return False
     return True
 

@@ -58,9 +58,13 @@ def persian_skeletons(text: str) -> set[str]:
     return {s for s in out if s}
 
 
-def spelled_in(name: str, skeletons: set[str]) -> bool:
-    """Whether an English ``name`` (one word) matches one of the Persian ``skeletons``."""
+def spelled_in(name: str, skeletons: set[str], loose: bool = False) -> bool:
+    """Whether an English ``name`` (one word) matches one of the Persian ``skeletons``: the same
+    skeleton, or for three consonants or more a part of one (a name written solid with another:
+    «محمدنعیم»). ``loose`` also takes a two-consonant prefix (a rendering's name, rag.llm)."""
     sk = latin_skeleton(name)
-    # a prefix or the end of a Persian word (names written solid: «محمدنعیم» for Mohammad Naeem)
-    return bool(sk) and any(sk == s or s.startswith(sk) or (len(sk) >= 2 and s.endswith(sk)) or (len(sk) >= 3 and sk in s)
-                            or (len(s) >= 3 and s in sk) for s in skeletons)
+    if not sk:
+        return False
+    if len(sk) < 3:
+        return any(sk == s or (loose and s.startswith(sk)) for s in skeletons)
+    return any(sk in s or (len(s) >= 3 and s in sk) for s in skeletons)
