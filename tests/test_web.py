@@ -298,6 +298,7 @@ def test_import_rag_does_not_import_the_web_libraries():
 
 # ---------------------------------------------------------------- the command line (bundled model)
 
+@pytest.mark.model
 def test_cli_ingest_url_feed_and_watch(site, tmp_path):
     from rag.cli import main
 
