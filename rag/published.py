@@ -70,7 +70,9 @@ def _from_text(text: str, reference: dt.date) -> FoundDate | None:
         if re.match(r"^[\s\d:,APMGT+\-]*(?:updated|published)\b", m_head[f.end:line_end if line_end >= 0 else None],
                      re.I):
             return f
-    top = [f for f in found if f.start < _TOP]
+    # the sentence (or line) a date stands in begins near the top: a title repeated above the lead
+    # («اسحاق دار: … \n\n اسحاق دار، …») must not push the attribution's own date out
+    top = [f for f in found if max(m_head.rfind(ch, 0, f.start) for ch in ".!?؟\n") + 1 < _TOP]
     for f in top:
         if _in_dateline(m_head, f):
             return f
