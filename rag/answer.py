@@ -316,12 +316,16 @@ def compose(question: str, retrieved: Retrieved, embedder: Embedder | None = Non
     asked = question_constraints(question, lang, retrieved.document_frequencies, retrieved.total_passages) \
         if cfg.check_constraints else []
     evidence_of: dict[tuple[str, int], Evidence] = {}
+    lacking: dict[tuple[str, int], list] = {}
 
     def lacks(c: Candidate) -> list:
         key = (c.article_id, c.start)
-        if key not in evidence_of:
+        if key not in lacking:
+            if not asked:
+                return []
             evidence_of[key] = Evidence(neighbourhood(c))
-        return unsupported(asked, evidence_of[key]) if asked else []
+            lacking[key] = unsupported(asked, evidence_of[key])
+        return lacking[key]
 
     group = ranked
     if asked:  # of the sentences read within the margin, those that hold what the question asks about first

@@ -92,6 +92,10 @@ class Evidence:
         self.spans = [(s, e) for _, s, e in ws]
         self.vocab = set(self.tokens) | {_stem(t) for t in self.tokens}
         self._skeletons: set[str] | None = None
+        # where each word starts, by its first two letters: a form is looked for only there
+        self._at: dict[str, list[int]] = {}
+        for i, t in enumerate(self.tokens):
+            self._at.setdefault(t[:2], []).append(i)
 
     def skeletons(self) -> set[str]:
         if self._skeletons is None:
@@ -103,7 +107,8 @@ class Evidence:
         suffix (ی, ها, ان …) allowed on its last word."""
         squashed = form.replace(" ", "")
         stop = len(self.tokens) if stop is None else min(stop, len(self.tokens))
-        for i in range(start, stop):
+        starts = self._at.get(squashed[:2], []) + self._at.get(squashed[:1], [])
+        for i in sorted(i for i in starts if start <= i < stop):
             joined = ""
             for j in range(i, min(i + 4, len(self.tokens))):
                 joined += self.tokens[j]
