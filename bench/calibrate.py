@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from rag import RAG  # noqa: E402
 from rag.config import DEFAULT, Config  # noqa: E402
 from rag.constraints import Evidence, question_constraints, unsupported  # noqa: E402
-from rag.decision import DecisionInputs, decide, reader_rank, supported_first, threshold  # noqa: E402
+from rag.decision import DecisionInputs, decide, inputs_of, quotable, reader_rank, threshold  # noqa: E402
 from rag.eval import _read_jsonl, cache_root, eval_index, open_index, part_of, quarter_of  # noqa: E402
 from rag.persian import negated, normalize_text  # noqa: E402
 
@@ -136,21 +136,12 @@ def outcome(rec: dict, cfg: Config) -> tuple[DecisionInputs | None, bool, bool]:
     key = [reader_rank(c["logit"], c["meaning"], cfg) if c["logit"] is not None else c["meaning"] for c in cands]
     margin = cfg.reader_margin if cands[0]["logit"] is not None else cfg.quote_margin
     order = sorted(range(len(cands)), key=lambda i: -key[i])
-    group = order
-    if cfg.check_constraints:  # as compose: the read sentences that hold the question's constraints first
-        near = [i for i in order if key[i] >= key[order[0]] - margin]
-        head = supported_first(near, lambda i: [m[0] for m in cands[i]["missing"]],
-                               lambda i: [m[1] for m in cands[i]["missing"]],
-                               lambda i: [m[2] for m in cands[i]["missing"]], rec["lang"], cfg)
-        if head[0] != order[0]:
-            group, order = head[:head.index(order[0])], head + order[len(near):]
-    shown = [i for i in group if key[i] >= key[group[0]] - margin]
-    if rec["negated"]:
-        shown = [i for i in shown if cands[i]["negative"]]
-    top = cands[shown[0] if shown else order[0]]
-    inputs = DecisionInputs(**{**rec["inputs"], "missing": tuple(m[0] for m in top["missing"]),
-                               "missing_kinds": tuple(m[1] for m in top["missing"]),
-                               "missing_idf": tuple(m[2] for m in top["missing"]), "forced": not shown})
+    missing = (lambda i: [tuple(m) for m in cands[i]["missing"]]) if cfg.check_constraints else (lambda i: [])
+    order, shown = quotable(order, lambda i: key[i], missing, lambda i: cands[i]["negative"], rec["negated"],
+                            margin, rec["lang"], cfg)
+    top = shown[0] if shown else order[0]
+    inputs = inputs_of(rec["inputs"]["lang"], rec["inputs"]["related"], rec["inputs"]["best_logit"], missing(top),
+                       forced=not shown)
     hits = [cands[i]["hit"] for i in shown[:3]]
     return inputs, bool(hits and hits[0]), any(hits)
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from .agencies import find_agency, shown
 from .config import DEFAULT, Config
 from .constraints import Evidence, idf, instead, question_constraints, unsupported
-from .decision import ANSWER, REFUSE, DecisionInputs, decide, reader_rank, supported_first
+from .decision import ANSWER, REFUSE, decide, inputs_of, quotable, reader_rank
 from .candidates import Candidate, candidate_sentences, focus, near_duplicate, neighbourhood  # noqa: F401
 from .dates import find_dates, format_date
 from .embedders import Embedder
@@ -327,27 +327,21 @@ def compose(question: str, retrieved: Retrieved, embedder: Embedder | None = Non
             lacking[key] = unsupported(asked, evidence_of[key])
         return lacking[key]
 
-    group = ranked
-    if asked:  # of the sentences read within the margin, those that hold what the question asks about first
-        near = [c for c in ranked[:cfg.reader_candidates] if c.score >= ranked[0].score - margin]
-        head = supported_first(near, lambda c: [x.text for x in lacks(c)],
-                               lambda c: [x.kind for x in lacks(c)], lambda c: [_idf(x) for x in lacks(c)], lang, cfg)
-        if head and head[0] is not ranked[0]:  # quoted from among those, within the margin of the best of them
-            group = head[:next(i for i, c in enumerate(head) if c is ranked[0])]
-            ranked = head + ranked[len(near):]
-    chosen = _negation_filter(question, [c for c in group if c.score >= group[0].score - margin], margin)
+    def missing_of(c: Candidate) -> list[tuple[str, str, float]]:
+        return [(x.text, x.kind, _idf(x)) for x in lacks(c)]
 
+    ranked, chosen = quotable(ranked, lambda c: c.score, missing_of, lambda c: negative_or_exception(c.text),
+                              negated(question), margin, lang, cfg)
     top = chosen[0] if chosen else ranked[0]
     missing = lacks(top)
-    inputs = DecisionInputs(lang, related, best_logit, tuple(c.text for c in missing), tuple(c.kind for c in missing),
-                            tuple(_idf(c) for c in missing), forced=not chosen)
+    inputs = inputs_of(lang, related, best_logit, missing_of(top), forced=not chosen)
     decision = decide(inputs, cfg)
     traced = None
     if trace:
         traced = {"inputs": dataclasses.asdict(inputs),
                   "candidates": [{"text": c.text, "title": c.title, "article_id": c.article_id, "meaning": c.score,
                                   "logit": lg, "negative": negative_or_exception(c.text), "near": neighbourhood(c),
-                                  "missing": [[x.text, x.kind, _idf(x)] for x in lacks(c)]} for c, lg in read]}
+                                  "missing": [list(m) for m in missing_of(c)]} for c, lg in read]}
     if decision.verdict == ANSWER:
         citations = _cite(chosen, cfg.max_quotes, retrieved.stories)
         citations = _disagreements(citations, pool, cfg)

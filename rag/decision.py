@@ -67,16 +67,33 @@ def counted(inputs: DecisionInputs, cfg: Config) -> tuple[str, ...]:
                  if k not in ignore and (k != "term" or w >= cfg.rare_idf))
 
 
-def supported_first(ranked: list, missing_of, kinds_of, idfs_of, lang: str, cfg: Config) -> list:
-    """``ranked`` (best first) with the quotes whose neighbourhood holds every constraint that counts
-    moved ahead of those that lack one, each group in its order: a quote about someone else is a
-    worse quote than the next one about the right person. ``missing_of(x)`` and the others give an
-    item's missing constraints, their kinds and IDFs."""
+def inputs_of(lang: str, related: float, best_logit: float | None, missing: list, forced: bool) -> DecisionInputs:
+    """The decision's inputs, with ``missing`` as ``(text, kind, idf)`` of each missing constraint."""
+    return DecisionInputs(lang, related, best_logit, tuple(m[0] for m in missing), tuple(m[1] for m in missing),
+                          tuple(m[2] for m in missing), forced)
+
+
+def quotable(ranked: list, score, missing, negative, negated: bool, margin: float, lang: str,
+             cfg: Config) -> tuple[list, list]:
+    """``(ranked, chosen)``: the read sentences (best first by ``score``) with those whose
+    neighbourhood holds every constraint that counts moved ahead of the others within ``margin`` of
+    the best (a quote about someone else is worse than the next one about the right person), and
+    the ones to quote: within ``margin`` of the first of them, only negative ones (``negative``) for
+    a question asked in the negative. ``missing(x)``: ``(text, kind, idf)`` of what x lacks.
+    ``compose`` and the calibration bench's replay both choose by this."""
     def lacks(x) -> bool:
-        return bool(counted(DecisionInputs(lang, 0.0, None, tuple(missing_of(x)), tuple(kinds_of(x)),
-                                           tuple(idfs_of(x))), cfg))
-    flags = [lacks(x) for x in ranked]
-    return [x for x, f in zip(ranked, flags) if not f] + [x for x, f in zip(ranked, flags) if f]
+        return bool(counted(inputs_of(lang, 0.0, None, missing(x), False), cfg))
+
+    near = [x for x in ranked[:cfg.reader_candidates] if score(x) >= score(ranked[0]) - margin]
+    flags = [lacks(x) for x in near]
+    group = ranked
+    if any(flags) and not all(flags) and flags[0]:  # quoted from among those that hold them
+        group = [x for x, f in zip(near, flags) if not f]
+        ranked = group + [x for x, f in zip(near, flags) if f] + ranked[len(near):]
+    chosen = [x for x in group if score(x) >= score(group[0]) - margin]
+    if negated:
+        chosen = [x for x in chosen if negative(x)]
+    return ranked, chosen
 
 
 def decide(inputs: DecisionInputs, cfg: Config) -> Decision:
